@@ -1,0 +1,248 @@
+"""Error taxonomy: one table from API business code / HTTP status to an exception class.
+
+:data:`API_ERROR_CODES` is the single source of truth: the hook reads it to pick the exception class
+and decide whether to retry, the emulator reads it to answer with the right HTTP status and message,
+and the README's error table is generated from it. Retryability follows ``shared/spec`` §5.3.
+
+No exception here ever carries the API key: messages come from the server's error body (scrubbed
+of the key by the hook) plus the code and status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CogVideoError(Exception):
+    """Base class of every error this provider raises."""
+
+    retryable: bool = False
+
+
+class CogVideoValidationError(CogVideoError, ValueError):
+    """A request that would be refused (and might be billed) if sent: raised before anything is sent.
+
+    ``field`` names the offending request field; the message says the value and what is allowed.
+    """
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+class CogVideoConnectionConfigError(CogVideoError, ValueError):
+    """The Airflow connection is unusable (bad key format, unknown tier, bad URL...). Never retried."""
+
+
+class CogVideoAPIError(CogVideoError):
+    """The API answered with an error body (or a non-2xx status)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.http_status = http_status
+        self.api_message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        label = f"code {code}" if code else "no code"
+        super().__init__(f"CogVideo API error ({label}, HTTP {http_status}): {message}")
+
+
+class CogVideoAuthError(CogVideoAPIError):
+    """401 / codes 1000-1005: the key is wrong, missing or expired."""
+
+
+class CogVideoAccountError(CogVideoAPIError):
+    """The account cannot pay or is locked (1100-1121, 1304, 1308+): retrying will not help."""
+
+
+class CogVideoBadRequestError(CogVideoAPIError):
+    """400 / 1210-1215, 1261: the request was refused as invalid."""
+
+
+class CogVideoPermissionError(CogVideoAPIError):
+    """403 / 1220-1222: no permission for this API or model."""
+
+
+class CogVideoNotFoundError(CogVideoAPIError):
+    """404: unknown path or task id."""
+
+
+class CogVideoDuplicateRequestError(CogVideoAPIError):
+    """1231: a request with this request_id already exists (treat as already submitted)."""
+
+
+class CogVideoContentPolicyError(CogVideoAPIError):
+    """1300/1301: the prompt, image or output was blocked by content policy. Never retried."""
+
+
+class CogVideoRateLimitError(CogVideoAPIError):
+    """429 with 1302/1303/1305: too many tasks in flight or too many requests. Retry later."""
+
+
+class CogVideoServerError(CogVideoAPIError):
+    """5xx / 500, 1200, 1230, 1234: the service failed. Retry with backoff."""
+
+
+class CogVideoTransportError(CogVideoError):
+    """The request never got an answer (connect error, timeout, dropped connection)."""
+
+    retryable = True
+
+
+class CogVideoAmbiguousSubmitError(CogVideoError):
+    """A submit was sent but its answer was lost: a job may or may not exist (and be billed).
+
+    Never retried blindly: resubmitting could pay twice. The ``request_id`` identifies the request
+    in the provider's console/bills; the API cannot look a job up by it.
+    """
+
+    def __init__(self, request_id: str, cause: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"submit outcome unknown for request_id={request_id!r} ({cause}); a job may have been "
+            "created and billed. Not resubmitted automatically: check the BigModel console for that "
+            "request_id before retrying."
+        )
+
+
+class CogVideoJobFailedError(CogVideoError):
+    """The job ended with task_status FAIL."""
+
+
+class CogVideoJobTimeoutError(CogVideoError):
+    """We stopped waiting at the deadline; the job itself keeps running (there is no cancel API)."""
+
+
+@dataclass(frozen=True)
+class ApiErrorCode:
+    """One row of the taxonomy."""
+
+    code: str
+    http_status: int
+    exception: type[CogVideoAPIError]
+    retryable: bool
+    message: str
+
+
+def _rows(
+    codes: tuple[str, ...], status: int, exc: type[CogVideoAPIError], retryable: bool, message: str
+) -> list[ApiErrorCode]:
+    return [ApiErrorCode(c, status, exc, retryable, message) for c in codes]
+
+
+API_ERROR_CODES: dict[str, ApiErrorCode] = {
+    row.code: row
+    for row in [
+        ApiErrorCode("500", 500, CogVideoServerError, True, "Internal server error"),
+        ApiErrorCode("1000", 401, CogVideoAuthError, False, "Authentication failed"),
+        ApiErrorCode("1001", 401, CogVideoAuthError, False, "No Authorization header was sent"),
+        ApiErrorCode("1002", 401, CogVideoAuthError, False, "Authorization token is invalid"),
+        ApiErrorCode("1003", 401, CogVideoAuthError, False, "Authorization token has expired"),
+        ApiErrorCode("1004", 401, CogVideoAuthError, False, "Authorization token verification failed"),
+        ApiErrorCode("1005", 401, CogVideoAuthError, False, "Two-factor login required"),
+        ApiErrorCode("1100", 429, CogVideoAccountError, False, "Account read/write error"),
+        ApiErrorCode("1110", 429, CogVideoAccountError, False, "Account is inactive"),
+        ApiErrorCode("1111", 429, CogVideoAccountError, False, "Account does not exist"),
+        ApiErrorCode("1112", 429, CogVideoAccountError, False, "Account is locked"),
+        ApiErrorCode("1113", 429, CogVideoAccountError, False, "Account is in arrears: no balance"),
+        ApiErrorCode("1120", 429, CogVideoAccountError, True, "Cannot access the account right now, try later"),
+        ApiErrorCode("1121", 429, CogVideoAccountError, False, "Account locked for violations"),
+        ApiErrorCode("1200", 500, CogVideoServerError, True, "API call error"),
+        ApiErrorCode("1210", 400, CogVideoBadRequestError, False, "Bad request parameters"),
+        ApiErrorCode("1211", 400, CogVideoBadRequestError, False, "Model does not exist"),
+        ApiErrorCode("1212", 400, CogVideoBadRequestError, False, "Model does not support this method"),
+        ApiErrorCode("1213", 400, CogVideoBadRequestError, False, "A required field was not received"),
+        ApiErrorCode("1214", 400, CogVideoBadRequestError, False, "A field is invalid"),
+        ApiErrorCode("1215", 400, CogVideoBadRequestError, False, "Two fields cannot both be set"),
+        ApiErrorCode("1220", 403, CogVideoPermissionError, False, "No permission for this API"),
+        ApiErrorCode("1221", 400, CogVideoPermissionError, False, "API is offline"),
+        ApiErrorCode("1222", 400, CogVideoPermissionError, False, "API does not exist"),
+        ApiErrorCode("1230", 500, CogVideoServerError, True, "API call process error"),
+        ApiErrorCode("1231", 400, CogVideoDuplicateRequestError, False, "You already have a request with this id"),
+        ApiErrorCode("1234", 500, CogVideoServerError, True, "Network error"),
+        ApiErrorCode("1261", 400, CogVideoBadRequestError, False, "Prompt is too long"),
+        ApiErrorCode("1300", 400, CogVideoContentPolicyError, False, "Blocked by API policy"),
+        ApiErrorCode("1301", 400, CogVideoContentPolicyError, False, "Unsafe or sensitive content"),
+        ApiErrorCode("1302", 429, CogVideoRateLimitError, True, "Concurrency limit of this API reached"),
+        ApiErrorCode("1303", 429, CogVideoRateLimitError, True, "Request frequency of this API too high"),
+        ApiErrorCode("1304", 429, CogVideoAccountError, False, "Daily call quota reached"),
+        ApiErrorCode("1305", 429, CogVideoRateLimitError, True, "This model is overloaded, try later"),
+        ApiErrorCode("1308", 429, CogVideoAccountError, False, "Usage cap reached until the next reset"),
+        ApiErrorCode("1309", 429, CogVideoAccountError, False, "Plan expired"),
+        *_rows(tuple(str(c) for c in range(1310, 1322)), 429, CogVideoAccountError, False, "Quota exhausted"),
+    ]
+}
+
+# When the body has no (known) business code, the HTTP status decides.
+HTTP_STATUS_FALLBACK: dict[int, tuple[type[CogVideoAPIError], bool]] = {
+    400: (CogVideoBadRequestError, False),
+    401: (CogVideoAuthError, False),
+    403: (CogVideoPermissionError, False),
+    404: (CogVideoNotFoundError, False),
+    408: (CogVideoServerError, True),
+    409: (CogVideoServerError, True),
+    429: (CogVideoRateLimitError, True),
+    434: (CogVideoPermissionError, False),
+    435: (CogVideoBadRequestError, False),
+}
+RATE_LIMIT_CODES = frozenset(c for c, row in API_ERROR_CODES.items() if row.exception is CogVideoRateLimitError)
+
+
+def classify(http_status: int, code: str | None) -> tuple[type[CogVideoAPIError], bool]:
+    """Exception class and retryability for an error answer: the code's row first, then the status."""
+    row = API_ERROR_CODES.get(code or "")
+    if row is not None:
+        return row.exception, row.retryable
+    if http_status in HTTP_STATUS_FALLBACK:
+        return HTTP_STATUS_FALLBACK[http_status]
+    if http_status >= 500:
+        return CogVideoServerError, True
+    return CogVideoAPIError, False
+
+
+def api_error(http_status: int, code: str | None, message: str, retry_after: float | None = None) -> CogVideoAPIError:
+    """Build the right exception for an error answer."""
+    exc_cls, retryable = classify(http_status, code)
+    return exc_cls(message, code=code, http_status=http_status, retryable=retryable, retry_after=retry_after)
+
+
+def error_table_markdown() -> str:
+    """The README's error table, generated from :data:`API_ERROR_CODES`."""
+    rows = ["| code | HTTP | exception | retried | meaning |", "|---|---|---|---|---|"]
+    rows += [
+        f"| {r.code} | {r.http_status} | `{r.exception.__name__}` | {'yes' if r.retryable else 'no'} | {r.message} |"
+        for r in API_ERROR_CODES.values()
+    ]
+    return "\n".join(rows)
+
+
+__all__ = [
+    "API_ERROR_CODES",
+    "CogVideoAPIError",
+    "CogVideoAccountError",
+    "CogVideoAmbiguousSubmitError",
+    "CogVideoAuthError",
+    "CogVideoBadRequestError",
+    "CogVideoConnectionConfigError",
+    "CogVideoContentPolicyError",
+    "CogVideoDuplicateRequestError",
+    "CogVideoError",
+    "CogVideoJobFailedError",
+    "CogVideoJobTimeoutError",
+    "CogVideoNotFoundError",
+    "CogVideoPermissionError",
+    "CogVideoRateLimitError",
+    "CogVideoServerError",
+    "CogVideoTransportError",
+    "CogVideoValidationError",
+    "api_error",
+    "classify",
+]
