@@ -113,6 +113,20 @@ class CogVideoAmbiguousSubmitError(CogVideoError):
         )
 
 
+class CogVideoDownloadError(CogVideoError):
+    """A result file could not be downloaded completely.
+
+    ``url_expired`` is set for answers that mean "this signed URL is no longer valid" (403/404/410):
+    the caller should query the job again for a fresh URL. ``retryable`` covers dropped streams.
+    """
+
+    def __init__(self, message: str, *, http_status: int | None = None, retryable: bool = False) -> None:
+        self.http_status = http_status
+        self.retryable = retryable
+        self.url_expired = http_status in (403, 404, 410)
+        super().__init__(message)
+
+
 class CogVideoJobFailedError(CogVideoError):
     """The job ended with task_status FAIL."""
 
@@ -233,6 +247,7 @@ __all__ = [
     "CogVideoBadRequestError",
     "CogVideoConnectionConfigError",
     "CogVideoContentPolicyError",
+    "CogVideoDownloadError",
     "CogVideoDuplicateRequestError",
     "CogVideoError",
     "CogVideoJobFailedError",
