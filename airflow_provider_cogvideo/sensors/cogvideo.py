@@ -1,0 +1,116 @@
+"""CogVideoTaskSensor: wait for an existing generation job (e.g. one submitted with
+``wait_for_completion=False`` or by another system), deferrable by default."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.errors import CogVideoError
+from airflow_provider_cogvideo.models import TaskResult
+from airflow_provider_cogvideo.operators.cogvideo import (
+    CogVideoVideoLink,
+    check_event,
+    job_result,
+    raise_for_event,
+)
+from airflow_provider_cogvideo.triggers.cogvideo import DEFAULT_ERROR_BUDGET, CogVideoTaskTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+
+class CogVideoTaskSensor(BaseSensorOperator):
+    """Wait until job ``job_id`` ends; return the same result dict as ``CogVideoGenerateOperator``.
+
+    :param job_id: the task id returned by a submit. Templated.
+    :param metadata: carried into the result untouched. Templated.
+    :param deferrable: wait in the triggerer (default) instead of poking from a worker.
+    :param poll_interval: fixed seconds between polls when deferred; unset = the adaptive schedule.
+        (``poke_interval`` governs the non-deferrable path, as for every sensor.)
+    :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "metadata")
+    operator_extra_links = (CogVideoVideoLink(),)
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        metadata: dict[str, Any] | None = None,
+        cogvideo_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = True,
+        poll_interval: float | None = None,
+        error_budget: int = DEFAULT_ERROR_BUDGET,
+        timeout: float | timedelta = timedelta(hours=2),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, **kwargs)
+        self.job_id = job_id
+        self.metadata = metadata
+        self.cogvideo_conn_id = cogvideo_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.error_budget = error_budget
+
+    @property
+    def hook(self) -> CogVideoHook:
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        if not hasattr(self, "_hook"):
+            self._hook = CogVideoHook(self.cogvideo_conn_id)
+        return self._hook
+
+    def execute(self, context: Context) -> Any:
+        context["ti"].xcom_push(key="job_id", value=self.job_id)
+        if not self.deferrable:
+            return super().execute(context)
+        task = self._query()
+        if task.is_terminal:  # nothing to wait for: skip the deferral
+            return self._result(task)
+        self.defer(
+            trigger=CogVideoTaskTrigger(
+                job_id=self.job_id,
+                deadline=time.time() + float(self.timeout),
+                cogvideo_conn_id=self.cogvideo_conn_id,
+                model=task.model,
+                poll_interval=self.poll_interval,
+                error_budget=self.error_budget,
+            ),
+            method_name="execute_complete",
+            timeout=None,
+        )
+
+    def _query(self) -> TaskResult:
+        try:
+            return self.hook.get_task(self.job_id)
+        except CogVideoError as exc:
+            if exc.retryable:
+                raise AirflowException(f"Cannot query job {self.job_id} right now: {exc}") from None
+            raise AirflowFailException(f"Cannot query job {self.job_id}: {exc}") from None
+
+    def _result(self, task: TaskResult) -> dict[str, Any]:
+        if task.task_status == "FAIL":
+            raise AirflowFailException(f"CogVideo job {self.job_id} ended with task_status FAIL")
+        return job_result(task, hook=self.hook, metadata=self.metadata, request={"model": task.model})
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        task = self._query()
+        if not task.is_terminal:
+            self.log.info("Job %s is %s", self.job_id, task.task_status)
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        event = check_event(event)
+        raise_for_event(event)
+        return self._result(TaskResult.model_validate(event["result"]))
