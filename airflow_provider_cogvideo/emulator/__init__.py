@@ -1,0 +1,42 @@
+"""A local server that speaks the CogVideoX / Vidu video API, for offline DAG runs, tests and demos.
+
+* :func:`create_app` builds the ASGI app; :func:`running_emulator` serves one on a free port in a
+  background thread; ``cogvideo emulator`` serves one from the command line.
+* Wire behaviour follows ``shared/spec/cogvideox-api.md`` (§8): both auth modes, per-model
+  validation from the shared capability table, tier concurrency (429/1302), lazy task lifecycle,
+  real H.264 results (or synthetic payloads), fault injection and an admin API under
+  ``/_emulator/`` (``GET stats``, ``POST reset``, ``GET|PUT|PATCH faults``).
+
+Importing this package imports neither PyAV nor Pillow; they load when media is first produced.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_cogvideo.emulator.app import ADMIN_PREFIX, Emulator, create_app
+from airflow_provider_cogvideo.emulator.config import (
+    DEFAULT_PREFIX,
+    DEFAULT_TEST_KEY,
+    ApiKey,
+    EmulatorConfig,
+    parse_keys,
+)
+from airflow_provider_cogvideo.emulator.faults import FaultConfig, Faults
+from airflow_provider_cogvideo.emulator.payload import SyntheticPayload
+from airflow_provider_cogvideo.emulator.server import EmulatorHandle, running_emulator, serve
+
+__all__ = [
+    "ADMIN_PREFIX",
+    "DEFAULT_PREFIX",
+    "DEFAULT_TEST_KEY",
+    "ApiKey",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorHandle",
+    "FaultConfig",
+    "Faults",
+    "SyntheticPayload",
+    "create_app",
+    "parse_keys",
+    "running_emulator",
+    "serve",
+]
