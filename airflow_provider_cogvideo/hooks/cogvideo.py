@@ -40,6 +40,7 @@ import json
 import re
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -257,12 +258,15 @@ class _Credentials:
 
         key_id, _, secret = self._settings.api_key.partition(".")
         now_ms = int(now * 1000)
-        token = jwt.encode(
-            {"api_key": key_id, "timestamp": now_ms, "exp": now_ms + int(self._settings.jwt_ttl_seconds * 1000)},
-            secret,
-            algorithm="HS256",
-            headers={"alg": "HS256", "sign_type": "SIGN"},
-        )
+        with warnings.catch_warnings():
+            # The service issues the secret; PyJWT's advice to use a 32-byte HMAC key cannot be followed.
+            warnings.simplefilter("ignore")
+            token = jwt.encode(
+                {"api_key": key_id, "timestamp": now_ms, "exp": now_ms + int(self._settings.jwt_ttl_seconds * 1000)},
+                secret,
+                algorithm="HS256",
+                headers={"alg": "HS256", "sign_type": "SIGN"},
+            )
         _mask(token)
         return token
 

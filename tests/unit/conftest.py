@@ -1,0 +1,65 @@
+"""Fixtures for fast unit tests: connections from env vars, a fake task_state_store, a fake ti."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+API_KEY = "testkeyid.testsecretvalue"
+BASE_URL = "http://cogvideo.test/api/paas/v4"
+
+
+@pytest.fixture
+def make_conn(monkeypatch: pytest.MonkeyPatch):
+    """Install a cogvideo connection (JSON form) under the given id; returns the id."""
+
+    def install(conn_id: str = "cogvideo_default", *, password: str = API_KEY, **fields: Any) -> str:
+        extra = {"base_url": BASE_URL, "retry_min_wait": 0.001, "retry_max_wait": 0.002}
+        extra.update(fields.pop("extra", {}))
+        conn = {"conn_type": "cogvideo", "password": password, "extra": extra, **fields}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return conn_id
+
+    return install
+
+
+class FakeStateStore:
+    """Stands in for Airflow 3.3's task_state_store (same get/set/delete surface)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.history: list[tuple[str, str, Any]] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return json.loads(json.dumps(self.data[key])) if key in self.data else default
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        json.dumps(value)  # the real store only takes JSON
+        self.history.append(("set", key, value))
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.history.append(("delete", key, None))
+        self.data.pop(key, None)
+
+
+class FakeTI:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+        self.start_date = None
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)
+        self.xcom[key] = value
+
+
+@pytest.fixture
+def state_store() -> FakeStateStore:
+    return FakeStateStore()
+
+
+@pytest.fixture
+def context(state_store: FakeStateStore) -> dict[str, Any]:
+    return {"ti": FakeTI(), "task_state_store": state_store}
