@@ -29,7 +29,13 @@ from airflow_provider_cogvideo.emulator.media import MediaStore, plan_media
 from airflow_provider_cogvideo.emulator.payload import SyntheticPayload
 from airflow_provider_cogvideo.emulator.state import TaskStore
 from airflow_provider_cogvideo.emulator.validation import validate_submit
-from airflow_provider_cogvideo.emulator.wire import WireError, error_response, known_code
+from airflow_provider_cogvideo.emulator.wire import (
+    WireError,
+    default_message,
+    error_response,
+    http_status_for,
+    known_code,
+)
 from airflow_provider_cogvideo.models import TIER_CONCURRENCY
 
 VIDEO_PATH = "/files/video/{task_id}_0.mp4"
@@ -91,7 +97,7 @@ async def _gate(request: Request, op: Operation) -> ApiKey:
     key = authenticate(request.headers.get("authorization"), emu.keys)
     code = emu.faults.error_for(op)
     if code is not None:
-        raise WireError(code, f"Injected fault ({op})")
+        raise WireError(code, f"{default_message(code)} (injected {op} fault)")
     return key
 
 
@@ -156,7 +162,7 @@ async def _download(request: Request, kind: str) -> Response:
         await asyncio.sleep(delay)
     code = emu.faults.error_for("download")
     if code is not None:
-        return _cdn_reject(emu, WireError(code).status, code, "Injected fault (download)")
+        return _cdn_reject(emu, http_status_for(code), code, f"{default_message(code)} (injected download fault)")
     task = emu.tasks.get(request.path_params["task_id"])
     if task is None or task.status() != "SUCCESS":
         return _cdn_reject(emu, 404, "404", "The specified key does not exist.")

@@ -24,6 +24,11 @@ def http_status_for(code: str) -> int:
     return _HTTP_ONLY_CODES[code]
 
 
+def default_message(code: str) -> str:
+    row = API_ERROR_CODES.get(code)
+    return row.message if row else f"HTTP {http_status_for(code)}"
+
+
 def known_code(code: str) -> bool:
     return code in API_ERROR_CODES or code in _HTTP_ONLY_CODES
 
@@ -40,8 +45,7 @@ class WireError(Exception):
     ) -> None:
         self.code = code
         self.status = status or http_status_for(code)
-        row = API_ERROR_CODES.get(code)
-        self.message = message or (row.message if row else f"HTTP {self.status}")
+        self.message = message or default_message(code)
         self.headers = dict(headers or {})
         super().__init__(f"{code}: {self.message}")
 
