@@ -88,11 +88,19 @@ def read_image_bytes(ref: str, *, aws_conn_id: str | None, label: str) -> tuple[
         except Exception as exc:  # boto raises many types; the message matters, not the class
             raise CogVideoValidationError(label, f"cannot read {ref}: {type(exc).__name__}: {exc}") from None
     path = Path(ref).expanduser()
-    if len(ref) < 4096 and (ref.startswith(("/", "./", "~")) or path.suffix) and path.is_file():
+    if len(ref) < 4096 and path.is_file():
         return path.read_bytes(), str(path)
-    if ref.startswith(("/", "./", "~")):
-        raise CogVideoValidationError(label, f"file {ref!r} does not exist")
-    return _decode_base64(ref, label), f"base64 ({len(ref)} chars)"
+    try:
+        return _decode_base64(ref, label), f"base64 ({len(ref)} chars)"
+    except CogVideoValidationError:
+        if ref.startswith(("/", "./", "~")) or (len(ref) < 4096 and path.suffix):
+            raise CogVideoValidationError(label, f"file {_short(ref)!r} does not exist") from None
+        raise
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """Keep base64 blobs out of error messages."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 def prepare_images(

@@ -1,0 +1,308 @@
+"""CogVideoGenerateOperator end to end at unit level: execute -> TaskDeferred -> trigger -> execute_complete."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+import respx
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from PIL import Image
+
+from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
+from airflow_provider_cogvideo.operators.cogvideo import STATE_KEY, CogVideoGenerateOperator
+from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
+
+from .conftest import API_KEY, BASE_URL
+
+JOB = "1000000000000000001"
+SUBMITTED = {"id": JOB, "model": "cogvideox-3", "request_id": "r-000001", "task_status": "PROCESSING"}
+VIDEO = {"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}
+SUCCESS = {"model": "cogvideox-3", "request_id": "r-000001", "task_status": "SUCCESS", "video_result": [VIDEO]}
+PROCESSING = {"model": "cogvideox-3", "task_status": "PROCESSING"}
+
+
+def png_bytes(size=(64, 48), fmt="PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _conn(make_conn):
+    make_conn(extra={"max_retries": 0})
+
+
+@pytest.fixture
+def api():
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+def operator(**kw) -> CogVideoGenerateOperator:
+    args = {"task_id": "generate", "prompt": "a red bicycle", "poll_interval": 0.01, "metadata": {"product_id": "p1"}}
+    args.update(kw)
+    return CogVideoGenerateOperator(**args)
+
+
+def run_trigger(trigger: CogVideoTaskTrigger) -> dict:
+    classpath, kwargs = trigger.serialize()
+    assert classpath.endswith("CogVideoTaskTrigger")
+
+    async def first_event() -> dict:
+        event = await anext(CogVideoTaskTrigger(**kwargs).run())
+        await aclose_clients()
+        return event.payload
+
+    return asyncio.run(first_event())
+
+
+def defer(op, context) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as exc:
+        op.execute(context)
+    return exc.value
+
+
+def test_submit_defer_resume_success(api, context, state_store) -> None:
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(
+        side_effect=[httpx.Response(200, json=PROCESSING), httpx.Response(200, json=SUCCESS)]
+    )
+    op = operator(size="1920x1080")
+    deferred = defer(op, context)
+    assert isinstance(deferred.trigger, CogVideoTaskTrigger)
+    assert deferred.method_name == "execute_complete"
+    assert deferred.timeout is None, "the trigger owns the deadline"
+    assert context["ti"].xcom["job_id"] == JOB, "pushed before deferring: the extra link works while deferred"
+    assert state_store.data[STATE_KEY]["job_id"] == JOB
+    event = run_trigger(deferred.trigger)
+    result = op.execute_complete(context, event=event, **deferred.kwargs)
+    assert result["id"] == JOB
+    assert result["video_url"] == VIDEO["url"] and result["cover_image_url"] == VIDEO["cover_image_url"]
+    assert result["metadata"] == {"product_id": "p1"}
+    assert (result["price"], result["price_currency"]) == (1.0, "CNY")
+    assert result["request"]["size"] == "1920x1080" and result["prompt"] == "a red bicycle"
+    assert json.loads(json.dumps(result)) == result
+    assert STATE_KEY not in state_store.data, "forgotten on success: clearing a finished task makes a new video"
+    assert context["ti"].xcom["video_url"] == VIDEO["url"]
+    assert submit.call_count == 1
+    assert API_KEY.split(".")[1] not in json.dumps([result, context["ti"].xcom, deferred.trigger.serialize()])
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"size": "720x480"}, "size"),
+        ({"model": "viduq1-text", "prompt": None}, "prompt"),
+        ({"prompt": "x" * 513}, "prompt"),
+        ({"image": "/nonexistent/product.png"}, "image"),
+        ({"image": "data:image/png;base64,bm90IGFuIGltYWdl"}, "image"),
+        ({"model": "cogvideox-3", "fps": 24}, "fps"),
+        ({"metadata": ["not", "a", "dict"]}, "metadata"),
+    ],
+)
+def test_bad_input_fails_without_retry_before_any_request(api, context, kw, field) -> None:
+    with pytest.raises(AirflowFailException, match=field):
+        operator(**kw).execute(context)
+    assert not api.calls
+
+
+def test_images_from_path_bare_base64_and_url_go_out_as_wire_images(api, context, tmp_path) -> None:
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    path = tmp_path / "first.png"
+    path.write_bytes(png_bytes())
+    bare = base64.b64encode(png_bytes(fmt="JPEG")).decode()
+    defer(operator(image=[str(path), bare], model="cogvideox-3"), context)
+    sent = json.loads(route.calls.last.request.content)["image_url"]
+    assert sent[0].startswith("data:image/png;base64,") and sent[1].startswith("data:image/jpeg;base64,")
+    defer(operator(image="https://example.com/p.png"), context)
+    assert json.loads(route.calls.last.request.content)["image_url"] == "https://example.com/p.png"
+
+
+def test_oversized_and_wrong_format_images_are_refused(api, context, tmp_path) -> None:
+    webp = tmp_path / "p.webp"
+    webp.write_bytes(png_bytes(fmt="WEBP"))
+    with pytest.raises(AirflowFailException, match="format 'webp' is not accepted by 'cogvideox-3'"):
+        operator(image=str(webp)).execute(context)
+    big = tmp_path / "big.png"
+    Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(big)  # noise: ~5.6 MiB as PNG
+    with pytest.raises(AirflowFailException, match="over the 5 MB limit"):
+        operator(image=str(big)).execute(context)
+    assert not api.calls
+
+
+def test_s3_image_is_read_through_aws_conn(api, context, monkeypatch) -> None:
+    boto3 = pytest.importorskip("boto3")
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket="products")
+        boto3.client("s3").put_object(Bucket="products", Key="in/p1.jpg", Body=png_bytes(fmt="JPEG"))
+        defer(operator(image="s3://products/in/p1.jpg", aws_conn_id="aws_test"), context)
+        with pytest.raises(AirflowFailException, match=r"cannot read s3://products/missing\.jpg"):
+            operator(image="s3://products/missing.jpg", aws_conn_id="aws_test").execute(context)
+    assert json.loads(route.calls.last.request.content)["image_url"].startswith("data:image/jpeg;base64,")
+
+
+@pytest.mark.parametrize(
+    ("answer", "exc", "match"),
+    [
+        ({"task_status": "FAIL"}, AirflowFailException, "job_failed"),
+    ],
+)
+def test_failed_job_is_not_retried(api, context, state_store, answer, exc, match) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=answer))
+    op = operator()
+    deferred = defer(op, context)
+    with pytest.raises(exc, match=match):
+        op.execute_complete(context, event=run_trigger(deferred.trigger), **deferred.kwargs)
+    assert STATE_KEY not in state_store.data
+
+
+def test_content_policy_at_submit_fails_without_retry(api, context) -> None:
+    api.post("/videos/generations").mock(
+        return_value=httpx.Response(400, json={"error": {"code": "1301", "message": "unsafe content"}})
+    )
+    with pytest.raises(AirflowFailException, match="1301"):
+        operator().execute(context)
+
+
+def test_timeout_message_names_job_and_duration_and_keeps_job_for_retry(api, context, state_store) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=PROCESSING))
+    op = operator(timeout=0.2, poll_interval=0.05)
+    deferred = defer(op, context)
+    assert deferred.trigger.deadline <= time.time() + 0.2
+    with pytest.raises(AirflowException, match=rf"Job {JOB} was waited on for \d+ s") as exc:
+        op.execute_complete(context, event=run_trigger(deferred.trigger), **deferred.kwargs)
+    assert not isinstance(exc.value, AirflowFailException), "a timeout may be retried"
+    assert state_store.data[STATE_KEY]["job_id"] == JOB, "a retry reconnects to the same job"
+
+
+def test_deadline_capped_by_execution_timeout(api, context) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    deferred = defer(operator(timeout=timedelta(hours=5), execution_timeout=timedelta(minutes=10)), context)
+    assert deferred.trigger.deadline == pytest.approx(time.time() + 600, abs=5)
+
+
+def test_retry_reconnects_to_processing_job(api, context, state_store) -> None:
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=PROCESSING))
+    defer(operator(), context)  # try 1: submitted, then the worker/triggerer died
+    deferred = defer(operator(), context)  # try 2
+    assert deferred.trigger.job_id == JOB
+    assert submit.call_count == 1, "never pay twice"
+
+
+def test_retry_returns_succeeded_job_without_resubmitting(api, context, state_store) -> None:
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    defer(operator(), context)
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
+    result = operator().execute(context)
+    assert (result["id"], result["video_url"], submit.call_count) == (JOB, VIDEO["url"], 1)
+    assert STATE_KEY not in state_store.data
+
+
+def test_retry_resubmits_failed_job(api, context) -> None:
+    submit = api.post("/videos/generations").mock(
+        side_effect=[httpx.Response(200, json=SUBMITTED), httpx.Response(200, json={**SUBMITTED, "id": "2"})]
+    )
+    defer(operator(), context)
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json={"task_status": "FAIL"}))
+    assert defer(operator(), context).trigger.job_id == "2"
+    assert submit.call_count == 2
+
+
+def test_changed_inputs_mean_a_new_job(api, context) -> None:
+    submit = api.post("/videos/generations").mock(
+        side_effect=[httpx.Response(200, json=SUBMITTED), httpx.Response(200, json={**SUBMITTED, "id": "2"})]
+    )
+    defer(operator(prompt="product A"), context)
+    assert defer(operator(prompt="product B"), context).trigger.job_id == "2"
+    assert submit.call_count == 2
+
+
+def test_pending_marker_is_explained_and_resubmitted(api, context, state_store, capsys, caplog) -> None:
+    api.post("/videos/generations").mock(side_effect=httpx.ReadTimeout("answer lost"))
+    with pytest.raises(AirflowFailException, match="outcome unknown"):
+        operator().execute(context)
+    marker = state_store.data[STATE_KEY]
+    assert marker["job_id"] is None and marker["request_id"].startswith("af-")
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    assert defer(operator(), context).trigger.job_id == JOB
+    logged = capsys.readouterr().out + caplog.text
+    assert "pending submit" in logged and marker["request_id"] in logged
+
+
+def test_rate_limit_at_submit_defers_to_a_timer_then_submits(api, context, state_store) -> None:
+    route = api.post("/videos/generations").mock(
+        side_effect=[
+            httpx.Response(429, json={"error": {"code": "1302", "message": "too many"}}),
+            httpx.Response(200, json=SUBMITTED),
+        ]
+    )
+    op = operator()
+    deferred = defer(op, context)
+    assert type(deferred.trigger).__name__ == "TimeDeltaTrigger"
+    assert deferred.method_name == "execute_after_rate_limit"
+    assert STATE_KEY not in state_store.data, "a refused POST leaves no pending marker"
+    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=None, **deferred.kwargs))
+    assert resumed.trigger.job_id == JOB
+    assert route.call_count == 2
+
+
+def defer_call(fn) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as exc:
+        fn()
+    return exc.value
+
+
+def test_rate_limit_until_deadline_fails_clearly(api, context) -> None:
+    api.post("/videos/generations").mock(
+        return_value=httpx.Response(429, json={"error": {"code": "1305", "message": "busy"}})
+    )
+    with pytest.raises(AirflowException, match="Rate limited until the deadline"):
+        operator(timeout=5).execute(context)
+
+
+def test_synchronous_path_polls_on_the_worker(api, context) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(
+        side_effect=[httpx.Response(200, json=PROCESSING), httpx.Response(200, json=SUCCESS)]
+    )
+    result = operator(deferrable=False).execute(context)
+    assert result["video_url"] == VIDEO["url"]
+
+
+def test_wait_for_completion_false_returns_the_job(api, context) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    result = operator(wait_for_completion=False).execute(context)
+    assert (result["id"], result["task_status"], result["video_url"]) == (JOB, "PROCESSING", None)
+
+
+@pytest.mark.parametrize(
+    "event", [None, {}, {"status": "success"}, {"v": 99, "status": "success"}, {"v": 1, "status": "odd"}]
+)
+def test_unexpected_events_fail_loudly(context, event) -> None:
+    with pytest.raises(AirflowException, match="Unexpected trigger event"):
+        operator().execute_complete(context, event=event)
+
+
+def test_no_state_store_warns_what_protection_remains(api, capsys, caplog) -> None:
+    from .conftest import FakeTI
+
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    defer(operator(), {"ti": FakeTI()})
+    logged = capsys.readouterr().out + caplog.text
+    assert "task_state_store is not available" in logged

@@ -1,0 +1,174 @@
+"""CogVideoTaskTrigger: serialization, one event per outcome, budgets, deadlines (respx, async)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+import respx
+
+from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
+from airflow_provider_cogvideo.triggers import cogvideo as trigger_module
+from airflow_provider_cogvideo.triggers.cogvideo import EVENT_VERSION, CogVideoTaskTrigger
+
+from .conftest import API_KEY, BASE_URL
+
+JOB = "8868902201637896192"
+PROCESSING = httpx.Response(200, json={"model": "cogvideox-3", "task_status": "PROCESSING"})
+SUCCESS = httpx.Response(
+    200,
+    json={"model": "cogvideox-3", "request_id": "r", "task_status": "SUCCESS",
+          "video_result": [{"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}]},
+)  # fmt: skip
+FAIL = httpx.Response(200, json={"model": "cogvideox-3", "task_status": "FAIL"})
+
+
+def err(status: int, code: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": "no"}})
+
+
+@pytest.fixture(autouse=True)
+def _conn(make_conn, monkeypatch):
+    make_conn()
+    monkeypatch.setattr(trigger_module, "ERROR_BACKOFF_BASE", 0.01)
+
+
+def make_trigger(**kw) -> CogVideoTaskTrigger:
+    args = {"job_id": JOB, "deadline": time.time() + 30, "poll_interval": 0.01, "model": "cogvideox-3"}
+    args.update(kw)
+    return CogVideoTaskTrigger(**args)
+
+
+async def run_once(trigger: CogVideoTaskTrigger) -> list[dict]:
+    events = [event.payload async for event in trigger.run()]
+    await aclose_clients()
+    return events
+
+
+def test_serialize_is_primitives_only_and_round_trips() -> None:
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = make_trigger(poll_interval=None, waiting_since=123.0, error_budget=3)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_cogvideo.triggers.cogvideo.CogVideoTaskTrigger"
+    assert all(isinstance(v, str | int | float | type(None)) for v in kwargs.values())
+    assert API_KEY.split(".")[1] not in str(kwargs)
+    restored_kwargs = BaseSerialization.deserialize(BaseSerialization.serialize(kwargs))
+    restored = CogVideoTaskTrigger(**restored_kwargs)
+    assert restored.serialize() == (classpath, kwargs)
+    assert restored.deadline == trigger.deadline, "an absolute deadline survives a triggerer restart"
+
+
+@pytest.mark.asyncio
+async def test_success_after_processing_emits_one_versioned_event() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(side_effect=[PROCESSING, PROCESSING, SUCCESS])
+        events = await run_once(make_trigger())
+    assert len(events) == 1
+    (event,) = events
+    assert (event["v"], event["status"], event["reason"], event["job_id"]) == (
+        EVENT_VERSION,
+        "success",
+        "completed",
+        JOB,
+    )
+    assert event["result"]["video_result"][0]["url"] == "https://cdn.test/v.mp4"
+    assert event["polls"] == route.call_count == 3
+
+
+@pytest.mark.asyncio
+async def test_fail_status_is_a_failed_event() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=FAIL)
+        (event,) = await run_once(make_trigger())
+    assert (event["status"], event["reason"]) == ("failed", "job_failed")
+
+
+@pytest.mark.asyncio
+async def test_wrong_key_costs_exactly_one_request() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(return_value=err(401, "1002"))
+        (event,) = await run_once(make_trigger())
+    assert (event["status"], event["reason"]) == ("error", "auth")
+    assert route.call_count == 1
+
+
+@pytest.mark.asyncio
+async def test_transient_errors_are_absorbed_within_budget() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(
+            side_effect=[
+                err(503, "500"),
+                httpx.ConnectError("x"),
+                err(429, "1305"),
+                PROCESSING,
+                err(500, "500"),
+                SUCCESS,
+            ]
+        )
+        (event,) = await run_once(make_trigger(error_budget=3))
+    assert event["status"] == "success"
+    assert route.call_count == 6
+
+
+@pytest.mark.asyncio
+async def test_budget_of_consecutive_transient_errors() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(return_value=err(500, "500"))
+        (event,) = await run_once(make_trigger(error_budget=2))
+    assert (event["status"], event["reason"]) == ("error", "transient_errors_exhausted")
+    assert route.call_count == 3
+
+
+@pytest.mark.asyncio
+async def test_deadline_gives_timeout_event_naming_the_job() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=PROCESSING)
+        started = time.time()
+        (event,) = await run_once(make_trigger(deadline=started + 0.3, poll_interval=0.05))
+    assert (event["status"], event["reason"]) == ("timeout", "deadline")
+    assert JOB in event["message"]
+    assert time.time() >= started + 0.3
+
+
+@pytest.mark.asyncio
+async def test_deadline_already_passed_still_polls_once() -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(return_value=SUCCESS)
+        (event,) = await run_once(make_trigger(deadline=time.time() - 10))
+    assert event["status"] == "success"
+    assert route.call_count == 1
+
+
+@pytest.mark.asyncio
+async def test_unexpected_exception_becomes_error_event(monkeypatch) -> None:
+    async def boom(self, task_id, retry=True):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook.aget_task", boom)
+    (event,) = await run_once(make_trigger())
+    assert (event["status"], event["reason"]) == ("error", "unexpected")
+
+
+@pytest.mark.asyncio
+async def test_adaptive_schedule_waits_before_first_poll(monkeypatch) -> None:
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(trigger_module.asyncio, "sleep", fake_sleep)
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(side_effect=[PROCESSING, SUCCESS])
+        await run_once(make_trigger(poll_interval=None, waiting_since=time.time()))
+    assert 29 < sleeps[0] <= 30  # half of cogvideox-3's typical shortest render
+    assert sleeps[1] == pytest.approx(5.0)
+
+
+@pytest.mark.asyncio
+async def test_on_kill_says_the_job_keeps_running(capsys, caplog) -> None:
+    trigger = make_trigger()
+    await trigger.on_kill()
+    logged = capsys.readouterr().out + caplog.text
+    assert JOB in logged and "billed" in logged
