@@ -26,9 +26,8 @@ def authenticate(header: str | None, keys: Mapping[str, ApiKey]) -> ApiKey:
     ``Bearer <credential>`` or the bare credential (older SDKs and the Vidu cURL examples send it
     without "Bearer"). A credential with two dots is a JWT, anything else a raw key.
     """
-    credential = (header or "").strip()
-    if credential[:7].lower() == "bearer ":
-        credential = credential[7:].strip()
+    scheme, _, rest = (header or "").strip().partition(" ")
+    credential = rest.strip() if scheme.lower() == "bearer" else (header or "").strip()
     if not credential:
         raise WireError("1001", "Authorization header is missing (缺少Authorization)")
     if credential.count(".") == 2:
