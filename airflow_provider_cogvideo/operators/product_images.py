@@ -1,0 +1,425 @@
+"""Turn a folder of product photos in S3 into generation requests.
+
+``S3ProductImagesOperator`` lists images under a prefix, checks each one with Pillow, re-encodes what
+the API would refuse, renders one prompt per product and returns small dicts for
+``CogVideoGenerateOperator.partial(...).expand_kwargs(...)``::
+
+    {"image": "s3://bucket/key", "prompt": "...", "metadata": {"product_id": "sku-1", ...}}
+
+Images travel by S3 URI only, never as base64 through XCom (XCom rows are small and logged).
+
+Per image:
+
+* PNG or JPEG (RGB / L) up to ``image_max_bytes`` (5 MB, the CogVideoX limit): used as is;
+* decodable but another format (WebP, GIF, BMP, TIFF, CMYK JPEG…) or too big: re-encoded to an RGB
+  JPEG that fits, stored under ``staging_prefix`` (quality, then size, reduced until it fits);
+* undecodable, an unreadable sidecar, or a duplicate product id: rejected, with the reason in the
+  log and in the XCom key ``rejected``; if nothing is usable the task fails.
+
+Product fields come from ``<image name>.json`` next to the image and/or one ``catalog_key`` (CSV with
+a ``product_id`` column, or JSON: a list of objects with ``product_id`` or an object keyed by it);
+the sidecar wins. Missing fields are fine: a placeholder without a value renders as an empty string
+(with a warning), so a product without a sidecar still gets a prompt. Lists render as ``a, b, c``.
+Prompts are whitespace-normalised and cut at a word boundary to 512 characters (with a warning).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import posixpath
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_cogvideo.models import COGVIDEOX_IMAGE_FORMATS, PROMPT_MAX_CHARS, MiB
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from PIL import Image as PILImage
+
+IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
+SIDECAR_EXTENSION = ".json"
+# Pillow modes a PNG/JPEG may have and still be sent unchanged (CMYK/16-bit/palette JPEGs are not).
+_PASS_THROUGH_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
+# Never read more than this into memory: nothing this big is a product photo.
+_MAX_SOURCE_BYTES = 100 * MiB
+_JPEG_QUALITIES = (90, 80, 70)
+_MIN_LONG_SIDE = 512
+
+
+@dataclass
+class _Candidate:
+    key: str
+    product_id: str
+    size: int
+
+
+class _Fields(dict):
+    """Template values; a placeholder with no value renders as "" and is remembered for one warning."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.missing: set[str] = set()
+
+    def __missing__(self, key: str) -> str:
+        self.missing.add(key)
+        return ""
+
+
+def _as_text(value: Any) -> str:
+    """A sidecar value as prompt text: lists joined with commas, nested objects as ``k: v``."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(t for t in (_as_text(v) for v in value) if t)
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_as_text(v)}" for k, v in value.items())
+    return str(value).strip()
+
+
+def truncate_prompt(text: str, limit: int = PROMPT_MAX_CHARS) -> str:
+    """Cut ``text`` to ``limit`` characters at a word boundary, dropping a dangling separator."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    space = cut.rfind(" ")
+    # A single enormous "word" (e.g. Chinese without spaces) is cut hard rather than dropped whole.
+    cut = cut[:space] if space > limit // 2 else text[:limit]
+    return cut.rstrip(" ,;:-/&(\u2013\u2014\u3001\uff0c")  # also en/em dash and CJK commas
+
+
+def render_prompt(template: str, fields: Mapping[str, Any]) -> tuple[str, set[str]]:
+    """The prompt for one product and the placeholders that had no value."""
+    values = _Fields({k: _as_text(v) for k, v in fields.items()})
+    text = string.Formatter().vformat(template, (), values)
+    return " ".join(text.split()), values.missing
+
+
+def _parse_catalog(key: str, raw: bytes) -> dict[str, dict[str, Any]]:
+    """``product_id`` → fields, from a CSV or JSON catalog."""
+    text = raw.decode("utf-8-sig")
+    if key.lower().endswith(".csv"):
+        rows: list[Any] = list(csv.DictReader(io.StringIO(text)))
+    else:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            rows = [{"product_id": pid, **(fields if isinstance(fields, dict) else {})} for pid, fields in data.items()]
+        elif isinstance(data, list):
+            rows = data
+        else:
+            raise ValueError("a JSON catalog must be a list of objects or an object keyed by product_id")
+    catalog: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if not isinstance(row, dict) or not row.get("product_id"):
+            raise ValueError(f"catalog row without product_id: {str(row)[:120]}")
+        catalog[str(row["product_id"])] = {k: v for k, v in row.items() if k and v not in (None, "")}
+    return catalog
+
+
+def _to_rgb(img: PILImage.Image) -> PILImage.Image:
+    """Flatten transparency onto white: JPEG has no alpha, and black backgrounds look broken."""
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "P", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def reencode_jpeg(img: PILImage.Image, max_bytes: int) -> bytes:
+    """An RGB JPEG of ``img`` no bigger than ``max_bytes``: lower quality first, then scale down."""
+    rgb = _to_rgb(img)
+    while True:
+        for quality in _JPEG_QUALITIES:
+            out = io.BytesIO()
+            rgb.save(out, format="JPEG", quality=quality, optimize=True)
+            if out.tell() <= max_bytes:
+                return out.getvalue()
+        width, height = rgb.size
+        if max(width, height) * 3 // 4 < _MIN_LONG_SIDE:
+            raise ValueError(f"cannot fit into {max_bytes} bytes as a JPEG")
+        rgb = rgb.resize((width * 3 // 4, height * 3 // 4))
+
+
+class S3ProductImagesOperator(BaseOperator):
+    """List product images in S3, validate/re-encode them, and build one generation request each.
+
+    :param s3_bucket: bucket holding the images (and sidecars / catalog).
+    :param prefix: key prefix to list (recursive), e.g. ``incoming/2025-01-01/``.
+    :param prompt_template: ``str.format`` template, e.g.
+        ``"{title}: {selling_points}. Style: {style}. Slow 360° turn of product {product_id}."``;
+        ``{product_id}`` is the image file name without extension, other names come from the sidecar
+        or catalog.
+    :param staging_prefix: where re-encoded JPEGs are written (``<staging_prefix>/<product_id>.jpg``).
+        Keys under it are never listed as inputs.
+    :param aws_conn_id: ``aws`` connection for ``S3Hook``.
+    :param catalog_key: optional CSV/JSON catalog in the same bucket (see module docstring).
+    :param only_new_in_data_interval: keep only images modified within the run's data interval.
+    :param processed_key_template: keep only products whose output does not exist yet, e.g.
+        ``"videos/{product_id}.mp4"`` (checked with HEAD in the same bucket).
+    :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB).
+    :param max_prompt_chars: prompts are cut at a word boundary to this length.
+    :param max_products: process at most this many products (sorted by key), as a spending guard.
+    """
+
+    template_fields: Sequence[str] = (
+        "s3_bucket",
+        "prefix",
+        "prompt_template",
+        "staging_prefix",
+        "catalog_key",
+        "processed_key_template",
+    )
+    template_fields_renderers = {"prompt_template": "py"}
+    ui_color = "#fff2cc"
+
+    def __init__(
+        self,
+        *,
+        s3_bucket: str,
+        prefix: str,
+        prompt_template: str,
+        staging_prefix: str,
+        aws_conn_id: str | None = "aws_default",
+        catalog_key: str | None = None,
+        only_new_in_data_interval: bool = False,
+        processed_key_template: str | None = None,
+        image_max_bytes: int = 5 * MiB,
+        max_prompt_chars: int = PROMPT_MAX_CHARS,
+        max_products: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.s3_bucket = s3_bucket
+        self.prefix = prefix
+        self.prompt_template = prompt_template
+        self.staging_prefix = staging_prefix
+        self.aws_conn_id = aws_conn_id
+        self.catalog_key = catalog_key
+        self.only_new_in_data_interval = only_new_in_data_interval
+        self.processed_key_template = processed_key_template
+        self.image_max_bytes = image_max_bytes
+        self.max_prompt_chars = max_prompt_chars
+        self.max_products = max_products
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        try:
+            render_prompt(self.prompt_template, {})
+        except (ValueError, IndexError) as exc:
+            raise AirflowFailException(f"prompt_template is not a valid format string: {exc}") from None
+        self._client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        staging = self.staging_prefix.strip("/")
+        if not staging:
+            raise AirflowFailException("staging_prefix must not be empty (re-encoded images would land at the root)")
+        self._staging = staging + "/"
+
+        catalog = self._load_catalog()
+        candidates, rejected = self._list_candidates(context)
+        products: list[dict[str, Any]] = []
+        for candidate in candidates:
+            try:
+                products.append(self._prepare(candidate, catalog))
+            except _Rejected as exc:
+                rejected.append({"image": self._uri(candidate.key), "reason": str(exc)})
+
+        for item in rejected:
+            self.log.warning("Rejected %s: %s", item["image"], item["reason"])
+        context["ti"].xcom_push(key="rejected", value=rejected)
+        self.log.info(
+            "%d product(s) ready, %d rejected (%d re-encoded into %s)",
+            len(products),
+            len(rejected),
+            sum(1 for p in products if p["metadata"].get("reencoded")),
+            self._uri(self._staging),
+        )
+        if rejected and not products:
+            raise AirflowFailException(
+                f"all {len(rejected)} image(s) under {self._uri(self.prefix)} were rejected; see the log or "
+                "the XCom 'rejected'"
+            )
+        if not products:
+            self.log.warning("No new product images under %s", self._uri(self.prefix))
+        return products
+
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.s3_bucket}/{key}"
+
+    def _read(self, key: str) -> bytes:
+        return self._client.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
+
+    def _exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.s3_bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _load_catalog(self) -> dict[str, dict[str, Any]]:
+        if not self.catalog_key:
+            return {}
+        try:
+            return _parse_catalog(self.catalog_key, self._read(self.catalog_key))
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            raise AirflowFailException(f"catalog {self._uri(self.catalog_key)} is unreadable: {exc}") from None
+
+    # ------------------------------------------------------------------ listing
+    def _interval(self, context: Context) -> tuple[datetime, datetime] | None:
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            self.log.warning("only_new_in_data_interval: this run has no data interval; all images are taken")
+            return None
+        return start, end
+
+    def _list_candidates(self, context: Context) -> tuple[list[_Candidate], list[dict[str, str]]]:
+        interval = self._interval(context) if self.only_new_in_data_interval else None
+        paginator = self._client.get_paginator("list_objects_v2")
+        candidates: list[_Candidate] = []
+        rejected: list[dict[str, str]] = []
+        seen: dict[str, str] = {}
+        ignored = 0
+        old = 0
+        for page in paginator.paginate(Bucket=self.s3_bucket, Prefix=self.prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.startswith(self._staging):
+                    continue
+                stem, ext = posixpath.splitext(posixpath.basename(key))
+                if ext.lower() not in IMAGE_EXTENSIONS:
+                    is_ours = ext.lower() == SIDECAR_EXTENSION or key == self.catalog_key or key.endswith("/")
+                    ignored += 0 if is_ours else 1
+                    continue
+                if interval and not interval[0] <= obj["LastModified"] < interval[1]:
+                    old += 1
+                    continue
+                if stem in seen:
+                    rejected.append(
+                        {"image": self._uri(key), "reason": f"duplicate product_id {stem!r} (also {seen[stem]})"}
+                    )
+                    continue
+                seen[stem] = self._uri(key)
+                candidates.append(_Candidate(key=key, product_id=stem, size=int(obj["Size"])))
+        if ignored:
+            self.log.info("Ignored %d non-image file(s) under %s", ignored, self._uri(self.prefix))
+        if old:
+            self.log.info("Skipped %d image(s) not modified in the data interval %s", old, interval)
+        if self.processed_key_template:
+            fresh = [
+                c
+                for c in candidates
+                if not self._exists(self.processed_key_template.format_map(_Fields({"product_id": c.product_id})))
+            ]
+            if len(fresh) < len(candidates):
+                self.log.info("Skipped %d already processed product(s)", len(candidates) - len(fresh))
+            candidates = fresh
+        candidates.sort(key=lambda c: c.key)
+        if self.max_products is not None and len(candidates) > self.max_products:
+            self.log.warning(
+                "max_products=%d: %d product(s) left for a later run",
+                self.max_products,
+                len(candidates) - self.max_products,
+            )
+            candidates = candidates[: self.max_products]
+        return candidates, rejected
+
+    # ------------------------------------------------------------------ one product
+    def _sidecar(self, candidate: _Candidate) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        key = posixpath.splitext(candidate.key)[0] + SIDECAR_EXTENSION
+        try:
+            raw = self._read(key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return {}
+            raise
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _Rejected(f"sidecar {self._uri(key)} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise _Rejected(f"sidecar {self._uri(key)} must hold a JSON object, not {type(data).__name__}")
+        return data
+
+    def _prepare(self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        if candidate.size > _MAX_SOURCE_BYTES:
+            raise _Rejected(f"{candidate.size / MiB:.0f} MiB is too big to be a product photo")
+        fields: dict[str, Any] = {**catalog.get(candidate.product_id, {}), **self._sidecar(candidate)}
+        fields["product_id"] = candidate.product_id
+        image_uri, reencoded = self._checked_image(candidate)
+
+        prompt, missing = render_prompt(self.prompt_template, fields)
+        if missing:
+            self.log.warning(
+                "%s: no value for placeholder(s) %s; rendered as empty", candidate.product_id, sorted(missing)
+            )
+        if len(prompt) > self.max_prompt_chars:
+            self.log.warning(
+                "%s: prompt of %d characters cut to %d", candidate.product_id, len(prompt), self.max_prompt_chars
+            )
+            prompt = truncate_prompt(prompt, self.max_prompt_chars)
+        metadata = {**fields, "source_image": self._uri(candidate.key)}
+        if reencoded:
+            metadata["reencoded"] = True
+        return {"image": image_uri, "prompt": prompt or None, "metadata": metadata}
+
+    def _checked_image(self, candidate: _Candidate) -> tuple[str, bool]:
+        """The S3 URI to send and whether it was re-encoded; raises _Rejected if undecodable."""
+        from PIL import Image, UnidentifiedImageError
+
+        data = self._read(candidate.key)
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()  # decode every pixel: truncated files fail here, not at the API
+                fmt = (img.format or "").lower()
+                if (
+                    fmt in COGVIDEOX_IMAGE_FORMATS
+                    and img.mode in _PASS_THROUGH_MODES
+                    and len(data) <= self.image_max_bytes
+                ):
+                    return self._uri(candidate.key), False
+                why = f"{fmt or 'unknown'} {img.mode}" + (
+                    f", {len(data) / MiB:.1f} MiB" if len(data) > self.image_max_bytes else ""
+                )
+                jpeg = reencode_jpeg(img, self.image_max_bytes)
+        except Image.DecompressionBombError as exc:
+            raise _Rejected(f"image too large to decode safely ({exc})") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise _Rejected(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+        staged = f"{self._staging}{candidate.product_id}.jpg"
+        self._client.put_object(
+            Bucket=self.s3_bucket,
+            Key=staged,
+            Body=jpeg,
+            ContentType="image/jpeg",
+            Metadata={"source-key": quote(candidate.key, safe="/")},
+        )
+        self.log.info(
+            "%s: %s re-encoded to JPEG (%d bytes) at %s", candidate.product_id, why, len(jpeg), self._uri(staged)
+        )
+        return self._uri(staged), True
+
+
+class _Rejected(Exception):
+    """One image cannot be used; the message is the reason reported to the user."""
+
+
+__all__ = ["S3ProductImagesOperator", "reencode_jpeg", "render_prompt", "truncate_prompt"]

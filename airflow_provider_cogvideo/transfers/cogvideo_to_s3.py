@@ -1,0 +1,612 @@
+"""Stream a generated video (and its cover image) from the result URL into S3.
+
+Why not ``HttpToS3Operator`` or boto3's managed transfer: the former reads the whole body into memory,
+the latter buffers ~80 MiB by default and hides the multipart upload id, so a failed transfer cannot be
+aborted deterministically. Here the multipart upload is explicit:
+
+* the HTTP stream is read in the task's main thread, cut into ``part_size`` parts (8 MiB) and handed
+  to a small pool of uploader threads; at most ``max_parts_in_flight`` parts (3) are queued or being
+  uploaded, so the reader blocks instead of buffering and memory stays at about
+  ``(max_parts_in_flight + 1) * part_size`` whatever the video size, while download and upload overlap;
+* sha256 and the byte count are computed while streaming; a body shorter than ``Content-Length`` (or
+  a dropped connection) aborts the multipart upload, so no partial object ever becomes visible;
+* everything known before the download (job id, model, request id, prompt hash, product metadata) is
+  set as object metadata when the upload is created; the sha256, only known at the end, is recorded
+  as the object **tag** ``sha256`` right after completion (S3 metadata cannot change without copying
+  the object; tags can). A crash between completion and tagging leaves an object of the same job
+  without a checksum: the next run recognises its own job id and transfers it again.
+
+Idempotency, decided before any byte is downloaded:
+
+===========================================================  =======================================
+target object                                                action
+===========================================================  =======================================
+absent                                                       upload
+same job id and a recorded sha256                            leave alone, return its recorded info
+same job id, no sha256 (interrupted before tagging)          upload again (it is ours)
+other content, ``replace=True``                              upload (overwrite)
+other job / foreign object, ``replace=False``                fail (AirflowFailException), nothing
+                                                             downloaded
+a plain URL was given (no job id) and the object has a       stream and hash the download only; same
+recorded sha256, ``replace=False``                           sha256 → leave alone, else fail
+===========================================================  =======================================
+
+Signed result URLs expire: a 403/404/410 on download makes the operator query the job once for fresh
+URLs (``CogVideoHook.get_task``) and retry; then it fails naming the job id.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import posixpath
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.header import Header
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.models import MiB
+
+if TYPE_CHECKING:
+    import httpx
+    from airflow.sdk import Context
+
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+DEFAULT_ASSET_ALIAS = "cogvideo-videos"
+AUTO_COVER_KEY = "auto"
+"""``cover_s3_key`` default: the video key with the cover's extension (``videos/a.mp4`` → ``videos/a.png``)."""
+
+SHA256_TAG = "sha256"
+META_JOB_ID = "cogvideo-job-id"
+META_PREFIX_PRODUCT = "product-"
+# S3 caps user metadata at 2 KB (keys + values); product fields beyond that are dropped with a warning.
+_METADATA_BUDGET = 2000
+_S3_MIN_PART = 5 * MiB
+_S3_MAX_PARTS = 10_000
+_READ_CHUNK = 256 * 1024
+_COVER_MAX_BYTES = 50 * MiB
+_META_KEY_RE = re.compile(r"[^a-z0-9-]+")
+_COVER_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+@dataclass(frozen=True)
+class _Existing:
+    """What the target key holds now (from HEAD + tags)."""
+
+    size: int
+    job_id: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """One object as written (or found) by this operator."""
+
+    uri: str
+    size: int
+    sha256: str
+    already_present: bool
+
+
+def _parse_result(result: Any) -> dict[str, Any]:
+    """Accept the generation result dict, its JSON / Python-repr rendering, or a bare URL."""
+    if isinstance(result, Mapping):
+        return dict(result)
+    if isinstance(result, str):
+        text = result.strip()
+        if text.startswith(("http://", "https://")):
+            return {"video_url": text}
+        if text.startswith("{"):
+            # A templated XCom renders to a string unless the DAG uses native rendering.
+            for parse in (json.loads, ast.literal_eval):
+                try:
+                    parsed = parse(text)
+                except (ValueError, SyntaxError):
+                    continue
+                if isinstance(parsed, dict):
+                    return parsed
+    raise AirflowFailException(
+        f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
+        f"{str(result)[:200]!r}"
+    )
+
+
+def _format_key(template: str, fields: Mapping[str, Any], what: str) -> str:
+    """Fill ``{…}`` placeholders of an S3 key from the result (``videos/{metadata[product_id]}.mp4``)."""
+    try:
+        key = template.format_map(fields)
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        raise AirflowFailException(
+            f"{what} {template!r} cannot be filled from the result ({type(exc).__name__}: {exc}); "
+            f"available fields: {sorted(fields)}"
+        ) from None
+    key = key.lstrip("/")
+    if not key or key.endswith("/"):
+        raise AirflowFailException(f"{what} {template!r} rendered to {key!r}, which is not an object key")
+    return key
+
+
+def _header_safe(value: str) -> str:
+    """S3 metadata travels in HTTP headers: non-ASCII values are RFC 2047 encoded (as S3 itself does)."""
+    value = " ".join(value.split())
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode()
+
+
+def _metadata_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[str, str]:
+    """Object metadata known before the download: job, model, request, prompt hash, product fields."""
+    meta: dict[str, str] = {}
+    for key, field_name in ((META_JOB_ID, "id"), ("cogvideo-model", "model"), ("cogvideo-request-id", "request_id")):
+        if result.get(field_name):
+            meta[key] = _header_safe(str(result[field_name]))
+    if result.get("prompt"):
+        meta["cogvideo-prompt-sha256"] = hashlib.sha256(str(result["prompt"]).encode()).hexdigest()
+    used = sum(len(k) + len(v) for k, v in meta.items())
+    dropped = []
+    product = result.get("metadata") or {}
+    for name, raw in product.items() if isinstance(product, Mapping) else ():
+        text = _metadata_text(raw)
+        if text is None:
+            continue
+        key = META_PREFIX_PRODUCT + _META_KEY_RE.sub("-", str(name).lower()).strip("-")
+        value = _header_safe(text)
+        if used + len(key) + len(value) > _METADATA_BUDGET:
+            dropped.append(str(name))
+            continue
+        meta[key] = value
+        used += len(key) + len(value)
+    if dropped:
+        warn("Product metadata fields %s not stored on the object: S3 metadata is limited to 2 KB", dropped)
+    return meta
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The expected byte count, or None when it cannot be compared with the decoded body."""
+    encoding = response.headers.get("content-encoding", "identity").lower()
+    raw = response.headers.get("content-length")
+    if raw is None or encoding not in ("", "identity"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+class _PartUploader:
+    """Uploads parts on a small thread pool; ``submit`` blocks while ``max_in_flight`` parts are pending.
+
+    The blocking is the back-pressure that bounds memory: a fast download never gets more than
+    ``max_in_flight`` parts ahead of the upload.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str, *, workers: int, max_in_flight: int) -> None:
+        self._client = client
+        self._target = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cogvideo-s3-part")
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._futures: list[Future[dict[str, Any]]] = []
+
+    def _upload(self, number: int, body: bytearray) -> dict[str, Any]:
+        answer = self._client.upload_part(PartNumber=number, Body=body, **self._target)
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _raise_if_failed(self) -> None:
+        for future in self._futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def submit(self, body: bytearray) -> None:
+        self._raise_if_failed()
+        self._slots.acquire()
+        try:
+            future = self._pool.submit(self._upload, len(self._futures) + 1, body)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _f: self._slots.release())
+        self._futures.append(future)
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Wait for every part; the list ``complete_multipart_upload`` needs."""
+        return [f.result() for f in self._futures]
+
+    def close(self) -> None:
+        """Drop queued parts and wait for running ones (abort must come after the last upload)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class CogVideoToS3Operator(BaseOperator):
+    """Copy a generated video and its cover image into S3, streaming, checksummed, idempotent.
+
+    :param result: the ``CogVideoGenerateOperator`` result dict (``id``, ``video_url``,
+        ``cover_image_url``, ``metadata``, ``prompt``…) or a plain video URL.
+    :param s3_bucket: target bucket.
+    :param s3_key: target key; ``{…}`` placeholders are filled from the result with
+        ``str.format_map`` (e.g. ``videos/{metadata[product_id]}.mp4``, ``videos/{id}.mp4``).
+    :param cover_s3_key: key for the cover image: ``"auto"`` (default) is the video key with the
+        cover's extension; ``None`` or ``""`` skips the cover. Placeholders as for ``s3_key``.
+    :param replace: overwrite an object that holds something else (another job, or a foreign file).
+    :param cogvideo_conn_id: CogVideo connection (to refresh expired URLs; downloads send no key).
+    :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
+        S3-compatible store).
+    :param part_size: multipart part size (>= 5 MiB; grown automatically for huge files).
+    :param max_parts_in_flight: parts queued or uploading at once; with the part being filled this
+        bounds memory to about ``(max_parts_in_flight + 1) * part_size``.
+    :param upload_workers: threads uploading parts.
+    :param asset_alias: name of the ``AssetAlias`` outlet that receives an asset event for the video
+        object (``s3://bucket/key``), so downstream DAGs can be scheduled on it; ``None`` disables.
+    """
+
+    template_fields: Sequence[str] = ("result", "s3_bucket", "s3_key", "cover_s3_key")
+    template_fields_renderers = {"result": "json"}
+    ui_color = "#d6e4ff"
+
+    def __init__(
+        self,
+        *,
+        result: Any,
+        s3_bucket: str,
+        s3_key: str,
+        cover_s3_key: str | None = AUTO_COVER_KEY,
+        replace: bool = False,
+        cogvideo_conn_id: str = DEFAULT_CONN_ID,
+        aws_conn_id: str | None = "aws_default",
+        part_size: int = 8 * MiB,
+        max_parts_in_flight: int = 3,
+        upload_workers: int = 2,
+        asset_alias: str | None = DEFAULT_ASSET_ALIAS,
+        **kwargs: Any,
+    ) -> None:
+        if asset_alias:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), AssetAlias(name=asset_alias)]
+        super().__init__(**kwargs)
+        if part_size < _S3_MIN_PART:
+            raise ValueError(f"part_size must be at least 5 MiB (S3's minimum), got {part_size}")
+        if max_parts_in_flight < 1 or upload_workers < 1:
+            raise ValueError("max_parts_in_flight and upload_workers must be at least 1")
+        self.result = result
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.cover_s3_key = cover_s3_key
+        self.replace = replace
+        self.cogvideo_conn_id = cogvideo_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.part_size = part_size
+        self.max_parts_in_flight = max_parts_in_flight
+        self.upload_workers = upload_workers
+        self.asset_alias = asset_alias
+        # Per-run state of execute(): current URLs (replaced once if they expire) and the job id.
+        self._urls: dict[str, str | None] = {}
+        self._job_id: str | None = None
+        self._refreshed = False
+
+    @cached_property
+    def cogvideo_hook(self) -> CogVideoHook:
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        return CogVideoHook(cogvideo_conn_id=self.cogvideo_conn_id)
+
+    @cached_property
+    def s3_client(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+
+    # ------------------------------------------------------------------ execute
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = _parse_result(self.result)
+        job_id = str(result["id"]) if result.get("id") else None
+        status = result.get("task_status")
+        if status and status != "SUCCESS":
+            raise AirflowFailException(f"job {job_id}: task_status is {status}, there is no video to transfer")
+        if not result.get("video_url"):
+            raise AirflowFailException(f"job {job_id}: the result has no video_url")
+        self._urls = {"video": result["video_url"], "cover": result.get("cover_image_url")}
+        self._job_id = job_id
+        self._refreshed = False
+
+        fields = {**result, "url_stem": posixpath.splitext(posixpath.basename(urlsplit(result["video_url"]).path))[0]}
+        video_key = _format_key(self.s3_key, fields, "s3_key")
+        cover_key = self._cover_key(fields, video_key)
+        metadata = _s3_metadata(result, self.log.warning)
+
+        # Every refusal is decided before a byte is downloaded.
+        video_plan = self._plan(video_key, job_id)
+        cover_plan = self._plan(cover_key, job_id) if cover_key else None
+
+        video = self._with_fresh_url("video", lambda url: self._store_video(url, video_key, video_plan, metadata))
+        cover = None
+        if cover_key:
+            cover_meta = {**metadata, "cogvideo-video-key": _header_safe(video_key)}
+            cover = self._with_fresh_url("cover", lambda url: self._store_cover(url, cover_key, cover_plan, cover_meta))
+
+        if self.asset_alias:
+            extra = {"sha256": video.sha256, "size": video.size, "job_id": job_id}
+            context["outlet_events"][AssetAlias(name=self.asset_alias)].add(Asset(uri=video.uri), extra=extra)
+        self.log.info(
+            "%s %s (%d bytes, sha256 %s)",
+            "Already present:" if video.already_present else "Stored",
+            video.uri,
+            video.size,
+            video.sha256,
+        )
+        return {
+            **result,
+            "s3_uri": video.uri,
+            "cover_s3_uri": cover.uri if cover else None,
+            "size": video.size,
+            "sha256": video.sha256,
+            "already_present": video.already_present,
+        }
+
+    def _cover_key(self, fields: Mapping[str, Any], video_key: str) -> str | None:
+        if not self.cover_s3_key:
+            return None
+        if not self._urls["cover"]:
+            self.log.warning("job %s: the result has no cover_image_url; no cover stored", self._job_id)
+            return None
+        if self.cover_s3_key == AUTO_COVER_KEY:
+            ext = posixpath.splitext(urlsplit(self._urls["cover"]).path)[1].lower()
+            return posixpath.splitext(video_key)[0] + (ext if ext in _COVER_TYPES else ".png")
+        return _format_key(self.cover_s3_key, fields, "cover_s3_key")
+
+    # ------------------------------------------------------------------ idempotency
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.s3_bucket}/{key}"
+
+    def _existing(self, key: str) -> _Existing | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.s3_client.head_object(Bucket=self.s3_bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        tags = self.s3_client.get_object_tagging(Bucket=self.s3_bucket, Key=key).get("TagSet", [])
+        return _Existing(
+            size=int(head["ContentLength"]),
+            job_id=(head.get("Metadata") or {}).get(META_JOB_ID),
+            sha256={t["Key"]: t["Value"] for t in tags}.get(SHA256_TAG),
+        )
+
+    def _plan(self, key: str, job_id: str | None) -> tuple[str, _Existing | None]:
+        """``("upload"|"skip"|"verify", existing)``; raises when replace=False forbids the write."""
+        existing = self._existing(key)
+        if existing is None:
+            return "upload", None
+        if job_id and existing.job_id == job_id and existing.sha256:
+            return "skip", existing
+        if self.replace:
+            self.log.info("%s exists and will be replaced (replace=True)", self._uri(key))
+            return "upload", existing
+        if job_id and existing.job_id == job_id:
+            self.log.info("%s holds job %s without a recorded sha256: transferring again", self._uri(key), job_id)
+            return "upload", existing
+        if not job_id and existing.sha256:
+            return "verify", existing
+        raise AirflowFailException(
+            f"{self._uri(key)} already exists ({existing.size} bytes, job {existing.job_id or 'unknown'}, "
+            f"sha256 {existing.sha256 or 'not recorded'}) and is not the output of "
+            f"{'job ' + job_id if job_id else 'this URL'}; refusing to overwrite it (replace=False). "
+            "Set replace=True or choose another s3_key."
+        )
+
+    # ------------------------------------------------------------------ URL refresh
+    def _with_fresh_url(self, kind: str, store: Callable[[str], _Stored]) -> _Stored:
+        """Run ``store(url)``; on an expired URL query the job once for fresh URLs and run it again."""
+        try:
+            return store(self._urls[kind])
+        except CogVideoDownloadError as exc:
+            if not exc.url_expired:
+                raise
+            if not self._job_id:
+                raise AirflowFailException(
+                    f"the {kind} URL answered HTTP {exc.http_status} (expired?) and no job id was given to "
+                    "fetch a fresh one"
+                ) from exc
+            first = exc
+        self._refresh_urls(kind, first)
+        try:
+            return store(self._urls[kind])
+        except CogVideoDownloadError as exc:
+            if not exc.url_expired:
+                raise
+            raise AirflowFailException(
+                f"job {self._job_id}: the {kind} URL is refused (HTTP {exc.http_status}) even after querying the "
+                "job for a fresh one; the result has probably been deleted by the service"
+            ) from exc
+
+    def _refresh_urls(self, kind: str, cause: CogVideoDownloadError) -> None:
+        if self._refreshed:
+            return
+        self.log.warning(
+            "job %s: %s URL answered HTTP %s; querying the job for fresh URLs", self._job_id, kind, cause.http_status
+        )
+        task = self.cogvideo_hook.get_task(self._job_id)
+        self._refreshed = True
+        if task.task_status != "SUCCESS" or not task.video_url:
+            raise AirflowFailException(
+                f"job {self._job_id}: the {kind} URL expired and the job now reports status {task.task_status} "
+                "without a video URL"
+            ) from cause
+        self._urls = {"video": task.video_url, "cover": task.cover_image_url or self._urls["cover"]}
+
+    # ------------------------------------------------------------------ video
+    def _store_video(self, url: str, key: str, plan: tuple[str, _Existing | None], metadata: dict[str, str]) -> _Stored:
+        action, existing = plan
+        if action == "skip":
+            assert existing is not None and existing.sha256 is not None
+            self.log.info("%s already holds job %s; not downloaded again", self._uri(key), self._job_id)
+            return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
+        if action == "verify":
+            assert existing is not None
+            size, digest = self._hash_only(url)
+            if digest != existing.sha256:
+                raise AirflowFailException(
+                    f"{self._uri(key)} already exists with sha256 {existing.sha256}, the download has {digest}; "
+                    "refusing to overwrite it (replace=False)"
+                )
+            return _Stored(self._uri(key), size, digest, already_present=True)
+        size, digest = self._stream_to_s3(url, key, metadata)
+        return _Stored(self._uri(key), size, digest, already_present=False)
+
+    def _chunks(self, response: httpx.Response, expected: int | None) -> Iterator[bytes]:
+        """Body chunks; a dropped connection becomes a retryable CogVideoDownloadError with the count."""
+        import httpx
+
+        received = 0
+        try:
+            for chunk in response.iter_bytes(chunk_size=_READ_CHUNK):
+                received += len(chunk)
+                yield chunk
+        except httpx.TransportError as exc:
+            raise CogVideoDownloadError(
+                f"job {self._job_id}: download dropped after {received} of {expected or '?'} bytes "
+                f"({type(exc).__name__})",
+                retryable=True,
+            ) from exc
+        if expected is not None and received != expected:
+            raise CogVideoDownloadError(
+                f"job {self._job_id}: download truncated: received {received} of {expected} bytes (Content-Length)",
+                retryable=True,
+            )
+        if received == 0:
+            raise CogVideoDownloadError(f"job {self._job_id}: the result file is empty", retryable=True)
+
+    def _hash_only(self, url: str) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        with self.cogvideo_hook.stream_download(url) as response:
+            for chunk in self._chunks(response, _content_length(response)):
+                digest.update(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def _part_size_for(self, expected: int | None) -> int:
+        if expected is None:
+            return self.part_size
+        needed = -(-expected // _S3_MAX_PARTS)
+        return max(self.part_size, -(-needed // MiB) * MiB)
+
+    def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> tuple[int, str]:
+        """Download → multipart upload, overlapped and bounded; abort on any failure."""
+        client = self.s3_client
+        with self.cogvideo_hook.stream_download(url) as response:
+            expected = _content_length(response)
+            part_size = self._part_size_for(expected)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if not content_type.startswith("video/"):
+                content_type = "video/mp4"
+            upload_id = client.create_multipart_upload(
+                Bucket=self.s3_bucket, Key=key, ContentType=content_type, Metadata=metadata
+            )["UploadId"]
+            uploader = _PartUploader(
+                client,
+                self.s3_bucket,
+                key,
+                upload_id,
+                workers=self.upload_workers,
+                max_in_flight=self.max_parts_in_flight,
+            )
+            digest = hashlib.sha256()
+            size = 0
+            try:
+                buffer = bytearray()
+                for chunk in self._chunks(response, expected):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    buffer += chunk
+                    if len(buffer) >= part_size:
+                        uploader.submit(buffer)
+                        buffer = bytearray()
+                if buffer:
+                    uploader.submit(buffer)
+                del buffer
+                parts = uploader.finish()
+                uploader.close()
+                client.complete_multipart_upload(
+                    Bucket=self.s3_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+            except BaseException:
+                uploader.close()
+                self._abort(key, upload_id)
+                raise
+        sha256 = digest.hexdigest()
+        client.put_object_tagging(
+            Bucket=self.s3_bucket, Key=key, Tagging={"TagSet": [{"Key": SHA256_TAG, "Value": sha256}]}
+        )
+        return size, sha256
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.s3_client.abort_multipart_upload(Bucket=self.s3_bucket, Key=key, UploadId=upload_id)
+        except Exception:
+            # The original error matters more; a leftover upload is invisible and a lifecycle rule
+            # (AbortIncompleteMultipartUpload) reclaims it.
+            self.log.exception("Could not abort multipart upload %s of %s", upload_id, self._uri(key))
+        else:
+            self.log.warning("Aborted the multipart upload of %s: no partial object was written", self._uri(key))
+
+    # ------------------------------------------------------------------ cover
+    def _store_cover(
+        self, url: str, key: str, plan: tuple[str, _Existing | None] | None, metadata: dict[str, str]
+    ) -> _Stored:
+        """Covers are small (tens of KB): one download into memory and one PUT with the tag attached."""
+        assert plan is not None
+        action, existing = plan
+        if action == "skip":
+            assert existing is not None and existing.sha256 is not None
+            return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
+        with self.cogvideo_hook.stream_download(url) as response:
+            expected = _content_length(response)
+            if expected is not None and expected > _COVER_MAX_BYTES:
+                raise CogVideoDownloadError(f"job {self._job_id}: cover image of {expected} bytes is implausibly big")
+            body = b"".join(self._chunks(response, expected))
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if not content_type.startswith("image/"):
+            content_type = _COVER_TYPES.get(posixpath.splitext(key)[1].lower(), "image/png")
+        sha256 = hashlib.sha256(body).hexdigest()
+        if action == "verify":
+            assert existing is not None
+            if sha256 != existing.sha256:
+                raise AirflowFailException(
+                    f"{self._uri(key)} already exists with sha256 {existing.sha256}, the download has {sha256}; "
+                    "refusing to overwrite it (replace=False)"
+                )
+            return _Stored(self._uri(key), len(body), sha256, already_present=True)
+        self.s3_client.put_object(
+            Bucket=self.s3_bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            Metadata=metadata,
+            Tagging=f"{SHA256_TAG}={sha256}",
+        )
+        return _Stored(self._uri(key), len(body), sha256, already_present=False)
+
+
+__all__ = ["AUTO_COVER_KEY", "DEFAULT_ASSET_ALIAS", "SHA256_TAG", "CogVideoToS3Operator"]

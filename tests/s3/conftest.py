@@ -1,0 +1,60 @@
+"""Fixtures for tests against a real S3 server: one SeaweedFS for the session, one bucket per test.
+
+Connections are defined through ``AIRFLOW_CONN_*`` environment variables (no metadata DB needed):
+``aws_s3test`` points S3Hook at SeaweedFS, ``cogvideo_s3test`` points CogVideoHook at a local
+result-file server (downloads need no key; ``get_task`` is answered by the same server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from airflow_provider_cogvideo.testing.result_files import ResultFileServer
+from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
+from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    with running_seaweedfs() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def result_server() -> Iterator[ResultFileServer]:
+    with ResultFileServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _connections(seaweedfs: SeaweedFS, result_server: ResultFileServer) -> Iterator[None]:
+    cogvideo = {
+        "conn_type": "cogvideo",
+        "password": "s3test.secretkey",
+        "extra": {"base_url": result_server.api_base_url, "max_retries": 0, "request_timeout": 10},
+    }
+    env = {
+        **seaweedfs.airflow_connection_uri_env(AWS_CONN_ID),
+        f"AIRFLOW_CONN_{COGVIDEO_CONN_ID.upper()}": json.dumps(cogvideo),
+    }
+    with mock.patch.dict(os.environ, env):
+        yield
+
+
+@pytest.fixture
+def s3(seaweedfs: SeaweedFS) -> Any:
+    return seaweedfs.boto3_client()
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
