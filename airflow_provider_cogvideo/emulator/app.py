@@ -211,8 +211,8 @@ async def admin_faults(request: Request) -> Response:
                 raise ValueError("a JSON object of fault settings is expected")
             apply = emu.faults.set if request.method == "PUT" else emu.faults.update
             apply(**settings)
-        except ValueError as exc:
-            raise WireError("1210", f"Bad fault settings: {exc}") from None
+        except ValueError as exc:  # answered directly: admin mistakes are not API rejections
+            return error_response(WireError("1210", f"Bad fault settings: {exc}"))
     return JSONResponse(emu.faults.current.to_dict())
 
 

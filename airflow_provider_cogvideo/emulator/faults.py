@@ -104,7 +104,6 @@ class Faults:
         self._initial = initial or FaultConfig()
         self._lock = threading.Lock()
         self._config = self._initial
-        self._epoch = 0
         self._counters: dict[str, int] = {}
 
     @property
@@ -131,7 +130,6 @@ class Faults:
     def _install(self, config: FaultConfig) -> FaultConfig:
         with self._lock:
             self._config = config
-            self._epoch += 1
             self._counters.clear()
         return config
 
@@ -139,8 +137,7 @@ class Faults:
         with self._lock:
             n = self._counters.get(label, 0)
             self._counters[label] = n + 1
-            epoch = self._epoch
-        return draw(self._seed, "fault", epoch, label, n)
+        return draw(self._seed, "fault", label, n)
 
     def delay_for(self, op: Operation) -> float:
         cfg = self._config
