@@ -42,11 +42,18 @@ from airflow_provider_cogvideo.errors import (
     CogVideoRateLimitError,
     CogVideoValidationError,
 )
-from airflow_provider_cogvideo.models import DEFAULT_MODEL, TaskResult, VideoGenerationRequest, capabilities_for
+from airflow_provider_cogvideo.models import (
+    DEFAULT_MODEL,
+    TaskResult,
+    VideoGenerationRequest,
+    capabilities_for,
+    describe_image,
+)
 from airflow_provider_cogvideo.triggers.cogvideo import (
     DEFAULT_ERROR_BUDGET,
     EVENT_STATUSES,
     EVENT_VERSION,
+    CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
     JobWatch,
 )
@@ -244,29 +251,43 @@ class CogVideoGenerateOperator(BaseOperator):
             if images:
                 single = isinstance(self.image, str) or (len(images) == 1 and caps.max_images == 1)
                 wire_images = images[0].wire if single else [i.wire for i in images]
-            fields = {
-                "model": self.model,
-                "prompt": self.prompt or None,
-                "image_url": wire_images,
-                "quality": self.quality,
-                "with_audio": self.with_audio,
-                "watermark_enabled": self.watermark_enabled,
-                "size": self.size or None,
-                "fps": self.fps,
-                "duration": self.duration,
-                "aspect_ratio": self.aspect_ratio,
-                "style": self.style,
-                "movement_amplitude": self.movement_amplitude,
-                "user_id": self.user_id,
-                "extra_body": self.extra_body,
-                "capability_overrides": self.capability_overrides,
-            }
-            if self.request_id:
-                fields["request_id"] = self.request_id
+            fields = self._request_fields(wire_images)
             request = VideoGenerationRequest.build(**fields)
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
         return request, request_fingerprint(request.to_body(), [i.digest for i in images])
+
+    def _request_fields(self, image_url: str | list[str] | None) -> dict[str, Any]:
+        fields = {
+            "model": self.model,
+            "prompt": self.prompt or None,
+            "image_url": image_url,
+            "quality": self.quality,
+            "with_audio": self.with_audio,
+            "watermark_enabled": self.watermark_enabled,
+            "size": self.size or None,
+            "fps": self.fps,
+            "duration": self.duration,
+            "aspect_ratio": self.aspect_ratio,
+            "style": self.style,
+            "movement_amplitude": self.movement_amplitude,
+            "user_id": self.user_id,
+            "extra_body": self.extra_body,
+            "capability_overrides": self.capability_overrides,
+        }
+        if self.request_id:
+            fields["request_id"] = self.request_id
+        return fields
+
+    def request_summary(self, request_id: str | None) -> dict[str, Any]:
+        """The request as sent, rebuilt from this operator's (re-rendered) arguments for the result:
+        images appear as given (URL, s3:// URI or path), base64 summarised, never their bytes."""
+        images = [self.image] if isinstance(self.image, str) else list(self.image or [])
+        shown = [describe_image(i) if i.startswith("data:") or len(i) > 1024 else i for i in images]
+        fields = self._request_fields(shown[0] if isinstance(self.image, str) else shown or None)
+        fields["request_id"] = request_id or self.request_id
+        body = VideoGenerationRequest.model_construct(**{k: v for k, v in fields.items() if v is not None}).to_body()
+        return {k: v for k, v in body.items() if v is not None}
 
     # ------------------------------------------------------------------ the store
     def _store(self, context: Context) -> Any:
@@ -311,7 +332,7 @@ class CogVideoGenerateOperator(BaseOperator):
             return None
         if task.task_status == "SUCCESS":
             self.log.info("Stored job %s already succeeded: returning its result without resubmitting.", job_id)
-            return self._finish(context, task, stored.get("request"))
+            return self._finish(context, task)
         if task.task_status == "FAIL":
             self.log.info("Stored job %s had failed: submitting a new job.", job_id)
             return None
@@ -348,7 +369,7 @@ class CogVideoGenerateOperator(BaseOperator):
             if submitted is None:
                 return None  # deferred to a rate-limit timer
             job_id, submitted_at = submitted
-        return self._wait(context, job_id, submitted_at, deadline, request.describe())
+        return self._wait(context, job_id, submitted_at, deadline)
 
     def _submit(
         self, context: Context, request: VideoGenerationRequest, fingerprint: str, deadline: float, rate_limited: int
@@ -357,7 +378,7 @@ class CogVideoGenerateOperator(BaseOperator):
         described = request.describe()
         record = {"fingerprint": fingerprint, "request_id": request.request_id, "model": request.model}
         if store is not None:
-            store.set(STATE_KEY, {**record, "job_id": None, "request": described})
+            store.set(STATE_KEY, {**record, "job_id": None})
         self.log.info("Submitting %s job (request_id=%s): %s", request.model, request.request_id, described)
         try:
             task = self.hook.submit(request)
@@ -372,7 +393,7 @@ class CogVideoGenerateOperator(BaseOperator):
         submitted_at = time.time()
         assert task.id is not None
         if store is not None:
-            store.set(STATE_KEY, {**record, "job_id": task.id, "submitted_at": submitted_at, "request": described})
+            store.set(STATE_KEY, {**record, "job_id": task.id, "submitted_at": submitted_at})
         price, currency = self.hook.price_of(task.model)
         self.log.info(
             "Submitted job %s (model %s, request_id %s, list price %s %s)",
@@ -410,39 +431,35 @@ class CogVideoGenerateOperator(BaseOperator):
         if not self.deferrable:
             time.sleep(wait)
             return self._submit(context, request, fingerprint, deadline, rate_limited + 1)
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
         self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=wait)),
+            trigger=CogVideoSubmitBackoffTrigger(time.time() + wait, deadline, rate_limited + 1),
             method_name="execute_after_rate_limit",
-            kwargs={"deadline": deadline, "rate_limited": rate_limited + 1},
+            timeout=None,
         )
         return None
 
-    def execute_after_rate_limit(
-        self, context: Context, event: Any = None, *, deadline: float, rate_limited: int
-    ) -> Any:
+    def execute_after_rate_limit(self, context: Context, event: Any = None) -> Any:
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
+        if not isinstance(event, dict) or event.get("v") != EVENT_VERSION or event.get("status") != "resubmit":
+            raise AirflowException(f"Unexpected trigger event (version skew or a bug): {event!r}")
         request, fingerprint = self.build_request()
-        return self._submit_or_resume(context, request, fingerprint, float(deadline), rate_limited)
+        return self._submit_or_resume(context, request, fingerprint, float(event["deadline"]), event["rate_limited"])
 
-    def _wait(
-        self, context: Context, job_id: str, submitted_at: float, deadline: float, described: dict[str, Any]
-    ) -> Any:
+    def _wait(self, context: Context, job_id: str, submitted_at: float, deadline: float) -> Any:
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
         ti.xcom_push(key=XCOM_JOB_URL, value=f"{self.hook.settings.base_url}/async-result/{job_id}")
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
             self._forget(context)
-            task = TaskResult(id=job_id, model=described.get("model"), task_status="PROCESSING")
-            return job_result(task, hook=self.hook, metadata=self.metadata, request=described)
+            task = TaskResult(id=job_id, model=self.model, task_status="PROCESSING")
+            return job_result(task, hook=self.hook, metadata=self.metadata, request=self.request_summary(None))
         trigger = CogVideoTaskTrigger(
             job_id=job_id,
             deadline=deadline,
             cogvideo_conn_id=self.cogvideo_conn_id,
             waiting_since=submitted_at,
-            model=described.get("model"),
+            model=self.model,
             poll_interval=self.poll_interval,
             error_budget=self.error_budget,
         )
@@ -453,8 +470,8 @@ class CogVideoGenerateOperator(BaseOperator):
                 time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(deadline)),
                 deadline,
             )
-            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"request": described}, timeout=None)
-        return self.execute_complete(context, event=self._wait_on_worker(trigger), request=described)
+            self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
+        return self.execute_complete(context, event=self._wait_on_worker(trigger))
 
     def _wait_on_worker(self, trigger: CogVideoTaskTrigger) -> dict[str, Any]:
         """The synchronous path: the same watch as the trigger, with blocking sleeps."""
@@ -472,20 +489,19 @@ class CogVideoGenerateOperator(BaseOperator):
                 return event
         return watch.timeout_event()
 
-    def execute_complete(self, context: Context, event: Any = None, request: dict[str, Any] | None = None) -> Any:
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
         event = check_event(event)
         if event["status"] != "success":
             if event["status"] != "timeout" and event.get("reason") in _FINAL_REASONS:
                 self._forget(context)
             raise_for_event(event)
         task = TaskResult.model_validate(event["result"])
-        return self._finish(context, task, request, waited=event.get("waited_seconds"), polls=event.get("polls"))
+        return self._finish(context, task, waited=event.get("waited_seconds"), polls=event.get("polls"))
 
     def _finish(
         self,
         context: Context,
         task: TaskResult,
-        request: dict[str, Any] | None,
         *,
         waited: float | None = None,
         polls: int | None = None,
@@ -493,7 +509,7 @@ class CogVideoGenerateOperator(BaseOperator):
         self._forget(context)
         if task.video_url:
             context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=task.video_url)
-        result = job_result(task, hook=self.hook, metadata=self.metadata, request=request)
+        result = job_result(task, hook=self.hook, metadata=self.metadata, request=self.request_summary(task.request_id))
         self.log.info(
             "Job %s done: %s (waited %s s, %s polls, list price %s %s)",
             task.id,

@@ -155,6 +155,35 @@ class CogVideoTaskTrigger(BaseTrigger):
         )
 
 
+class CogVideoSubmitBackoffTrigger(BaseTrigger):
+    """Waits out a rate-limited submit (429 with 1302/1303/1305) in the triggerer, then hands the
+    submit back to a worker. Everything the resume needs travels in the event, so it does not
+    depend on ``next_kwargs`` being merged (``dag.test()`` replaces them with the event).
+
+    :param resume_at: absolute epoch seconds at which to try the submit again.
+    :param deadline: the try's absolute deadline, carried through to the resumed submit.
+    :param rate_limited: how many refusals so far (drives the backoff).
+    """
+
+    def __init__(self, resume_at: float, deadline: float, rate_limited: int) -> None:
+        super().__init__()
+        self.resume_at = float(resume_at)
+        self.deadline = float(deadline)
+        self.rate_limited = int(rate_limited)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"resume_at": self.resume_at, "deadline": self.deadline, "rate_limited": self.rate_limited},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        await asyncio.sleep(max(0.0, self.resume_at - time.time()))
+        yield TriggerEvent(
+            {"v": EVENT_VERSION, "status": "resubmit", "deadline": self.deadline, "rate_limited": self.rate_limited}
+        )
+
+
 class JobWatch:
     """The waiting logic, free of I/O: when to poll next and what an answer means.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from PIL import Image
 
 from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.operators.cogvideo import STATE_KEY, CogVideoGenerateOperator
-from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
+from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
 
 from .conftest import API_KEY, BASE_URL
 
@@ -52,12 +53,14 @@ def operator(**kw) -> CogVideoGenerateOperator:
     return CogVideoGenerateOperator(**args)
 
 
-def run_trigger(trigger: CogVideoTaskTrigger) -> dict:
+def run_trigger(trigger) -> dict:
+    """As the triggerer does: rebuild from serialize() (a round trip), take the first event."""
     classpath, kwargs = trigger.serialize()
-    assert classpath.endswith("CogVideoTaskTrigger")
+    module, _, name = classpath.rpartition(".")
+    trigger_class = getattr(importlib.import_module(module), name)
 
     async def first_event() -> dict:
-        event = await anext(CogVideoTaskTrigger(**kwargs).run())
+        event = await anext(trigger_class(**kwargs).run())
         await aclose_clients()
         return event.payload
 
@@ -83,7 +86,7 @@ def test_submit_defer_resume_success(api, context, state_store) -> None:
     assert context["ti"].xcom["job_id"] == JOB, "pushed before deferring: the extra link works while deferred"
     assert state_store.data[STATE_KEY]["job_id"] == JOB
     event = run_trigger(deferred.trigger)
-    result = op.execute_complete(context, event=event, **deferred.kwargs)
+    result = op.execute_complete(context, event=event)
     assert result["id"] == JOB
     assert result["video_url"] == VIDEO["url"] and result["cover_image_url"] == VIDEO["cover_image_url"]
     assert result["metadata"] == {"product_id": "p1"}
@@ -166,7 +169,7 @@ def test_failed_job_is_not_retried(api, context, state_store, answer, exc, match
     op = operator()
     deferred = defer(op, context)
     with pytest.raises(exc, match=match):
-        op.execute_complete(context, event=run_trigger(deferred.trigger), **deferred.kwargs)
+        op.execute_complete(context, event=run_trigger(deferred.trigger))
     assert STATE_KEY not in state_store.data
 
 
@@ -185,7 +188,7 @@ def test_timeout_message_names_job_and_duration_and_keeps_job_for_retry(api, con
     deferred = defer(op, context)
     assert deferred.trigger.deadline <= time.time() + 0.2
     with pytest.raises(AirflowException, match=rf"Job {JOB} was waited on for \d+ s") as exc:
-        op.execute_complete(context, event=run_trigger(deferred.trigger), **deferred.kwargs)
+        op.execute_complete(context, event=run_trigger(deferred.trigger))
     assert not isinstance(exc.value, AirflowFailException), "a timeout may be retried"
     assert state_store.data[STATE_KEY]["job_id"] == JOB, "a retry reconnects to the same job"
 
@@ -254,10 +257,13 @@ def test_rate_limit_at_submit_defers_to_a_timer_then_submits(api, context, state
     )
     op = operator()
     deferred = defer(op, context)
-    assert type(deferred.trigger).__name__ == "TimeDeltaTrigger"
+    assert isinstance(deferred.trigger, CogVideoSubmitBackoffTrigger), "the worker is released while waiting"
     assert deferred.method_name == "execute_after_rate_limit"
+    assert 15 * 0.8 <= deferred.trigger.resume_at - time.time() <= 15 * 1.2
     assert STATE_KEY not in state_store.data, "a refused POST leaves no pending marker"
-    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=None, **deferred.kwargs))
+    deferred.trigger.resume_at = time.time()
+    event = run_trigger(deferred.trigger)
+    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=event))
     assert resumed.trigger.job_id == JOB
     assert route.call_count == 2
 

@@ -1,0 +1,41 @@
+"""DAGs that tests/dags/test_dag_test.py runs with dag.test(). They read where to write their
+results from COGVIDEO_TEST_OUT at run time (never at parse time)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, task
+
+from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
+
+PRODUCTS = [{"prompt": f"product {i} turning slowly", "metadata": {"product_id": f"sku-{i}"}} for i in range(8)]
+
+
+@task
+def collect(results) -> None:
+    value = results if isinstance(results, dict) else list(results)
+    Path(os.environ["COGVIDEO_TEST_OUT"]).write_text(json.dumps(value))
+
+
+with DAG("cogvideo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as mapped_dag:
+    videos = CogVideoGenerateOperator.partial(
+        task_id="generate", model="cogvideox-flash", poll_interval=0.2, size="720x480"
+    ).expand_kwargs(PRODUCTS)
+    collect(videos.output)
+
+
+with DAG("cogvideo_test_retry", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as retry_dag:
+    video = CogVideoGenerateOperator(
+        task_id="generate",
+        prompt="a lamp",
+        model="cogvideox-flash",
+        poll_interval=0.1,
+        timeout=0.3,  # shorter than the emulator's render: try 1 times out
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+    )
+    collect(video.output)

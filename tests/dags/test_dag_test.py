@@ -1,0 +1,47 @@
+"""Real Airflow (dag.test(): the scheduler loop in process, triggers run in line) against the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cogvideo.emulator import EmulatorConfig
+
+from .dag_files.cogvideo_test_dags import mapped_dag, retry_dag
+
+
+@pytest.fixture
+def cogvideo_emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(duration=1.0, jitter=0.0, seed=7)
+
+
+@pytest.fixture
+def out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "results.json"
+    monkeypatch.setenv("COGVIDEO_TEST_OUT", str(path))
+    return path
+
+
+def test_mapped_generation_dag(airflow_db, cogvideo_emulator, cogvideo_conn, out: Path) -> None:
+    run = mapped_dag.test()
+    assert run.state == "success"
+    results = json.loads(out.read_text())
+    assert sorted(r["metadata"]["product_id"] for r in results) == [f"sku-{i}" for i in range(8)]
+    for result in results:
+        assert result["task_status"] == "SUCCESS"
+        assert result["video_url"].startswith(cogvideo_emulator.base_url.split("/api/")[0])
+        assert result["prompt"] == f"product {result['metadata']['product_id'][4:]} turning slowly"
+        assert result["request"]["size"] == "720x480"
+    assert cogvideo_emulator.stats()["submits"] == 8, "one paid request per product"
+
+
+def test_retry_reconnects_through_task_state_store(airflow_db, cogvideo_emulator, cogvideo_conn, out: Path) -> None:
+    """Try 1 times out while the job renders; try 2 must reconnect to the same job, not pay again."""
+    run = retry_dag.test()
+    assert run.state == "success"
+    assert json.loads(out.read_text())["task_status"] == "SUCCESS"
+    assert cogvideo_emulator.stats()["submits"] == 1, "the retry reconnected instead of resubmitting"
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "generate"]
+    assert ti.try_number >= 2, "the first try really timed out"
