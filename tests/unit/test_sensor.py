@@ -1,0 +1,83 @@
+"""CogVideoTaskSensor: deferrable by default, short-circuits terminal jobs, same result dict."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
+from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
+from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
+
+from .conftest import BASE_URL
+
+JOB = "2000000000000000002"
+VIDEO = {"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}
+SUCCESS = httpx.Response(200, json={"model": "vidu2-image", "task_status": "SUCCESS", "video_result": [VIDEO]})
+PROCESSING = httpx.Response(200, json={"model": "vidu2-image", "task_status": "PROCESSING"})
+FAIL = httpx.Response(200, json={"model": "vidu2-image", "task_status": "FAIL"})
+
+
+@pytest.fixture(autouse=True)
+def _conn(make_conn):
+    make_conn(extra={"max_retries": 0})
+
+
+def sensor(**kw) -> CogVideoTaskSensor:
+    return CogVideoTaskSensor(task_id="wait", job_id=JOB, poll_interval=0.01, metadata={"sku": "s1"}, **kw)
+
+
+def test_deferrable_by_default_and_resumes_with_result(context) -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(side_effect=[PROCESSING, PROCESSING, SUCCESS])
+        op = sensor(timeout=60)
+        with pytest.raises(TaskDeferred) as exc:
+            op.execute(context)
+        trigger = exc.value.trigger
+        assert isinstance(trigger, CogVideoTaskTrigger)
+        assert trigger.model == "vidu2-image"
+
+        async def first_event():
+            event = await anext(CogVideoTaskTrigger(**trigger.serialize()[1]).run())
+            await aclose_clients()
+            return event.payload
+
+        result = op.execute_complete(context, event=asyncio.run(first_event()))
+    assert (result["id"], result["video_url"], result["metadata"]) == (JOB, VIDEO["url"], {"sku": "s1"})
+    assert (result["price"], result["price_currency"]) == (1.25, "CNY")
+
+
+def test_terminal_job_is_not_deferred(context) -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=SUCCESS)
+        assert sensor().execute(context)["video_url"] == VIDEO["url"]
+        api.get(f"/async-result/{JOB}").mock(return_value=FAIL)
+        with pytest.raises(AirflowFailException, match="FAIL"):
+            sensor().execute(context)
+
+
+def test_poke_mode(context) -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(side_effect=[PROCESSING, SUCCESS])
+        op = sensor(deferrable=False)
+        assert op.poke(context).is_done is False
+        done = op.poke(context)
+    assert done.is_done is True
+    assert done.xcom_value["video_url"] == VIDEO["url"]
+
+
+def test_unknown_job_fails_without_retry(context) -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(
+            return_value=httpx.Response(400, json={"error": {"code": "1214", "message": "id not found"}})
+        )
+        with pytest.raises(AirflowFailException, match="1214"):
+            sensor().execute(context)
+
+
+def test_job_id_is_templated() -> None:
+    assert "job_id" in CogVideoTaskSensor.template_fields
