@@ -1,0 +1,28 @@
+"""The README's tables are generated from the code's tables: keep the copy in sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_provider_cogvideo.errors import error_table_markdown
+from airflow_provider_cogvideo.models import capability_table_markdown
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _section(name: str) -> str:
+    text = README.read_text()
+    return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
+
+
+def test_models_table_matches_capability_table() -> None:
+    assert _section("models-table") == capability_table_markdown()
+
+
+def test_errors_table_matches_error_table() -> None:
+    assert _section("errors-table") == error_table_markdown()
+
+
+def test_quick_start_has_the_two_commands() -> None:
+    quick_start = README.read_text().split("## Quick start", 1)[1].split("##", 1)[0]
+    assert "make demo" in quick_start and "make test" in quick_start
