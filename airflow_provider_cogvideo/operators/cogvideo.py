@@ -67,6 +67,7 @@ STATE_KEY = "cogvideo_job"
 XCOM_JOB_ID = "job_id"
 XCOM_JOB_URL = "job_url"
 XCOM_VIDEO_URL = "video_url"
+XCOM_ERROR = "error"
 DEFAULT_TIMEOUT = timedelta(hours=2)
 # Back-off schedule for a submit refused with 429 (tier limit or overload): first wait, then x2.
 RATE_LIMIT_FIRST_WAIT = 15.0
@@ -341,9 +342,21 @@ class CogVideoGenerateOperator(BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
+        return self._recording_failure(context, self._execute, context)
+
+    def _execute(self, context: Context) -> Any:
         request, fingerprint = self.build_request()
         deadline = self._deadline(context)
         return self._submit_or_resume(context, request, fingerprint, deadline, rate_limited=0)
+
+    def _recording_failure(self, context: Context, step: Any, *args: Any) -> Any:
+        """Run one step; if it fails, leave the reason in XCom ``error`` first, so a pipeline's
+        manifest can list this product with its error while the other products carry on."""
+        try:
+            return step(*args)
+        except AirflowException as exc:
+            context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
+            raise
 
     def _deadline(self, context: Context) -> float:
         """Absolute epoch end of this try's wait: ``timeout`` from now, capped by ``execution_timeout``."""
@@ -440,6 +453,9 @@ class CogVideoGenerateOperator(BaseOperator):
 
     def execute_after_rate_limit(self, context: Context, event: Any = None) -> Any:
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
+        return self._recording_failure(context, self._resubmit, context, event)
+
+    def _resubmit(self, context: Context, event: Any) -> Any:
         if not isinstance(event, dict) or event.get("v") != EVENT_VERSION or event.get("status") != "resubmit":
             raise AirflowException(f"Unexpected trigger event (version skew or a bug): {event!r}")
         request, fingerprint = self.build_request()
@@ -490,6 +506,9 @@ class CogVideoGenerateOperator(BaseOperator):
         return watch.timeout_event()
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
+        return self._recording_failure(context, self._complete, context, event)
+
+    def _complete(self, context: Context, event: Any) -> Any:
         event = check_event(event)
         if event["status"] != "success":
             if event["status"] != "timeout" and event.get("reason") in _FINAL_REASONS:

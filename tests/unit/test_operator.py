@@ -115,6 +115,7 @@ def test_bad_input_fails_without_retry_before_any_request(api, context, kw, fiel
     with pytest.raises(AirflowFailException, match=field):
         operator(**kw).execute(context)
     assert not api.calls
+    assert field in context["ti"].xcom["error"]["error"], "the reason is left for the pipeline's manifest"
 
 
 def test_images_from_path_bare_base64_and_url_go_out_as_wire_images(api, context, tmp_path) -> None:
