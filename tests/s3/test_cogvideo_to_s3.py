@@ -1,0 +1,265 @@
+"""CogVideoToS3Operator against a real S3 server (SeaweedFS) and a local result-file server with faults."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections.abc import Iterator
+from email.header import decode_header
+from typing import Any
+
+import httpx
+import pytest
+from airflow.sdk import AssetAlias
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.models import MiB
+from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
+from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, make_context, object_keys, pending_uploads
+
+VIDEO_SIZE = 12 * MiB + 12345  # three 5 MiB parts, the last one short
+COVER = b"\x89PNG\r\n\x1a\n fake cover bytes"
+
+
+def synthetic_sha256(size: int) -> str:
+    digest = hashlib.sha256()
+    for chunk in synthetic_chunks(size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def job(result_server: ResultFileServer) -> dict[str, Any]:
+    """A fresh generation result whose files the local server serves."""
+    job_id = str(uuid.uuid4().int)[:19]
+    video = result_server.add(f"{job_id}.mp4", size=VIDEO_SIZE)
+    cover = result_server.add(f"{job_id}.png", COVER, content_type="image/png")
+    return {
+        "id": job_id,
+        "model": "cogvideox-3",
+        "request_id": f"af-{job_id}",
+        "task_status": "SUCCESS",
+        "video_url": video,
+        "cover_image_url": cover,
+        "metadata": {"product_id": f"sku-{job_id[:6]}", "title": "Red mug", "selling_points": ["ceramic", "350 ml"]},
+        "price": 1.0,
+        "price_currency": "CNY",
+        "prompt": "A red mug turns slowly",
+        "request": {"model": "cogvideox-3", "prompt": "A red mug turns slowly"},
+    }
+
+
+def transfer(bucket: str, result: Any, **kwargs: Any) -> CogVideoToS3Operator:
+    args: dict[str, Any] = {
+        "task_id": "to_s3",
+        "result": result,
+        "s3_bucket": bucket,
+        "s3_key": "videos/{metadata[product_id]}.mp4",
+        "aws_conn_id": AWS_CONN_ID,
+        "cogvideo_conn_id": COGVIDEO_CONN_ID,
+        "part_size": 5 * MiB,
+        **kwargs,
+    }
+    return CogVideoToS3Operator(**args)
+
+
+def downloads(server: ResultFileServer, name: str) -> int:
+    return server.requests[f"/files/{name}"]
+
+
+def test_streams_video_and_cover(s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer) -> None:
+    context = make_context()
+    out = transfer(bucket, job).execute(context)
+
+    key = f"videos/{job['metadata']['product_id']}.mp4"
+    expected_sha = synthetic_sha256(VIDEO_SIZE)
+    assert out["s3_uri"] == f"s3://{bucket}/{key}"
+    assert out["cover_s3_uri"] == f"s3://{bucket}/videos/{job['metadata']['product_id']}.png"
+    assert out["size"] == VIDEO_SIZE
+    assert out["sha256"] == expected_sha
+    assert out["already_present"] is False
+    # The generation fields ride along, so a manifest can be built from this result alone.
+    for field in ("id", "model", "request_id", "metadata", "prompt", "price", "price_currency"):
+        assert out[field] == job[field]
+
+    stored = s3.get_object(Bucket=bucket, Key=key)
+    assert hashlib.sha256(stored["Body"].read()).hexdigest() == expected_sha
+    assert stored["ContentType"] == "video/mp4"
+    meta = stored["Metadata"]
+    assert meta["cogvideo-job-id"] == job["id"]
+    assert meta["cogvideo-model"] == "cogvideox-3"
+    assert meta["cogvideo-request-id"] == job["request_id"]
+    assert meta["cogvideo-prompt-sha256"] == hashlib.sha256(job["prompt"].encode()).hexdigest()
+    assert meta["product-selling-points"] == "ceramic, 350 ml"
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
+    assert tags == {"sha256": expected_sha}
+
+    cover = s3.get_object(Bucket=bucket, Key=f"videos/{job['metadata']['product_id']}.png")
+    assert cover["Body"].read() == COVER
+    assert cover["ContentType"] == "image/png"
+    assert cover["Metadata"]["cogvideo-video-key"] == key
+    assert pending_uploads(s3, bucket) == []
+
+    # The asset event for downstream DAGs, through the alias outlet.
+    accessor = context["outlet_events"][AssetAlias(name="cogvideo-videos")]
+    (event,) = accessor.asset_alias_events
+    assert event.dest_asset_key.uri == f"s3://{bucket}/{key}"
+    assert event.extra == {"sha256": expected_sha, "size": VIDEO_SIZE, "job_id": job["id"]}
+
+    # Idempotent: a rerun finds the recorded job + sha256 and downloads nothing.
+    before = downloads(result_server, f"{job['id']}.mp4"), downloads(result_server, f"{job['id']}.png")
+    again = transfer(bucket, job).execute(make_context())
+    assert again["already_present"] is True
+    assert again["sha256"] == expected_sha
+    assert again["size"] == VIDEO_SIZE
+    assert (downloads(result_server, f"{job['id']}.mp4"), downloads(result_server, f"{job['id']}.png")) == before
+
+
+def test_alias_outlet_is_declared() -> None:
+    op = CogVideoToS3Operator(task_id="t", result="http://x/a.mp4", s3_bucket="b", s3_key="k.mp4")
+    assert AssetAlias(name="cogvideo-videos") in op.outlets
+    quiet = CogVideoToS3Operator(task_id="t2", result="http://x/a.mp4", s3_bucket="b", s3_key="k", asset_alias=None)
+    assert quiet.outlets == []
+
+
+def test_mid_stream_failure_leaves_nothing_then_retry_succeeds(
+    s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    result_server.files[f"{job['id']}.mp4"].faults = [f"truncate:{7 * MiB}"]
+    with pytest.raises(CogVideoDownloadError) as exc_info:
+        transfer(bucket, job).execute(make_context())
+    assert exc_info.value.retryable
+    assert job["id"] in str(exc_info.value)
+    assert object_keys(s3, bucket) == []  # no partial object
+    assert pending_uploads(s3, bucket) == []  # the multipart upload was aborted
+
+    out = transfer(bucket, job).execute(make_context())  # Airflow's retry
+    assert out["sha256"] == synthetic_sha256(VIDEO_SIZE)
+    assert len(object_keys(s3, bucket)) == 2
+
+
+def test_replace_semantics(s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer) -> None:
+    key = f"videos/{job['metadata']['product_id']}.mp4"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"someone else's video", Metadata={"cogvideo-job-id": "111"})
+
+    with pytest.raises(AirflowFailException, match=r"job 111.*replace=False"):
+        transfer(bucket, job).execute(make_context())
+    assert downloads(result_server, f"{job['id']}.mp4") == 0  # refused before downloading anything
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"someone else's video"
+
+    out = transfer(bucket, job, replace=True).execute(make_context())
+    assert out["already_present"] is False
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == VIDEO_SIZE
+
+
+def test_foreign_cover_blocks_before_download(
+    s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    s3.put_object(Bucket=bucket, Key=f"videos/{job['metadata']['product_id']}.png", Body=b"other")
+    with pytest.raises(AirflowFailException, match="refusing to overwrite"):
+        transfer(bucket, job).execute(make_context())
+    assert downloads(result_server, f"{job['id']}.mp4") == 0
+    out = transfer(bucket, job, cover_s3_key=None).execute(make_context())
+    assert out["cover_s3_uri"] is None
+
+
+def test_own_object_without_checksum_is_transferred_again(s3: Any, bucket: str, job: dict[str, Any]) -> None:
+    """A crash between completing the upload and tagging it: the same job's object is redone."""
+    key = f"videos/{job['metadata']['product_id']}.mp4"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"half", Metadata={"cogvideo-job-id": job["id"]})
+    out = transfer(bucket, job, cover_s3_key=None).execute(make_context())
+    assert out["already_present"] is False
+    assert out["size"] == VIDEO_SIZE
+
+
+def test_truncated_download_detected_without_transport_error(s3: Any, bucket: str, job: dict[str, Any]) -> None:
+    """A body that just ends early (no exception from httpx) is caught by the byte count."""
+
+    class ShortResponse:
+        headers = httpx.Headers({"content-length": str(VIDEO_SIZE), "content-type": "video/mp4"})
+
+        def iter_bytes(self, chunk_size: int) -> Iterator[bytes]:
+            yield from synthetic_chunks(6 * MiB)
+
+    class ShortHook:
+        @contextlib.contextmanager
+        def stream_download(self, url: str) -> Iterator[ShortResponse]:
+            yield ShortResponse()
+
+    op = transfer(bucket, job, cover_s3_key=None)
+    op.cogvideo_hook = ShortHook()  # type: ignore[assignment]
+    with pytest.raises(CogVideoDownloadError, match=rf"truncated: received {6 * MiB} of {VIDEO_SIZE} bytes"):
+        op.execute(make_context())
+    assert object_keys(s3, bucket) == []
+    assert pending_uploads(s3, bucket) == []
+
+
+def test_expired_url_is_refreshed_via_get_task(
+    s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    result_server.files[f"{job['id']}.mp4"].faults = ["status:403"]
+    result_server.files[f"{job['id']}.png"].faults = ["status:403"]
+    fresh_video = result_server.add(f"{job['id']}-fresh.mp4", size=VIDEO_SIZE)
+    result_server.add(f"{job['id']}-fresh.png", COVER, content_type="image/png")
+    result_server.add_task(job["id"], f"{job['id']}-fresh.mp4", f"{job['id']}-fresh.png")
+
+    out = transfer(bucket, job).execute(make_context())
+    assert out["sha256"] == synthetic_sha256(VIDEO_SIZE)
+    assert result_server.requests[f"/api/paas/v4/async-result/{job['id']}"] == 1  # one query for both URLs
+    assert downloads(result_server, f"{job['id']}-fresh.mp4") == 1
+    assert downloads(result_server, f"{job['id']}-fresh.png") == 1
+    assert fresh_video not in out.values()  # the stale result is returned as given; only the bytes are new
+
+
+def test_expired_url_still_refused_after_refresh_names_the_job(
+    s3: Any, bucket: str, job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    result_server.files[f"{job['id']}.mp4"].faults = ["status:410", "status:410"]
+    result_server.add_task(job["id"], f"{job['id']}.mp4")
+    with pytest.raises(AirflowFailException, match=rf"job {job['id']}: the video URL is refused \(HTTP 410\)"):
+        transfer(bucket, job).execute(make_context())
+    assert object_keys(s3, bucket) == []
+    assert pending_uploads(s3, bucket) == []
+
+
+def test_plain_url_and_verify_by_checksum(s3: Any, bucket: str, result_server: ResultFileServer) -> None:
+    name = f"{uuid.uuid4().hex}.mp4"
+    url = result_server.add(name, b"v" * 1000)
+    op = transfer(bucket, url, s3_key="plain/{url_stem}.mp4", cover_s3_key=None)
+    first = op.execute(make_context())
+    assert first["s3_uri"] == f"s3://{bucket}/plain/{name}"
+    assert first["already_present"] is False
+
+    # No job id to compare: the download is hashed (not uploaded) and matches the recorded sha256.
+    second = transfer(bucket, url, s3_key="plain/{url_stem}.mp4", cover_s3_key=None).execute(make_context())
+    assert second["already_present"] is True
+    assert second["sha256"] == first["sha256"]
+
+    result_server.add(name, b"w" * 1000)  # different content at the same URL
+    with pytest.raises(AirflowFailException, match="refusing to overwrite"):
+        transfer(bucket, url, s3_key="plain/{url_stem}.mp4", cover_s3_key=None).execute(make_context())
+    assert s3.get_object(Bucket=bucket, Key=f"plain/{name}")["Body"].read() == b"v" * 1000
+
+
+def test_key_placeholder_errors_are_clear(bucket: str, job: dict[str, Any]) -> None:
+    with pytest.raises(AirflowFailException, match=r"s3_key 'videos/\{sku\}.mp4' cannot be filled.*available fields"):
+        transfer(bucket, job, s3_key="videos/{sku}.mp4").execute(make_context())
+
+
+def test_failed_job_and_templated_string_result(bucket: str, job: dict[str, Any]) -> None:
+    with pytest.raises(AirflowFailException, match="task_status is FAIL"):
+        transfer(bucket, {**job, "task_status": "FAIL"}).execute(make_context())
+    # A result rendered by a non-native Jinja template arrives as its Python repr.
+    out = transfer(bucket, repr(job), cover_s3_key=None, s3_key="videos/{id}.mp4").execute(make_context())
+    assert out["s3_uri"] == f"s3://{bucket}/videos/{job['id']}.mp4"
+
+
+def test_non_ascii_metadata_is_rfc2047_encoded(s3: Any, bucket: str, job: dict[str, Any]) -> None:
+    job["metadata"]["title"] = "红色马克杯"
+    transfer(bucket, job, cover_s3_key=None).execute(make_context())
+    raw = s3.head_object(Bucket=bucket, Key=f"videos/{job['metadata']['product_id']}.mp4")["Metadata"]["product-title"]
+    ((decoded, charset),) = decode_header(raw)
+    assert decoded.decode(charset) == "红色马克杯"
