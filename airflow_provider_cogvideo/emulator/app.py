@@ -188,7 +188,11 @@ def _never(_length: int) -> None:
 
 def _cdn_reject(emu: Emulator, status: int, code: str, message: str) -> Response:
     emu.tasks.reject(code)
-    return cdn_error(status, _CDN_CODES.get(status, "Error"), message)
+    response = cdn_error(status, _CDN_CODES.get(status, "Error"), message)
+    retry_after = emu.faults.current.retry_after
+    if status == 429 and retry_after is not None:
+        response.headers["Retry-After"] = f"{retry_after:g}"
+    return response
 
 
 async def admin_stats(request: Request) -> Response:

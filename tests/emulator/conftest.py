@@ -1,62 +1,15 @@
-"""Helpers for the emulator tests: raw HTTP (httpx), never the provider's hook, so a wire bug
-cannot hide on both sides."""
+"""Fixtures for the emulator tests (helpers live in helpers.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import io
-import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
-import jwt
 import pytest
 import pytest_asyncio
 
-from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, running_emulator
-
-KEY_ID, SECRET = DEFAULT_TEST_KEY.split(".")
-POLL_INTERVAL = 0.05
-MAX_POLLS = 400  # a bound on iterations, not a timing assertion
-
-
-def bearer(credential: str = DEFAULT_TEST_KEY) -> dict[str, str]:
-    return {"Authorization": f"Bearer {credential}"}
-
-
-def make_jwt(key_id: str = KEY_ID, secret: str = SECRET, ttl_ms: int = 210_000, **header: Any) -> str:
-    """A token as the official SDKs make it: HS256, sign_type SIGN, millisecond claims."""
-    now = int(time.time() * 1000)
-    headers = {"alg": "HS256", "sign_type": "SIGN", **header}
-    return jwt.encode({"api_key": key_id, "exp": now + ttl_ms, "timestamp": now}, secret, headers=headers)
-
-
-def image_bytes(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 80, 40)).save(out, format=fmt)
-    return out.getvalue()
-
-
-def data_uri(width: int = 64, height: int = 48, fmt: str = "PNG") -> str:
-    return f"data:image/{fmt.lower()};base64,{base64.b64encode(image_bytes(width, height, fmt)).decode()}"
-
-
-async def wait_done(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
-    """Poll until the task leaves PROCESSING; returns the last answer."""
-    for _ in range(MAX_POLLS):
-        answer = (await client.get(f"async-result/{task_id}")).json()
-        if answer.get("task_status") != "PROCESSING":
-            return answer
-        await asyncio.sleep(POLL_INTERVAL)
-    raise AssertionError(f"task {task_id} still PROCESSING after {MAX_POLLS} polls")
-
-
-def api_client(handle: EmulatorHandle, credential: str = DEFAULT_TEST_KEY, **kw: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=handle.base_url + "/", headers=bearer(credential), **kw)
+from airflow_provider_cogvideo.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from tests.emulator.helpers import api_client
 
 
 @pytest.fixture(scope="module")

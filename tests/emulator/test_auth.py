@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorHandle
-from tests.emulator.conftest import KEY_ID, SECRET, make_jwt
+from tests.emulator.helpers import KEY_ID, SECRET, make_jwt
 
 pytestmark = pytest.mark.asyncio
 

@@ -8,9 +8,9 @@ import random
 import httpx
 import pytest
 
-from airflow_provider_cogvideo.emulator import ApiKey, EmulatorConfig, running_emulator
+from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, ApiKey, EmulatorConfig, running_emulator
 from airflow_provider_cogvideo.models import TIER_CONCURRENCY
-from tests.emulator.conftest import DEFAULT_TEST_KEY, api_client, wait_done
+from tests.emulator.helpers import api_client, wait_done
 
 pytestmark = pytest.mark.asyncio
 
@@ -73,7 +73,7 @@ async def test_200_concurrent_pollers_stay_correct() -> None:
     """Each poller sees only its own task: right id, model and request_id, its own result URL."""
     models = ["cogvideox-3", "cogvideox-2", "cogvideox-flash", "viduq1-text"]
     n = 200
-    config = EmulatorConfig(duration=0.4, jitter=0.5, seed=99, unlimited=True)
+    config = EmulatorConfig(duration=0.3, jitter=0.5, seed=99, unlimited=True)
     with running_emulator(config) as handle:
         limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
         async with api_client(handle, limits=limits, timeout=30) as client:
@@ -91,7 +91,7 @@ async def test_200_concurrent_pollers_stay_correct() -> None:
 
             async def poller(i: int) -> dict:
                 request_id, model, task_id = tasks[i]
-                await asyncio.sleep(stagger.random() * 0.05)
+                await asyncio.sleep(stagger.random() * 0.1)
                 while True:
                     response = await client.get(f"async-result/{task_id}")
                     poll_counts[i] += 1
@@ -101,7 +101,7 @@ async def test_200_concurrent_pollers_stay_correct() -> None:
                     if answer["task_status"] != "PROCESSING":
                         return answer
                     assert poll_counts[i] < 400, "task never finished"
-                    await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.1)
 
             results = await asyncio.gather(*(poller(i) for i in range(n)))
         stats = handle.stats()

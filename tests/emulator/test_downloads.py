@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig, SyntheticPayload, running_emulator
-from tests.emulator.conftest import api_client
+from tests.emulator.helpers import api_client
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from airflow_provider_cogvideo.emulator import EmulatorHandle
-from tests.emulator.conftest import data_uri, wait_done
+from tests.emulator.helpers import data_uri, wait_done
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig, running_emulator
-from tests.emulator.conftest import KEY_ID, data_uri
+from tests.emulator.helpers import KEY_ID, data_uri
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("sdk_client.py")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_cogvideo.models import ANY, MODEL_CAPABILITIES, PROMPT_MAX_CHARS, ModelCapabilities
-from tests.emulator.conftest import data_uri, image_bytes
+from tests.emulator.helpers import data_uri, image_bytes
 
 pytestmark = pytest.mark.asyncio
 

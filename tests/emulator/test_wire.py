@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from airflow_provider_cogvideo.emulator import ApiKey, EmulatorConfig, running_emulator
-from tests.emulator.conftest import api_client, wait_done
+from tests.emulator.helpers import api_client, wait_done
 
 pytestmark = pytest.mark.asyncio
 
