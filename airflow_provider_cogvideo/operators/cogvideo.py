@@ -30,9 +30,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperatorLink, XCom
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.errors import (

@@ -14,7 +14,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from PIL import Image
 
 from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 import respx
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
