@@ -263,3 +263,38 @@ def test_non_ascii_metadata_is_rfc2047_encoded(s3: Any, bucket: str, job: dict[s
     raw = s3.head_object(Bucket=bucket, Key=f"videos/{job['metadata']['product_id']}.mp4")["Metadata"]["product-title"]
     ((decoded, charset),) = decode_header(raw)
     assert decoded.decode(charset) == "红色马克杯"
+
+
+def test_s3_failure_mid_upload_aborts(s3: Any, bucket: str, job: dict[str, Any]) -> None:
+    """An upload_part error stops the download early and aborts the multipart upload."""
+    op = transfer(bucket, job, cover_s3_key=None)
+    real = op.s3_client
+
+    class FailingClient:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def upload_part(self, **kwargs: Any) -> Any:
+            if kwargs["PartNumber"] == 2:
+                raise OSError("S3 went away")
+            return real.upload_part(**kwargs)
+
+    op.s3_client = FailingClient()
+    with pytest.raises(OSError, match="S3 went away"):
+        op.execute(make_context())
+    assert object_keys(s3, bucket) == []
+    assert pending_uploads(s3, bucket) == []
+
+
+def test_import_is_cheap() -> None:
+    """DAG files import these modules at parse time: boto3 and Pillow wait for execute()."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import airflow_provider_cogvideo.transfers.cogvideo_to_s3, "
+        "airflow_provider_cogvideo.operators.product_images; "
+        "print(sorted(m for m in ('boto3', 'botocore', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
