@@ -22,11 +22,12 @@ What it does, in order, on every try:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,18 @@ class CogVideoVideoLink(BaseOperatorLink):
         return (
             XCom.get_value(key=XCOM_VIDEO_URL, ti_key=ti_key) or XCom.get_value(key=XCOM_JOB_URL, ti_key=ti_key) or ""
         )
+
+
+@contextlib.contextmanager
+def failure_recorded(context: Context) -> Iterator[None]:
+    """Leave a failing step's reason in XCom ``error`` before it propagates, so a pipeline's
+    manifest can list the product with its error while the other products carry on.
+    (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
+    try:
+        yield
+    except Exception as exc:
+        context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
+        raise
 
 
 def _seconds(value: float | timedelta | None) -> float | None:
@@ -341,21 +354,13 @@ class CogVideoGenerateOperator(BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
-        return self._recording_failure(context, self._execute, context)
+        with failure_recorded(context):
+            return self._execute(context)
 
     def _execute(self, context: Context) -> Any:
         request, fingerprint = self.build_request()
         deadline = self._deadline(context)
         return self._submit_or_resume(context, request, fingerprint, deadline, rate_limited=0)
-
-    def _recording_failure(self, context: Context, step: Any, *args: Any) -> Any:
-        """Run one step; if it fails, leave the reason in XCom ``error`` first, so a pipeline's
-        manifest can list this product with its error while the other products carry on."""
-        try:
-            return step(*args)
-        except AirflowException as exc:
-            context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
-            raise
 
     def _deadline(self, context: Context) -> float:
         """Absolute epoch end of this try's wait: ``timeout`` from now, capped by ``execution_timeout``."""
@@ -452,7 +457,8 @@ class CogVideoGenerateOperator(BaseOperator):
 
     def execute_after_rate_limit(self, context: Context, event: Any = None) -> Any:
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
-        return self._recording_failure(context, self._resubmit, context, event)
+        with failure_recorded(context):
+            return self._resubmit(context, event)
 
     def _resubmit(self, context: Context, event: Any) -> Any:
         if not isinstance(event, dict) or event.get("v") != EVENT_VERSION or event.get("status") != "resubmit":
@@ -505,7 +511,8 @@ class CogVideoGenerateOperator(BaseOperator):
         return watch.timeout_event()
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        return self._recording_failure(context, self._complete, context, event)
+        with failure_recorded(context):
+            return self._complete(context, event)
 
     def _complete(self, context: Context, event: Any) -> Any:
         event = check_event(event)

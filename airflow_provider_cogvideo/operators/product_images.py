@@ -36,8 +36,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_cogvideo.models import COGVIDEOX_IMAGE_FORMATS, PROMPT_MAX_CHARS, MiB
 

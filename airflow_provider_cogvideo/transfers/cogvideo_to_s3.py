@@ -53,12 +53,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, AssetAlias, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
 from airflow_provider_cogvideo.models import MiB
+from airflow_provider_cogvideo.operators.cogvideo import failure_recorded
 
 if TYPE_CHECKING:
     import httpx
@@ -319,6 +320,10 @@ class CogVideoToS3Operator(BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
+        with failure_recorded(context):
+            return self._transfer(context)
+
+    def _transfer(self, context: Context) -> dict[str, Any]:
         result = _parse_result(self.result)
         job_id = str(result["id"]) if result.get("id") else None
         status = result.get("task_status")

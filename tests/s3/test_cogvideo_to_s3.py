@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
 from airflow_provider_cogvideo.models import MiB
