@@ -92,8 +92,82 @@ def _run_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_POOL = "cogvideo"
+
+
+def _build_pool(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tier", type=str.upper, metavar="V0..V3", help="the account tier (V0/V1/V2/V3 = 5/10/15/20)")
+    source.add_argument("--conn-id", help="read the tier from this cogvideo connection's 'tier' extra")
+    parser.add_argument(
+        "--name", help=f"pool name (default: {DEFAULT_POOL!r}, or '{DEFAULT_POOL}-<model>' with --model)"
+    )
+    parser.add_argument(
+        "--model",
+        help="the model this pool is for: tier limits count per (account, model), so a DAG that uses several "
+        "models needs one pool per model",
+    )
+    parser.set_defaults(handler=_run_pool)
+
+
+def _pool_tier(args: argparse.Namespace) -> tuple[str, int, str]:
+    """(tier, slots, where the tier came from); exits with a message on a bad tier or connection."""
+    from airflow_provider_cogvideo.models import TIER_CONCURRENCY
+
+    if args.tier:
+        if args.tier not in TIER_CONCURRENCY:
+            raise SystemExit(f"cogvideo pool: unknown tier {args.tier!r}; allowed: {', '.join(TIER_CONCURRENCY)}")
+        return args.tier, TIER_CONCURRENCY[args.tier], "--tier"
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+    try:
+        settings = CogVideoHook(args.conn_id).settings
+    except Exception as exc:  # a missing or malformed connection: say which, never a traceback
+        raise SystemExit(f"cogvideo pool: cannot read connection {args.conn_id!r}: {exc}") from None
+    return settings.tier, settings.concurrency, f"connection {args.conn_id!r}"
+
+
+def _run_pool(args: argparse.Namespace) -> int:
+    """Create or update the pool in the metadata DB of the Airflow configured here (AIRFLOW_HOME).
+
+    ``include_deferred`` is the point: a deferred generation task is a job rendering at the API, so
+    it must keep its slot or Airflow would start more jobs than the tier allows.
+    """
+    from airflow_provider_cogvideo.models import MODEL_CAPABILITIES
+
+    if args.model and args.model not in MODEL_CAPABILITIES:
+        raise SystemExit(f"cogvideo pool: unknown model {args.model!r}; known: {', '.join(MODEL_CAPABILITIES)}")
+    tier, slots, source = _pool_tier(args)
+    name = args.name or (f"{DEFAULT_POOL}-{args.model}" if args.model else DEFAULT_POOL)
+    scope = f"{args.model} jobs" if args.model else "jobs per model"
+    description = f"CogVideoX tier {tier}: {slots} {scope} in flight; counts deferred (rendering) tasks"
+
+    from airflow.models.pool import Pool
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        before = Pool.get_pool(name)
+        old = (before.slots, before.include_deferred) if before is not None else None
+        Pool.create_or_update_pool(name=name, slots=slots, description=description, include_deferred=True)
+    except SQLAlchemyError as exc:
+        raise SystemExit(
+            f"cogvideo pool: the Airflow metadata DB is not usable ({type(exc).__name__}); run `airflow db migrate` "
+            "first, or create the pool elsewhere with "
+            f"`airflow pools set {name} {slots} '{description}' --include-deferred`"
+        ) from None
+    if old is None:
+        action = "Created"
+    elif old == (slots, True):
+        action = "Unchanged"
+    else:
+        action = f"Updated (was {old[0]} slots, include_deferred {'on' if old[1] else 'off'})"
+    print(f"{action} pool {name!r}: {slots} slots, include_deferred on (tier {tier} from {source})", flush=True)
+    return 0
+
+
 SUBCOMMANDS: dict[str, tuple[str, Builder]] = {
     "emulator": ("run the local CogVideoX-compatible API emulator", _build_emulator),
+    "pool": ("create or update an Airflow pool sized to the account tier (include_deferred on)", _build_pool),
 }
 
 

@@ -30,6 +30,9 @@ from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Opera
 
 MODEL = os.environ.get("COGVIDEO_PIPELINE_MODEL", "cogvideox-3")
 POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
+# Fixed seconds between polls, for renders of seconds (the emulator in `make demo` and the integration
+# test); unset, the adaptive schedule suits real renders of minutes.
+POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or None
 PROMPT = (
     "{title}: {selling_points}. Product video in a {style} style, the product turning slowly in soft "
     "studio light, gentle camera push-in."
@@ -67,6 +70,7 @@ with DAG(
             prompt=prompt,
             metadata=metadata,
             pool=POOL,
+            poll_interval=POLL_INTERVAL,
             timeout=timedelta(hours=1),
         )
         CogVideoToS3Operator(
