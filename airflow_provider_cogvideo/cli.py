@@ -165,9 +165,31 @@ def _run_pool(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="where the throwaway .demo/ directory goes (default: here)"
+    )
+    parser.add_argument("--products", type=int, default=6, help="sample products to seed (default: 6)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds each emulated render takes (default: 4)")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from airflow_provider_cogvideo.demo import run_demo
+
+    if args.products < 1:
+        raise SystemExit("cogvideo demo: --products must be at least 1")
+    try:
+        return run_demo(args.dir.resolve(), products=args.products, duration=args.duration)
+    except KeyboardInterrupt:
+        print("\nInterrupted: stopped every process the demo started.", flush=True)
+        return 130
+
+
 SUBCOMMANDS: dict[str, tuple[str, Builder]] = {
     "emulator": ("run the local CogVideoX-compatible API emulator", _build_emulator),
     "pool": ("create or update an Airflow pool sized to the account tier (include_deferred on)", _build_pool),
+    "demo": ("run the product pipeline end to end on the local emulator and a local S3", _build_demo),
 }
 
 

@@ -656,8 +656,8 @@ async def _send_async(send: Callable[[], Awaitable[httpx.Response]], submit_requ
 
 def _submitted(answer: dict[str, Any], request: VideoGenerationRequest) -> TaskResult:
     result = TaskResult.model_validate(answer)
-    if not result.id:
-        raise CogVideoAPIError("submit answer has no task id", http_status=200)
+    if not result.id:  # accepted, maybe billed, but untrackable: as ambiguous as a lost answer
+        raise CogVideoAmbiguousSubmitError(request.request_id, "the submit answer carried no task id")
     if result.model is None or result.request_id is None:
         result = result.model_copy(
             update={"model": result.model or request.model, "request_id": result.request_id or request.request_id}

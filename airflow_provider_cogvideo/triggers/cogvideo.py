@@ -40,6 +40,8 @@ DEFAULT_ERROR_BUDGET = 8
 # Backoff after the n-th consecutive transient error: base * 2**(n-1), capped, with jitter.
 ERROR_BACKOFF_BASE = 5.0
 ERROR_BACKOFF_CEILING = 120.0
+# Besides every status change, say "still rendering" this often, so a task log shows progress.
+PROGRESS_LOG_SECONDS = 60.0
 
 
 def build_event(
@@ -212,6 +214,7 @@ class JobWatch:
         self.polls = 0
         self.errors = 0
         self.last_status: str | None = None
+        self._last_logged = 0.0
         self._delay = self.schedule.delay(self.waited(), 0)
 
     def waited(self) -> float:
@@ -265,7 +268,8 @@ class JobWatch:
         """A poll answered: an event if the job has ended, else None."""
         self.errors = 0
         self.polls += 1
-        if result.task_status != self.last_status:
+        if result.task_status != self.last_status or self.waited() - self._last_logged >= PROGRESS_LOG_SECONDS:
+            self._last_logged = self.waited()
             self.log.info(
                 "CogVideo job %s (%s): %s after %.0f s (poll %d)",
                 self.job_id,

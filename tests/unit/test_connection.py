@@ -118,8 +118,11 @@ def test_provider_info_lists_importable_modules() -> None:
 
 
 def test_providers_manager_sees_the_connection_type() -> None:
-    from airflow.providers_manager import ProvidersManager
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Manager
+    except ImportError:  # Airflow < 3.2
+        from airflow.providers_manager import ProvidersManager as Manager
 
-    manager = ProvidersManager()
+    manager = Manager()
     assert "airflow-provider-cogvideo" in manager.providers
     assert "cogvideo" in manager.hooks

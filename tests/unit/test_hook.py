@@ -179,6 +179,13 @@ def test_submit_read_timeout_is_ambiguous_and_not_resent(api, hook) -> None:
     assert exc.value.request_id == "req-000001"
 
 
+def test_submit_answer_without_task_id_is_ambiguous(api, hook) -> None:
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json={"task_status": "PROCESSING"}))
+    with pytest.raises(CogVideoAmbiguousSubmitError, match="no task id"):
+        hook.submit(request())
+    assert route.call_count == 1
+
+
 def test_submit_connect_error_is_safe_to_resend(api, hook) -> None:
     route = api.post("/videos/generations").mock(
         side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=PROCESSING)]
