@@ -466,7 +466,18 @@ class CogVideoGenerateOperator(BaseOperator):
         request, fingerprint = self.build_request()
         return self._submit_or_resume(context, request, fingerprint, float(event["deadline"]), event["rate_limited"])
 
+    def on_kill(self) -> None:
+        """Killed while polling on the worker: the job cannot be cancelled (the API has no cancel)."""
+        job_id = getattr(self, "_job_id", None)
+        if job_id:
+            self.log.warning(
+                "CogVideo job %s keeps running on the service and will be billed: the API has no cancel "
+                "endpoint. A retry of this task reconnects to it (task_state_store) instead of resubmitting.",
+                job_id,
+            )
+
     def _wait(self, context: Context, job_id: str, submitted_at: float, deadline: float) -> Any:
+        self._job_id = job_id
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
         ti.xcom_push(key=XCOM_JOB_URL, value=f"{self.hook.settings.base_url}/async-result/{job_id}")

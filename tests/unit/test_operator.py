@@ -313,3 +313,23 @@ def test_no_state_store_warns_what_protection_remains(api, capsys, caplog) -> No
     defer(operator(), {"ti": FakeTI()})
     logged = capsys.readouterr().out + caplog.text
     assert "task_state_store is not available" in logged
+
+
+def test_extra_link_prefers_the_video_then_the_job(monkeypatch) -> None:
+    from airflow_provider_cogvideo.operators import cogvideo as module
+
+    stored = {"job_url": f"{BASE_URL}/async-result/{JOB}"}
+    monkeypatch.setattr(module.XCom, "get_value", lambda key, ti_key: stored.get(key))
+    link = module.CogVideoVideoLink()
+    assert link.get_link(operator(), ti_key=None) == stored["job_url"]
+    stored["video_url"] = VIDEO["url"]
+    assert link.get_link(operator(), ti_key=None) == VIDEO["url"]
+
+
+def test_on_kill_on_the_worker_names_the_job(api, context, capsys, caplog) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    op = operator()
+    defer(op, context)
+    op.on_kill()
+    logged = capsys.readouterr().out + caplog.text
+    assert JOB in logged and "no cancel" in logged
