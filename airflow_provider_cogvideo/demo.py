@@ -546,6 +546,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it: what a user types to open it."""
+    with suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
+
+
 def _human_size(n: int) -> str:
     return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
@@ -577,11 +584,12 @@ def _download_videos(s3_client: Any, rows: list[dict[str, Any]], target: Path) -
 def _ingest_notes(airflow_log: Path) -> list[str]:
     """What ingestion said about re-encoded and rejected images (from Airflow's log)."""
     notes = []
-    for line in airflow_log.read_text(errors="replace").splitlines():
+    for raw in airflow_log.read_text(errors="replace").splitlines():
+        line = re.sub(r"\s+\[[\w.]+\](\s+loc=\S+)?$", "", raw)  # structlog's "[logger] loc=file:line"
         rejected = re.search(r"Rejected (s3://\S+): (.*)", line)
         reencoded = re.search(r"(\S+): (\S+ \S+) re-encoded to JPEG \((\d+) bytes\) at (s3://\S+)", line)
         if rejected:
-            notes.append(f"rejected    {rejected.group(1)}: {rejected.group(2).strip()[:90]}")
+            notes.append(f"rejected    {rejected.group(1)}: {rejected.group(2).strip()}")
         elif reencoded:
             product, source, _, staged = reencoded.groups()
             notes.append(f"re-encoded  {product}: {source} -> JPEG at {staged}")
@@ -602,7 +610,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     _say("== CogVideoX product pipeline demo (local emulator + local S3; nothing leaves this machine) ==")
     with _sigterm_as_interrupt(), ExitStack() as stack:
         s3 = stack.enter_context(running_seaweedfs(demo_dir / "s3"))
-        _say(f"S3 (SeaweedFS)       {s3.endpoint_url}   log {s3.log_path}")
+        _say(f"S3 (SeaweedFS)       {s3.endpoint_url}   log {_shown(s3.log_path)}")
         config = EmulatorConfig(keys=parse_keys(f"{DEFAULT_TEST_KEY}:V0"), duration=duration, jitter=0.25)
         emulator = stack.enter_context(running_emulator(config))
         _say(f"CogVideoX emulator   {emulator.base_url}   tier V0 (5 jobs in flight), renders take ~{duration:g} s")
@@ -627,7 +635,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         )
         env.install_dags(pipeline_dag_file())
         with open(demo_dir / "setup.log", "w") as setup_log:
-            _say(f"Airflow home         {env.home}   (airflow db migrate ...)")
+            _say(f"Airflow home         {_shown(env.home)}   (airflow db migrate ...)")
             env.migrate(log=setup_log)
             pool_line = env.cogvideo("pool", "--conn-id", "cogvideo_default", log=setup_log).strip().splitlines()[-1]
         _say(f"Pool                 {pool_line}")
@@ -635,7 +643,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
             "Note: dag.test() runs the tasks one at a time in this process and ignores pools; the tier limit "
             "under a real scheduler + triggerer is shown by tests/integration/test_pipeline_real_airflow.py."
         )
-        _say(f"Running {PIPELINE_DAG_ID} with `airflow dags test`; Airflow's log: {airflow_log}")
+        _say(f"Running {PIPELINE_DAG_ID} with `airflow dags test`; Airflow's log: {_shown(airflow_log)}")
 
         processes = stack.enter_context(ProcessGroup(demo_dir))
         run_started = time.monotonic()
@@ -648,7 +656,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         progress.stopped.set()
         progress.join()
         if returncode != 0:
-            _say(f"\nThe DAG run failed (exit code {returncode}). Last lines of {airflow_log}:")
+            _say(f"\nThe DAG run failed (exit code {returncode}). Last lines of {_shown(airflow_log)}:")
             _say(_tail(airflow_log, 40))
             return 1
 
@@ -670,14 +678,14 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     for row in uploaded:
         _say(f"{row['product_id']:<{width}}  {_human_size(row['size']):>7}  {row['sha256'][:12]}  {row['video']}")
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {row['cover']}")
-        _say(f"{'':<{width}}  {'':>7}  {'':<12}  {local[row['product_id']]}")
+        _say(f"{'':<{width}}  {'':>7}  {'':<12}  {_shown(local[row['product_id']])}")
     for row in failed:
         _say(f"{row['product_id']:<{width}}  FAILED: {row.get('error')}")
     _say(f"\nManifest:    {manifest_uri}")
     currency = manifest.get("currency") or ""
     _say(f"Total cost:  {manifest['total_price']:.2f} {currency} (list price; emulated, nothing billed)")
-    _say(f"Videos:      {demo_dir / 'videos'}/  (open with any video player, e.g. xdg-open or open)")
-    _say(f"Logs:        {airflow_log}, {demo_dir / 'setup.log'}")
+    _say(f"Videos:      {_shown(demo_dir / 'videos')}/  (open with any video player, e.g. xdg-open or open)")
+    _say(f"Logs:        {_shown(airflow_log)}, {_shown(demo_dir / 'setup.log')}")
     _say(f"Stopped the emulator, SeaweedFS and Airflow ({time.monotonic() - started:.0f} s in all).")
     return 0 if not failed else 1
 
