@@ -245,7 +245,7 @@ def seed_products(
 ) -> SeededProducts:
     """Create ``bucket`` (if needed) and upload each product's image and ``<name>.json`` sidecar;
     with ``corrupt``, also a truncated JPEG (with a sidecar) that ingestion must reject."""
-    _ensure_bucket(s3_client, bucket)
+    ensure_bucket(s3_client, bucket)
     rejected = []
     for product in products:
         key = f"{prefix}{product.product_id}{product.extension}"
@@ -268,7 +268,8 @@ def seed_products(
     )
 
 
-def _ensure_bucket(s3_client: Any, bucket: str) -> None:
+def ensure_bucket(s3_client: Any, bucket: str) -> None:
+    """Create ``bucket`` unless it exists (a rerun against the same server is fine)."""
     from botocore.exceptions import ClientError
 
     try:
@@ -617,7 +618,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
 
         client = s3.boto3_client()
         seeded = seed_products(client, sample_products(products))
-        _ensure_bucket(client, OUTPUT_BUCKET)
+        ensure_bucket(client, OUTPUT_BUCKET)
         _say(
             f"Seeded s3://{seeded.bucket}/{seeded.prefix}: {len(seeded.product_ids)} product images + sidecars "
             f"({len(seeded.reencoded)} WebP to re-encode, {len(seeded.rejected_keys)} corrupt to reject)"
@@ -702,6 +703,7 @@ __all__ = [
     "ProcessGroup",
     "SampleProduct",
     "SeededProducts",
+    "ensure_bucket",
     "pipeline_dag_file",
     "render_product_image",
     "run_demo",
