@@ -179,6 +179,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
         "git_commit": _git_commit(),
+        "loadavg_1_5_15_at_write": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -383,6 +383,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     idle_c, idle_t = time.process_time(), time.perf_counter()
     await asyncio.sleep(2.0)
     idle_rate = (time.process_time() - idle_c) / (time.perf_counter() - idle_t)
+    load0 = round(os.getloadavg()[0], 2)
     rss0, cpu0, t0 = rss_bytes(), time.process_time(), time.perf_counter()
     if tracer is not None:
         tracer.enable()
@@ -469,6 +470,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
             "total_ms": {str(g): round(probe.gc_total[g] * 1000, 2) for g in (0, 1, 2)},
             "max_pause_ms": {str(g): round(probe.gc_max[g] * 1000, 2) for g in (0, 1, 2)},
         },
+        "loadavg_1min_start_end": [load0, round(os.getloadavg()[0], 2)],
         "first_done_s": min(done_at, default=None),
         "last_done_s": max(done_at, default=None),
     }
