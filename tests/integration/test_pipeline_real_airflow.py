@@ -207,7 +207,13 @@ def test_pipeline_with_scheduler_and_triggerer(
             def rendering() -> bool:
                 return len(monitor.deferred_now) >= 3 and emulator.stats()["in_flight"] >= 3
 
-            wait_until(rendering, timeout=180, what="3 generation tasks deferred", alive=alive)
+            def still_running() -> None:
+                alive()
+                state = _run_state(env)
+                if state and state[1] in ("success", "failed"):
+                    raise AssertionError(f"the run ended {state[1]} before 3 generation tasks were deferred at once")
+
+            wait_until(rendering, timeout=180, what="3 generation tasks deferred", alive=still_running)
             killed_while_deferred = set(monitor.deferred_now)
             components.stop("triggerer", sig=signal.SIGKILL)
             components.start("triggerer", env.command("triggerer"), component_env)
