@@ -582,18 +582,14 @@ def _download_videos(s3_client: Any, rows: list[dict[str, Any]], target: Path) -
     return local
 
 
-def _ingest_notes(airflow_log: Path) -> list[str]:
-    """What ingestion said about re-encoded and rejected images (from Airflow's log)."""
+def _reencoded_notes(airflow_log: Path) -> list[str]:
+    """Which images ingestion re-encoded, from Airflow's log (the manifest lists outcomes, not inputs)."""
     notes = []
-    for raw in airflow_log.read_text(errors="replace").splitlines():
-        line = re.sub(r"\s+\[[\w.]+\](\s+loc=\S+)?$", "", raw)  # structlog's "[logger] loc=file:line"
-        rejected = re.search(r"Rejected (s3://\S+): (.*)", line)
-        reencoded = re.search(r"(\S+): (\S+ \S+) re-encoded to JPEG \((\d+) bytes\) at (s3://\S+)", line)
-        if rejected:
-            notes.append(f"rejected    {rejected.group(1)}: {rejected.group(2).strip()}")
-        elif reencoded:
-            product, source, _, staged = reencoded.groups()
-            notes.append(f"re-encoded  {product}: {source} -> JPEG at {staged}")
+    for line in airflow_log.read_text(errors="replace").splitlines():
+        found = re.search(r"(\S+): (\S+ \S+) re-encoded to JPEG \(\d+ bytes\) at (s3://\S+)", line)
+        if found:
+            product, source, staged = found.groups()
+            notes.append(f"{product}: {source} re-encoded to a JPEG at {staged}")
     return list(dict.fromkeys(notes))
 
 
@@ -663,16 +659,20 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
 
         manifest_uri, manifest = _latest_manifest(client)
         uploaded = [row for row in manifest["products"] if row["status"] == "uploaded"]
-        failed = [row for row in manifest["products"] if row["status"] != "uploaded"]
+        failed = [row for row in manifest["products"] if row["status"] == "failed"]
+        rejected = [row for row in manifest["products"] if row["status"] == "rejected"]
         local = _download_videos(client, uploaded, demo_dir / "videos")
         stats = emulator.stats()
 
     _say(
-        f"\nDone in {time.monotonic() - run_started:.0f} s: {len(uploaded)} videos uploaded, {len(failed)} failed; "
-        f"{stats['submits']} paid submits, {sum(stats['rejections'].values())} rejections by the API."
+        f"\nDone in {time.monotonic() - run_started:.0f} s: {len(uploaded)} videos uploaded, {len(failed)} failed, "
+        f"{len(rejected)} image(s) rejected at ingestion; "
+        f"{stats['submits']} jobs submitted to the API, {sum(stats['rejections'].values())} requests refused by it."
     )
-    for note in _ingest_notes(airflow_log):
+    for note in _reencoded_notes(airflow_log):
         _say(f"  ingest: {note}")
+    for row in rejected:
+        _say(f"  ingest: rejected {row['image']}: {row['error']}")
     _say("")
     width = max([len(r["product_id"]) for r in manifest["products"]] + [7])
     _say(f"{'product':<{width}}  {'size':>7}  {'sha256':<12}  S3 video / cover / local copy")

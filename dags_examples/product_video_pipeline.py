@@ -8,7 +8,7 @@
   whole group is mapped, one product's failure leaves the other products' uploads running.
 * ``manifest`` (runs whatever happened) writes ``manifests/<ds>/<run_id>.json`` to the output bucket:
   per product the video URI, sha256, job id, model, prompt, price and status, failed products with
-  their error, and logs the run's total list price.
+  their error, images rejected at ingestion with the reason, and logs the run's total list price.
 
 The generation tasks run in the pool ``cogvideo`` (``cogvideo pool --tier V0`` creates it with
 ``include_deferred`` on, so rendering jobs keep their slot). Parsing this file touches no
@@ -115,11 +115,18 @@ with DAG(
                 error = error or ti.xcom_pull(task_ids=failed_task, key="error", map_indexes=index)
             rows.append({"product_id": product_id, "status": "failed", "image": item["image"], "error": error})
         failed = [row for row in rows if row["status"] == "failed"]
+        # Images ingestion refused (undecodable, bad sidecar, duplicate id) never became a product: listed
+        # too, so the manifest accounts for every file that arrived.
+        rejected = ti.xcom_pull(task_ids="ingest", key="rejected") or []
+        for item in rejected:
+            stem = item["image"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            rows.append({"product_id": stem, "status": "rejected", "image": item["image"], "error": item["reason"]})
         document = {
             "dag_run": context["run_id"],
             "products": rows,
-            "uploaded": len(rows) - len(failed),
+            "uploaded": len(rows) - len(failed) - len(rejected),
             "failed": len(failed),
+            "rejected": len(rejected),
             "total_price": round(total, 4),
             "currency": currency,
         }
@@ -127,8 +134,9 @@ with DAG(
         S3Hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=params["output_bucket"], replace=True)
         print(
             f"Total cost of this run: {total:.2f} {currency or ''} (list price) for {document['uploaded']} videos; "
-            f"{len(failed)} failed; manifest s3://{params['output_bucket']}/{key}"
+            f"{len(failed)} failed, {len(rejected)} image(s) rejected; manifest s3://{params['output_bucket']}/{key}"
         )
-        return {"manifest": f"s3://{params['output_bucket']}/{key}", **{k: document[k] for k in ("uploaded", "failed")}}
+        summary = {k: document[k] for k in ("uploaded", "failed", "rejected")}
+        return {"manifest": f"s3://{params['output_bucket']}/{key}", **summary}
 
     manifest(products.output) << product.expand_kwargs(products.output)
