@@ -1,0 +1,38 @@
+"""``cogvideo demo`` end to end (shortened), so a change to the DAG, the operators or the manifest that
+would break ``make demo`` on a fresh clone fails the suite first."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_cogvideo.demo import SAMPLE_PRODUCTS, corrupt_image, render_product_image, run_demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+
+
+def test_sample_images_decode_and_the_corrupt_one_does_not() -> None:
+    from PIL import Image
+
+    for product in SAMPLE_PRODUCTS:
+        with Image.open(io.BytesIO(render_product_image(product))) as image:
+            image.load()
+            assert (image.format, image.size) == (product.image_format, (640, 480))
+    with pytest.raises(OSError), Image.open(io.BytesIO(corrupt_image())) as image:
+        image.load()
+
+
+def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    products = 5  # the fifth sample is the WebP: re-encoding is part of the run
+    assert run_demo(tmp_path, products=products, duration=0.5) == 0
+    out = capsys.readouterr().out
+    assert f"{products} videos uploaded, 0 failed, 1 image(s) rejected at ingestion" in out
+    assert "rejected s3://products/incoming/broken-upload.jpg: not a decodable image" in out
+    assert "echo-headphones: webp RGB re-encoded to a JPEG" in out
+    assert "ignores pools" in out
+    videos = sorted((tmp_path / ".demo" / "videos").glob("*.mp4"))
+    assert [v.stem for v in videos] == sorted(p.product_id for p in SAMPLE_PRODUCTS[:products])
+    assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
+    assert "Total cost:  5.00 CNY" in out
