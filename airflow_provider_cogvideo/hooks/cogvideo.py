@@ -451,12 +451,12 @@ class CogVideoHook(BaseHook):
         ceiling = min(settings.retry_max_wait, settings.retry_min_wait * (2 ** (attempt - 1)))
         return random.uniform(settings.retry_min_wait / 2, max(ceiling, settings.retry_min_wait / 2))
 
-    def _retry_kwargs(self, retry: bool) -> dict[str, Any]:
+    def _retry_kwargs(self) -> dict[str, Any]:
         from tenacity import retry_if_exception, stop_after_attempt
 
         settings = self._settings
         assert settings is not None
-        attempts = settings.max_retries + 1 if retry else 1
+        attempts = settings.max_retries + 1
 
         def before_sleep(state: Any) -> None:
             exc = state.outcome.exception() if state.outcome else None
@@ -479,9 +479,11 @@ class CogVideoHook(BaseHook):
         )
 
     def _call(self, send: Callable[[], httpx.Response], *, submit_request_id: str | None, retry: bool) -> dict:
+        if not retry:  # one attempt: skip tenacity's machinery (triggers poll thousands of times)
+            return self._raise_for_answer(_send_sync(send, submit_request_id))
         from tenacity import Retrying
 
-        for attempt in Retrying(**self._retry_kwargs(retry)):
+        for attempt in Retrying(**self._retry_kwargs()):
             with attempt:
                 return self._raise_for_answer(_send_sync(send, submit_request_id))
         raise AssertionError("unreachable")  # pragma: no cover
@@ -489,9 +491,11 @@ class CogVideoHook(BaseHook):
     async def _acall(
         self, send: Callable[[], Awaitable[httpx.Response]], *, submit_request_id: str | None, retry: bool
     ) -> dict:
+        if not retry:
+            return self._raise_for_answer(await _send_async(send, submit_request_id))
         from tenacity import AsyncRetrying
 
-        async for attempt in AsyncRetrying(**self._retry_kwargs(retry)):
+        async for attempt in AsyncRetrying(**self._retry_kwargs()):
             with attempt:
                 return self._raise_for_answer(await _send_async(send, submit_request_id))
         raise AssertionError("unreachable")  # pragma: no cover
