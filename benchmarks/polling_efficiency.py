@@ -22,8 +22,8 @@ that follows is the same for every schedule and is left out).
    ceiling, fraction). Verdict: does the default poll less than fixed 10 s with no worse mean delay?
    If not, which parameterisation does (for every model)?
 2. **Live validation**: the real ``CogVideoTaskTrigger`` (``async for event in trigger.run()``)
-   against the emulator (in-process, so each task's exact finish time is known), time scaled down by
-   ``--scale`` (default 20: a 60-300 s job takes 3-15 s, a 10 s interval 0.5 s), uniform durations
+   against the emulator (its own process; each task's finish time is derived from the seed), time scaled down by
+   ``--scale`` (default 10: a 60-300 s job takes 6-30 s, a 10 s interval 1 s), uniform durations
    only (the emulator's jitter is uniform), compared with the simulation fed the same durations.
 
 No assertion: a measurement. Results: ``benchmarks/results/polling_efficiency.json``.
@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, percentile, table, write_results
+from _common import ROOT, TEST_KEY, EmulatorProcess, percentile, table, write_results
 
 FIXED_INTERVALS = (2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 20, 25, 30)
 GRID_FIRST = (0.5, 0.75, 1.0)  # x the model's shortest typical render time
@@ -79,6 +79,15 @@ class Schedule:
         )
 
 
+class _NullLog:
+    """JobWatch logs status changes; the simulation has nothing to say."""
+
+    def info(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    warning = info
+
+
 def poll_times(schedule: Any, horizon: float) -> list[float]:
     """Poll times (seconds after submit) of the real JobWatch under a fake clock, up to ``horizon``."""
     from airflow_provider_cogvideo.triggers import cogvideo as trig
@@ -90,17 +99,14 @@ def poll_times(schedule: Any, horizon: float) -> list[float]:
         def time(cls) -> float:
             return cls.now
 
-    import logging
-
     from airflow_provider_cogvideo.models import TaskResult
 
     real_time = trig.time
     trig.time = FakeClock  # type: ignore[assignment]  - JobWatch reads time.time() only
     try:
         watch = trig.JobWatch(
-            "sim", deadline=1e12, waiting_since=0.0, model=None, poll_interval=None, error_budget=8,
-            log=logging.getLogger("polling_efficiency.sim"),
-        )  # fmt: skip
+            "sim", deadline=1e12, waiting_since=0.0, model=None, poll_interval=None, error_budget=8, log=_NullLog()
+        )
         watch.schedule = schedule
         watch._delay = schedule.delay(0.0, 0)
         running = TaskResult.model_validate({"id": "sim", "task_status": "PROCESSING"})
@@ -210,13 +216,19 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def live(args: argparse.Namespace, sched: list[Schedule]) -> dict[str, Any]:
-    """The real trigger against the in-process emulator, time scaled by ``args.scale``."""
+    """The real trigger against the emulator (its own process), time scaled by ``args.scale``.
+
+    The emulator's render time of its n-th task is a pure function of its seed (``rng.draw``), and
+    both processes read the same CLOCK_MONOTONIC, so each task's finish time is known here: submits
+    are sent one at a time (n = submit order after a reset); the server's submit instant is taken as
+    the midpoint of the request's round trip (+-1 ms, x scale in real-time units).
+    """
     import json
     import os
 
     import httpx
 
-    from airflow_provider_cogvideo.emulator import EmulatorConfig, running_emulator
+    from airflow_provider_cogvideo.emulator.rng import draw
     from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
     from airflow_provider_cogvideo.models import MODEL_CAPABILITIES, PollSchedule
     from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
@@ -244,38 +256,42 @@ async def live(args: argparse.Namespace, sched: list[Schedule]) -> dict[str, Any
         )
 
     results: dict[str, Any] = {}
-    config = EmulatorConfig(duration=mid / scale, jitter=jitter, seed=args.seed, unlimited=True)
-    with running_emulator(config) as emu:
+    with EmulatorProcess(duration=mid / scale, jitter=jitter, seed=args.seed, unlimited=True) as emu:
         os.environ["AIRFLOW_CONN_COGVIDEO_POLLBENCH"] = json.dumps(
-            {"conn_type": "cogvideo", "password": emu.api_key, "extra": {"base_url": emu.base_url}}
+            {"conn_type": "cogvideo", "password": TEST_KEY, "extra": {"base_url": emu.base_url}}
         )
-        headers = {"Authorization": f"Bearer {emu.api_key}"}
+        headers = {"Authorization": f"Bearer {TEST_KEY}"}
         async with httpx.AsyncClient(base_url=emu.base_url + "/", headers=headers) as client:
             for s in sched:
                 real = s.build(LIVE_MODEL)
                 trig_schedule = scaled(real)
-                emu.reset()
-
-                async def one(i: int, trig_schedule: Any = trig_schedule) -> tuple[float, int, float]:
+                emu.admin("POST", "reset")
+                jobs = []
+                for i in range(args.live_jobs):  # one at a time: task n is the n-th submit
+                    sent = time.monotonic()
                     r = await client.post("videos/generations", json={"model": LIVE_MODEL, "prompt": f"poll {i}"})
-                    since, submitted = time.time(), time.monotonic()
-                    job_id = r.json()["id"]
+                    received = time.monotonic()
+                    spread = jitter * (2 * draw(args.seed, "duration", i) - 1)
+                    finish_at = (sent + received) / 2 + max(0.0, (mid / scale) * (1 + spread))
+                    jobs.append((r.json()["id"], time.time(), received, finish_at))
+
+                async def one(job: tuple[str, float, float, float], trig_schedule: Any = trig_schedule) -> Any:
+                    job_id, since, submitted, finish_at = job
                     t = ScaledTrigger(
                         job_id, deadline=since + 3600, cogvideo_conn_id="cogvideo_pollbench", waiting_since=since
                     )
                     t.schedule = trig_schedule
                     async for event in t.run():
                         detected = time.monotonic()
-                        task = emu.emulator.tasks.get(job_id)
-                        assert task is not None and event.payload["status"] == "success"
+                        assert event.payload["status"] == "success", event.payload
                         return (
-                            (detected - task.finish_at) * scale,
+                            (detected - finish_at) * scale,
                             int(event.payload["polls"]),
-                            (task.finish_at - submitted) * scale,
+                            (finish_at - submitted) * scale,
                         )
                     raise RuntimeError("no event")
 
-                outcomes = await asyncio.gather(*(one(i) for i in range(args.live_jobs)))
+                outcomes = await asyncio.gather(*(one(j) for j in jobs))
                 await aclose_clients()
                 delays = [o[0] for o in outcomes]
                 durations = [o[2] for o in outcomes]
@@ -284,6 +300,7 @@ async def live(args: argparse.Namespace, sched: list[Schedule]) -> dict[str, Any
                     "live_polls_per_job": statistics.fmean(o[1] for o in outcomes),
                     "live_delay_mean_s": statistics.fmean(delays),
                     "live_delay_p95_s": percentile(delays, 95),
+                    "live_delay_min_s": min(delays),
                     "sim_polls_per_job": sim["polls_per_job"],
                     "sim_delay_mean_s": sim["delay_mean_s"],
                     "sim_delay_p95_s": sim["delay_p95_s"],
@@ -298,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--range", type=lambda t: tuple(float(x) for x in t.split(",")), help="LO,HI seconds")
     parser.add_argument("--jobs", type=int, default=5000, help="simulated jobs per model (default 5000)")
     parser.add_argument("--seed", type=int, default=20240607)
-    parser.add_argument("--scale", type=float, default=20.0, help="live run: time divided by this (default 20)")
-    parser.add_argument("--live-jobs", type=int, default=60, help="live run: jobs per schedule (default 60)")
+    parser.add_argument("--scale", type=float, default=10.0, help="live run: time divided by this (default 10)")
+    parser.add_argument("--live-jobs", type=int, default=40, help="live run: jobs per schedule (default 40)")
     parser.add_argument("--no-live", action="store_true", help="simulation only")
     parser.add_argument("--quick", action="store_true", help="1,000 simulated jobs, 20 live jobs")
     parser.add_argument("--output", default="polling_efficiency")
