@@ -1,6 +1,6 @@
 """Triggerer scale: N concurrent generation jobs polled from ONE asyncio event loop (run by hand).
 
-    .venv/bin/python benchmarks/trigger_scale.py                 # 1,000 jobs x 40 s, all variants
+    .venv/bin/python benchmarks/trigger_scale.py                 # 1,000 jobs x 30 s, 6 variants (~5.5 min)
     .venv/bin/python benchmarks/trigger_scale.py --duration 60 --experiments
     .venv/bin/python benchmarks/trigger_scale.py --quick         # 200 jobs x 20 s
     .venv/bin/python benchmarks/trigger_scale.py --profile ours_fixed5   # + cProfile/tracemalloc/gc
@@ -638,7 +638,7 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--duration", type=float, default=40.0, help="emulated render seconds (default 40)")
+    parser.add_argument("--duration", type=float, default=30.0, help="emulated render seconds (default 30)")
     parser.add_argument("--jitter", type=float, default=0.2, help="render time spread, fraction (default 0.2)")
     parser.add_argument("--interval", type=float, default=5.0, help="fixed poll interval (default 5 s)")
     parser.add_argument("--stagger", type=float, default=5.0, help="starts spread over this many seconds")
