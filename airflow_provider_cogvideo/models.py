@@ -580,24 +580,27 @@ def estimate_price(model: str | None, base_url: str = "") -> PriceEstimate | Non
 class PollSchedule:
     """When to poll a job: adaptive (default) or fixed.
 
-    Adaptive: the first poll comes after ``first`` seconds (half of the model's typical shortest
-    render), then the interval grows with elapsed time (``fraction`` of it: a job that has taken
-    long is likely to take longer), bounded by ``floor`` and ``ceiling``. This keeps the expected
-    detection delay proportional to the job's own length while cutting the number of polls on long
-    jobs. ``fixed`` overrides everything: that interval from the first poll on (tests, short jobs).
+    Render times are bounded (no SLA is published; :data:`MODEL_CAPABILITIES` carries a typical
+    range per model), so a job becomes *more* likely to finish the longer it runs: polling early is
+    wasted, polling late costs detection delay. Adaptive: the first poll comes at ``first`` seconds
+    (three quarters of the model's typical shortest render), then every ``fraction`` of the
+    elapsed time, bounded by ``floor`` and ``ceiling`` (8 to 10 s). Measured by
+    ``benchmarks/polling_efficiency.py`` over uniform and lognormal render times for every model:
+    2-17 % fewer polls than a fixed 10 s, with no worse mean or p95 detection delay.
+    ``fixed`` overrides everything: that interval from the first poll on (tests, short jobs).
     """
 
-    first: float = 15.0
-    floor: float = 5.0
-    ceiling: float = 30.0
-    fraction: float = 0.1
+    first: float = 22.5
+    floor: float = 8.0
+    ceiling: float = 10.0
+    fraction: float = 0.15
     fixed: float | None = None
 
     @classmethod
     def for_model(cls, model: str | None, fixed: float | None = None) -> PollSchedule:
         caps = MODEL_CAPABILITIES.get(model or "")
-        lo = caps.typical_render_seconds[0] if caps else 30.0
-        return cls(first=max(5.0, lo / 2), fixed=fixed)
+        shortest = caps.typical_render_seconds[0] if caps else 30.0
+        return cls(first=max(5.0, 0.75 * shortest), fixed=fixed)
 
     def delay(self, elapsed: float, polls_done: int) -> float:
         """Seconds to wait before the next poll, given how long the job has been waited on."""
@@ -606,15 +609,6 @@ class PollSchedule:
         if polls_done == 0:
             return max(0.0, self.first - elapsed)
         return min(self.ceiling, max(self.floor, self.fraction * elapsed))
-
-    def to_primitive(self) -> dict[str, float | None]:
-        return dataclasses.asdict(self)
-
-
-def parse_size(size: str) -> tuple[int, int]:
-    """``"1280x720"`` -> ``(1280, 720)``."""
-    w, _, h = size.lower().partition("x")
-    return int(w), int(h)
 
 
 def capability_table_markdown() -> str:

@@ -189,10 +189,13 @@ def test_tiers() -> None:
 
 def test_poll_schedule_adaptive_and_fixed() -> None:
     adaptive = PollSchedule.for_model("cogvideox-3")
-    assert adaptive.delay(0, 0) == 30.0  # half the typical shortest render
-    assert adaptive.delay(40, 1) == 5.0  # floor
-    assert adaptive.delay(200, 5) == 20.0  # grows with elapsed time
-    assert adaptive.delay(10_000, 50) == 30.0  # ceiling
+    assert adaptive.delay(0, 0) == 45.0  # three quarters of the typical shortest render (60 s)
+    assert adaptive.delay(10, 0) == 35.0  # the first poll is at an absolute point of the job's life
+    assert adaptive.delay(45, 1) == 8.0  # floor
+    assert adaptive.delay(60, 2) == pytest.approx(9.0)  # grows with elapsed time
+    assert adaptive.delay(10_000, 50) == 10.0  # ceiling
+    assert PollSchedule.for_model("vidu2-image").delay(0, 0) == 22.5
+    assert PollSchedule.for_model("not-a-model").delay(0, 0) == 22.5
     fixed = PollSchedule.for_model("cogvideox-3", fixed=2.0)
     assert [fixed.delay(t, n) for t, n in [(0, 0), (100, 3)]] == [2.0, 2.0]
 

@@ -161,9 +161,9 @@ async def test_adaptive_schedule_waits_before_first_poll(monkeypatch) -> None:
     monkeypatch.setattr(trigger_module.asyncio, "sleep", fake_sleep)
     with respx.mock(base_url=BASE_URL) as api:
         api.get(f"/async-result/{JOB}").mock(side_effect=[PROCESSING, SUCCESS])
-        await run_once(make_trigger(poll_interval=None, waiting_since=time.time()))
-    assert 29 < sleeps[0] <= 30  # half of cogvideox-3's typical shortest render
-    assert sleeps[1] == pytest.approx(5.0)
+        await run_once(make_trigger(poll_interval=None, waiting_since=time.time(), deadline=time.time() + 600))
+    assert 44 < sleeps[0] <= 45  # three quarters of cogvideox-3's typical shortest render
+    assert sleeps[1] == pytest.approx(8.0)
 
 
 @pytest.mark.asyncio
