@@ -205,7 +205,10 @@ def test_pipeline_with_scheduler_and_triggerer(
 
             # Kill the triggerer while several jobs render, then start a new one.
             def rendering() -> bool:
-                return len(monitor.deferred_now) >= 3 and emulator.stats()["in_flight"] >= 3
+                # ... and the triggerer has picked triggers up: killing it must interrupt running
+                # triggers (on a loaded machine the triggerer can lag behind the deferrals).
+                picked_up = len(monitor.seen.triggerers_by_trigger)
+                return len(monitor.deferred_now) >= 3 and emulator.stats()["in_flight"] >= 3 and picked_up >= 2
 
             def still_running() -> None:
                 alive()
