@@ -27,11 +27,13 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 MiB = 1024 * 1024
 BUCKET = "bench"
 AWS_CONN_ID = "aws_bench"
 COGVIDEO_CONN_ID = "cogvideo_bench"
+HTTP_CONN_ID = "http_bench"
 
 
 def _rss() -> int:
@@ -99,6 +101,23 @@ def _child(args: argparse.Namespace) -> None:
         with PeakSampler() as sampler:
             out = op.execute(context)
         size = out["size"]
+    elif args.mode == "http_to_s3":
+        from airflow.providers.amazon.aws.transfers.http_to_s3 import HttpToS3Operator
+
+        op = HttpToS3Operator(
+            task_id="bench",
+            endpoint=urlsplit(args.url).path,
+            http_conn_id=HTTP_CONN_ID,
+            s3_bucket=BUCKET,
+            s3_key=key,
+            aws_conn_id=AWS_CONN_ID,
+            replace=True,
+        )
+        S3Hook(aws_conn_id=AWS_CONN_ID).get_conn().head_bucket(Bucket=BUCKET)
+        start = time.perf_counter()
+        with PeakSampler() as sampler:
+            op.execute({})
+        size = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn().head_object(Bucket=BUCKET, Key=key)["ContentLength"]
     else:
         client = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
         client.head_bucket(Bucket=BUCKET)
@@ -153,7 +172,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="CogVideoToS3Operator upload_workers")
     parser.add_argument("--in-flight", type=int, default=4, help="CogVideoToS3Operator max_parts_in_flight")
     parser.add_argument("--only-operator", action="store_true", help="skip the boto3 reference rows")
-    parser.add_argument("--child", choices=["operator", "upload_file", "upload_fileobj"])
+    parser.add_argument("--child", choices=["operator", "http_to_s3", "upload_file", "upload_fileobj"])
     parser.add_argument("--url")
     parser.add_argument("--file")
     args = parser.parse_args()
@@ -178,6 +197,9 @@ def main() -> None:
             **os.environ,
             **s3.airflow_connection_uri_env(AWS_CONN_ID),
             f"AIRFLOW_CONN_{COGVIDEO_CONN_ID.upper()}": json.dumps(cogvideo),
+            f"AIRFLOW_CONN_{HTTP_CONN_ID.upper()}": json.dumps(
+                {"conn_type": "http", "host": urlsplit(url).hostname, "port": urlsplit(url).port, "schema": "http"}
+            ),
             "AIRFLOW_HOME": tmp,
         }
         rows = [
@@ -194,6 +216,7 @@ def main() -> None:
             ),
         ]
         if not args.only_operator:
+            rows.append(("HttpToS3Operator (Amazon provider)", _run_child("http_to_s3", env, url=url)))
             rows.append(("boto3 upload_file (local disk → S3)", _run_child("upload_file", env, file=path)))
             rows.append(("boto3 upload_fileobj (HTTP stream, defaults)", _run_child("upload_fileobj", env, url=url)))
     print(
