@@ -29,6 +29,7 @@ import random
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperatorLink, XCom
@@ -161,7 +162,19 @@ def raise_for_event(event: dict[str, Any]) -> None:
     raise AirflowException(f"CogVideo job {event['job_id']} could not be followed ({reason}): {message}")
 
 
-class CogVideoGenerateOperator(BaseOperator):
+class CogVideoHookMixin:
+    """One lazily built hook per task instance, for the operators and the sensor of this provider."""
+
+    cogvideo_conn_id: str
+
+    @cached_property
+    def hook(self) -> CogVideoHook:
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        return CogVideoHook(self.cogvideo_conn_id)
+
+
+class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     """Generate a video with CogVideoX or Vidu, without holding a worker slot while it renders.
 
     :param prompt: text description (<= 512 characters). Templated.
@@ -243,14 +256,6 @@ class CogVideoGenerateOperator(BaseOperator):
         self.error_budget = error_budget
 
     # ------------------------------------------------------------------ building the request
-    @property
-    def hook(self) -> CogVideoHook:
-        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-
-        if not hasattr(self, "_hook"):
-            self._hook = CogVideoHook(self.cogvideo_conn_id)
-        return self._hook
-
     def build_request(self) -> tuple[VideoGenerationRequest, str]:
         """The validated request and its fingerprint. Raises ``AirflowFailException`` on bad input."""
         from airflow_provider_cogvideo.images import prepare_images

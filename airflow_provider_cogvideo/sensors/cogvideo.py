@@ -15,6 +15,7 @@ from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.errors import CogVideoError
 from airflow_provider_cogvideo.models import TaskResult
 from airflow_provider_cogvideo.operators.cogvideo import (
+    CogVideoHookMixin,
     CogVideoVideoLink,
     check_event,
     job_result,
@@ -25,10 +26,8 @@ from airflow_provider_cogvideo.triggers.cogvideo import DEFAULT_ERROR_BUDGET, Co
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
-
-class CogVideoTaskSensor(BaseSensorOperator):
+class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
     """Wait until job ``job_id`` ends; return the same result dict as ``CogVideoGenerateOperator``.
 
     :param job_id: the task id returned by a submit. Templated.
@@ -61,14 +60,6 @@ class CogVideoTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.error_budget = error_budget
-
-    @property
-    def hook(self) -> CogVideoHook:
-        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-
-        if not hasattr(self, "_hook"):
-            self._hook = CogVideoHook(self.cogvideo_conn_id)
-        return self._hook
 
     def execute(self, context: Context) -> Any:
         context["ti"].xcom_push(key="job_id", value=self.job_id)
