@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig
 
-from .dag_files.cogvideo_test_dags import mapped_dag, retry_dag
+from .dag_files.cogvideo_test_dags import clear_dag, mapped_dag, retry_dag, twins_dag
 
 
 @pytest.fixture
@@ -45,3 +45,42 @@ def test_retry_reconnects_through_task_state_store(airflow_db, cogvideo_emulator
     assert cogvideo_emulator.stats()["submits"] == 1, "the retry reconnected instead of resubmitting"
     (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "generate"]
     assert ti.try_number >= 2, "the first try really timed out"
+
+
+def test_store_is_keyed_by_map_index(airflow_db, cogvideo_emulator, cogvideo_conn, out: Path) -> None:
+    """Two mapped products with identical inputs share a fingerprint: each must still get its own job."""
+    run = twins_dag.test()
+    assert run.state == "success"
+    results = json.loads(out.read_text())
+    assert len({r["id"] for r in results}) == 2
+    assert cogvideo_emulator.stats()["submits"] == 2
+
+
+def test_store_survives_a_clear(airflow_db, cogvideo_emulator, cogvideo_conn) -> None:
+    """The run gives up while the job renders (no retries) and a user clears the task: the stored job
+    must survive the clear, so the next try reconnects to it (as the retry test shows) instead of
+    paying again. dag.test() cannot re-run a cleared task in the same run (it replaces the run), so
+    this checks the store row after Airflow's own clear_task_instances()."""
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    run = clear_dag.test()
+    assert run.state == "failed"
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == clear_dag.dag_id, TaskInstance.run_id == run.run_id)
+        ).all()
+        clear_task_instances(list(tis), session)
+        session.flush()
+        assert {ti.state for ti in tis} == {None}, "the task instance was cleared"
+        rows = session.scalars(
+            select(TaskStateStoreModel).where(
+                TaskStateStoreModel.dag_id == clear_dag.dag_id, TaskStateStoreModel.run_id == run.run_id
+            )
+        ).all()
+        stored = {(row.task_id, row.map_index, row.key): json.loads(row.value) for row in rows}
+    job = stored[("generate", -1, "cogvideo_job")]
+    assert job["job_id"] and job["fingerprint"]
+    assert cogvideo_emulator.stats()["submits"] == 1

@@ -39,3 +39,24 @@ with DAG("cogvideo_test_retry", schedule=None, start_date=datetime(2026, 1, 1), 
         retry_delay=timedelta(seconds=0),
     )
     collect(video.output)
+
+
+# Two products with identical inputs: same fingerprint, so only the map index tells their jobs apart.
+TWINS = [{"prompt": "the same teapot", "metadata": {"product_id": f"twin-{i}"}} for i in range(2)]
+
+with DAG("cogvideo_test_twins", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as twins_dag:
+    twins = CogVideoGenerateOperator.partial(
+        task_id="generate", model="cogvideox-flash", poll_interval=0.1
+    ).expand_kwargs(TWINS)
+    collect(twins.output)
+
+
+with DAG("cogvideo_test_clear", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as clear_dag:
+    CogVideoGenerateOperator(
+        task_id="generate",
+        prompt="a kettle",
+        model="cogvideox-flash",
+        poll_interval=0.1,
+        timeout=0.3,  # the first run gives up while the job renders; no retries: a user clears it
+        retries=0,
+    )
