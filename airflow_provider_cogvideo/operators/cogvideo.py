@@ -22,6 +22,7 @@ What it does, in order, on every try:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -56,7 +57,7 @@ from airflow_provider_cogvideo.triggers.cogvideo import (
     EVENT_VERSION,
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
-    JobWatch,
+    wait_for_job_async,
 )
 
 if TYPE_CHECKING:
@@ -511,20 +512,16 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return self.execute_complete(context, event=self._wait_on_worker(trigger))
 
     def _wait_on_worker(self, trigger: CogVideoTaskTrigger) -> dict[str, Any]:
-        """The synchronous path: the same watch as the trigger, with blocking sleeps."""
-        watch: JobWatch = trigger.watch()
-        watch.log = self.log
-        while (sleep := watch.next_sleep()) is not None:
-            time.sleep(sleep)
+        """The synchronous path runs the trigger's own loop on the worker: one behaviour either way."""
+        from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
+
+        async def wait() -> dict[str, Any]:
             try:
-                result = self.hook.get_task(trigger.job_id, retry=False)
-            except Exception as exc:
-                event = watch.on_error(exc)
-            else:
-                event = watch.on_result(result)
-            if event is not None:
-                return event
-        return watch.timeout_event()
+                return await wait_for_job_async(trigger)
+            finally:
+                await aclose_clients()
+
+        return asyncio.run(wait())
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         with failure_recorded(context):

@@ -189,8 +189,9 @@ class CogVideoSubmitBackoffTrigger(BaseTrigger):
 class JobWatch:
     """The waiting logic, free of I/O: when to poll next and what an answer means.
 
-    The trigger (async) and the operator's synchronous path drive the same watch, so deferrable and
-    non-deferrable tasks behave identically (a classic drift in other providers).
+    :func:`wait_for_job_async` drives it in the triggerer, and the operator's synchronous path runs
+    that same coroutine on the worker, so deferrable and non-deferrable tasks behave identically (a
+    classic drift in other providers). The benchmarks drive it with a fake clock.
     """
 
     def __init__(
