@@ -410,6 +410,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         except (CogVideoAmbiguousSubmitError, CogVideoDuplicateRequestError) as exc:
             raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
         except CogVideoError as exc:
+            # The server refused (or the request never left): no job exists, so no pending marker
+            # must make the next try believe one might.
+            self._forget(context)
             if exc.retryable:
                 raise AirflowException(f"CogVideo submit failed (transient): {exc}") from None
             raise AirflowFailException(f"CogVideo submit refused: {exc}") from None
@@ -438,9 +441,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         exc: CogVideoRateLimitError,
     ) -> tuple[str, float] | None:
         """A 429 at submit: wait (freeing the worker when deferrable) and try again, within the deadline."""
-        store = self._store(context)
-        if store is not None:
-            store.delete(STATE_KEY)  # the POST was refused: no job exists for this marker
+        self._forget(context)  # the POST was refused: no job exists for this marker
         wait = exc.retry_after or min(RATE_LIMIT_MAX_WAIT, RATE_LIMIT_FIRST_WAIT * 2**rate_limited)
         wait = wait * random.uniform(0.8, 1.2)
         if time.time() + wait >= deadline:

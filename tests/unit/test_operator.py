@@ -174,12 +174,21 @@ def test_failed_job_is_not_retried(api, context, state_store, answer, exc, match
     assert STATE_KEY not in state_store.data
 
 
-def test_content_policy_at_submit_fails_without_retry(api, context) -> None:
+def test_content_policy_at_submit_fails_without_retry(api, context, state_store) -> None:
     api.post("/videos/generations").mock(
         return_value=httpx.Response(400, json={"error": {"code": "1301", "message": "unsafe content"}})
     )
     with pytest.raises(AirflowFailException, match="1301"):
         operator().execute(context)
+    assert STATE_KEY not in state_store.data, "a refused submit leaves no pending marker"
+
+
+def test_server_error_at_submit_is_retried_by_airflow_without_a_marker(api, context, state_store) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(503, json={"error": {"code": "500"}}))
+    with pytest.raises(AirflowException, match="transient") as exc:
+        operator().execute(context)
+    assert not isinstance(exc.value, AirflowFailException)
+    assert STATE_KEY not in state_store.data
 
 
 def test_timeout_message_names_job_and_duration_and_keeps_job_for_retry(api, context, state_store) -> None:
