@@ -84,3 +84,18 @@ def test_store_survives_a_clear(airflow_db, cogvideo_emulator, cogvideo_conn) ->
     job = stored[("generate", -1, "cogvideo_job")]
     assert job["job_id"] and job["fingerprint"]
     assert cogvideo_emulator.stats()["submits"] == 1
+
+
+def test_synchronous_path_against_the_emulator(cogvideo_emulator, cogvideo_conn) -> None:
+    """deferrable=False runs the trigger's own polling coroutine on the worker, over real HTTP."""
+    from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
+    from tests.unit.conftest import FakeStateStore, FakeTI
+
+    op = CogVideoGenerateOperator(
+        task_id="sync", prompt="a bicycle", model="vidu2-reference", image="https://example.com/bike.png",
+        deferrable=False, poll_interval=0.2, metadata={"sku": "b1"},
+    )  # fmt: skip
+    result = op.execute({"ti": FakeTI(), "task_state_store": FakeStateStore()})
+    assert (result["task_status"], result["model"], result["metadata"]) == ("SUCCESS", "vidu2-reference", {"sku": "b1"})
+    assert result["video_url"].startswith(cogvideo_emulator.url_root)
+    assert cogvideo_emulator.stats()["submits"] == 1
