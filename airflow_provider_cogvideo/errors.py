@@ -207,7 +207,6 @@ HTTP_STATUS_FALLBACK: dict[int, tuple[type[CogVideoAPIError], bool]] = {
     434: (CogVideoPermissionError, False),
     435: (CogVideoBadRequestError, False),
 }
-RATE_LIMIT_CODES = frozenset(c for c, row in API_ERROR_CODES.items() if row.exception is CogVideoRateLimitError)
 
 
 def classify(http_status: int, code: str | None) -> tuple[type[CogVideoAPIError], bool]:

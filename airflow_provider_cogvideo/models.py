@@ -40,8 +40,6 @@ USER_ID_LENGTH = (6, 128)
 REQUEST_ID_LENGTH = (6, 64)
 MiB = 1024 * 1024
 
-TaskStatus = Literal["PROCESSING", "SUCCESS", "FAIL"]
-IN_PROGRESS_STATUSES = frozenset({"PROCESSING", "SUBMITTED"})
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
 
 TIER_CONCURRENCY: dict[str, int] = {"V0": 5, "V1": 10, "V2": 15, "V3": 20}
