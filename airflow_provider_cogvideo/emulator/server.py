@@ -21,6 +21,11 @@ from airflow_provider_cogvideo.emulator.faults import Faults
 
 STARTUP_TIMEOUT = 30.0
 
+# uvicorn closes idle keep-alive connections after 5 s by default. A poller whose pooled connection
+# sat idle that long can race the close and get "Server disconnected without sending a response",
+# which a real API gateway (keep-alive of a minute or more) would not cause. Match the gateways.
+KEEP_ALIVE_SECONDS = 75
+
 
 class _InjectedTruncationFilter(logging.Filter):
     """uvicorn reports a response that ended short of its Content-Length as an error; here that only
@@ -76,7 +81,15 @@ def running_emulator(
     app = create_app(config)
     _quiet_injected_truncation()
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, lifespan="off")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     )
     thread = threading.Thread(target=server.run, name="cogvideo-emulator", daemon=True)
     thread.start()
@@ -99,6 +112,6 @@ def serve(config: EmulatorConfig, host: str = "127.0.0.1", port: int = 8765) -> 
     app = create_app(config)
     _quiet_injected_truncation()
     try:
-        uvicorn.run(app, host=host, port=port, access_log=False, lifespan="off")
+        uvicorn.run(app, host=host, port=port, access_log=False, lifespan="off", timeout_keep_alive=KEEP_ALIVE_SECONDS)
     finally:
         app.state.emulator.close()
