@@ -61,7 +61,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_provider_cogvideo.transfers.cogvideo_to_s3",
             }
         ],
-        "extra-links": ["airflow_provider_cogvideo.operators.cogvideo.CogVideoVideoLink"],
+        "extra-links": ["airflow_provider_cogvideo.links.CogVideoVideoLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook",

@@ -112,7 +112,7 @@ def _build_pool(parser: argparse.ArgumentParser) -> None:
 
 def _pool_tier(args: argparse.Namespace) -> tuple[str, int, str]:
     """(tier, slots, where the tier came from); exits with a message on a bad tier or connection."""
-    from airflow_provider_cogvideo.models import TIER_CONCURRENCY
+    from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 
     if args.tier:
         if args.tier not in TIER_CONCURRENCY:
@@ -133,7 +133,7 @@ def _run_pool(args: argparse.Namespace) -> int:
     ``include_deferred`` is the point: a deferred generation task is a job rendering at the API, so
     it must keep its slot or Airflow would start more jobs than the tier allows.
     """
-    from airflow_provider_cogvideo.models import MODEL_CAPABILITIES
+    from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
 
     if args.model and args.model not in MODEL_CAPABILITIES:
         raise SystemExit(f"cogvideo pool: unknown model {args.model!r}; known: {', '.join(MODEL_CAPABILITIES)}")

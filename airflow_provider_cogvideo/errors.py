@@ -1,8 +1,32 @@
-"""Error taxonomy: one table from API business code / HTTP status to an exception class.
+"""Error taxonomy: the exception tree, and one table from API business code / HTTP status to a class.
 
-:data:`API_ERROR_CODES` is the single source of truth: the hook reads it to pick the exception class
-and decide whether to retry, the emulator reads it to answer with the right HTTP status and message,
-and the README's error table is generated from it. Retryability follows ``shared/spec`` §5.3.
+Every exception derives from :class:`CogVideoError`, so a DAG author can catch the provider's errors
+in one place; the branches say what went wrong and so what to do about it::
+
+    CogVideoError                         base; ``retryable`` says whether trying again can help
+    ├── CogVideoValidationError           (also ValueError) refused before anything was sent
+    ├── CogVideoConnectionConfigError     (also ValueError) the Airflow connection is unusable
+    ├── CogVideoAPIError                  the API answered with an error (code, HTTP status)
+    │   ├── CogVideoAuthError             401 / 1000-1005
+    │   ├── CogVideoAccountError          1100-1121, 1304, 1308+: cannot pay, locked, quota
+    │   ├── CogVideoBadRequestError       400 / 1210-1215, 1261
+    │   ├── CogVideoPermissionError       403 / 1220-1222
+    │   ├── CogVideoNotFoundError         404
+    │   ├── CogVideoDuplicateRequestError 1231
+    │   ├── CogVideoContentPolicyError    1300/1301
+    │   ├── CogVideoRateLimitError        429 / 1302, 1303, 1305 (retryable)
+    │   └── CogVideoServerError           5xx / 500, 1200, 1230, 1234 (retryable)
+    ├── CogVideoTransportError            no answer arrived (retryable)
+    ├── CogVideoAmbiguousSubmitError      a submit may have created a job: never resent blindly
+    └── CogVideoDownloadError             a result file could not be downloaded completely
+
+``retryable`` is decided when the exception is built (from the table below, or by the class) and
+never changed afterwards: whoever catches one can trust it.
+
+:data:`API_ERROR_CODES` is the single source of truth for API answers: the hook reads it to pick the
+exception class and decide whether to retry, the emulator reads it to answer with the right HTTP
+status and message, and the README's error table is generated from it (:mod:`.docs`).
+Retryability follows ``shared/spec`` §5.3.
 
 No exception here ever carries the API key: messages come from the server's error body (scrubbed
 of the key by the hook) plus the code and status.
@@ -17,6 +41,7 @@ class CogVideoError(Exception):
     """Base class of every error this provider raises."""
 
     retryable: bool = False
+    """Whether the same call may succeed later. A class default, set per instance where it varies."""
 
 
 class CogVideoValidationError(CogVideoError, ValueError):
@@ -27,6 +52,7 @@ class CogVideoValidationError(CogVideoError, ValueError):
 
     def __init__(self, field_name: str, message: str) -> None:
         self.field = field_name
+        self.reason = message
         super().__init__(f"{field_name}: {message}")
 
 
@@ -127,14 +153,6 @@ class CogVideoDownloadError(CogVideoError):
         super().__init__(message)
 
 
-class CogVideoJobFailedError(CogVideoError):
-    """The job ended with task_status FAIL."""
-
-
-class CogVideoJobTimeoutError(CogVideoError):
-    """We stopped waiting at the deadline; the job itself keeps running (there is no cancel API)."""
-
-
 @dataclass(frozen=True)
 class ApiErrorCode:
     """One row of the taxonomy."""
@@ -221,20 +239,24 @@ def classify(http_status: int, code: str | None) -> tuple[type[CogVideoAPIError]
     return CogVideoAPIError, False
 
 
-def api_error(http_status: int, code: str | None, message: str, retry_after: float | None = None) -> CogVideoAPIError:
-    """Build the right exception for an error answer."""
-    exc_cls, retryable = classify(http_status, code)
-    return exc_cls(message, code=code, http_status=http_status, retryable=retryable, retry_after=retry_after)
-
-
-def error_table_markdown() -> str:
-    """The README's error table, generated from :data:`API_ERROR_CODES`."""
-    rows = ["| code | HTTP | exception | retried | meaning |", "|---|---|---|---|---|"]
-    rows += [
-        f"| {r.code} | {r.http_status} | `{r.exception.__name__}` | {'yes' if r.retryable else 'no'} | {r.message} |"
-        for r in API_ERROR_CODES.values()
-    ]
-    return "\n".join(rows)
+def api_error(
+    http_status: int,
+    code: str | None,
+    message: str,
+    retry_after: float | None = None,
+    *,
+    retryable: bool | None = None,
+) -> CogVideoAPIError:
+    """Build the right exception for an error answer; ``retryable`` overrides the table's decision
+    (the hook knows that an expired JWT, 1003, is worth one more attempt with a fresh token)."""
+    exc_cls, table_retryable = classify(http_status, code)
+    return exc_cls(
+        message,
+        code=code,
+        http_status=http_status,
+        retryable=table_retryable if retryable is None else retryable,
+        retry_after=retry_after,
+    )
 
 
 __all__ = [
@@ -249,8 +271,6 @@ __all__ = [
     "CogVideoDownloadError",
     "CogVideoDuplicateRequestError",
     "CogVideoError",
-    "CogVideoJobFailedError",
-    "CogVideoJobTimeoutError",
     "CogVideoNotFoundError",
     "CogVideoPermissionError",
     "CogVideoRateLimitError",

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from airflow_provider_cogvideo.capabilities import ModelCapabilities, check_frame_pair, check_image_properties
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.models import ModelCapabilities, check_frame_pair, check_image_properties
 
 _DATA_URI_RE = re.compile(r"data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*?);base64,\s*(?P<data>.*)", re.DOTALL)
 _PILLOW_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+MAX_PATH_CHARS = 4096
+"""Longer strings are never taken for a file path (PATH_MAX on Linux): they are base64 or nothing."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class ImageInfo:
     """What Pillow found in an image's bytes."""
 
     format: str  # lower-case: png, jpeg, webp, ...
+    mode: str  # Pillow's pixel mode: RGB, RGBA, L, P, CMYK, I;16...
     width: int
     height: int
     n_bytes: int
@@ -48,15 +51,21 @@ def inspect_image(data: bytes, *, label: str = "image") -> ImageInfo:
         with Image.open(io.BytesIO(data)) as img:
             fmt = _PILLOW_FORMATS.get(img.format or "", (img.format or "unknown").lower())
             width, height = img.size
+            mode = img.mode
             img.load()  # decode the pixels: a truncated or corrupt file fails here, not at the server
+    except Image.DecompressionBombError as exc:
+        raise CogVideoValidationError(label, f"image too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise CogVideoValidationError(label, f"is not a decodable image ({type(exc).__name__}: {exc})") from None
-    return ImageInfo(format=fmt, width=width, height=height, n_bytes=len(data))
+        raise CogVideoValidationError(label, f"not a decodable image ({type(exc).__name__}: {exc})") from None
+    return ImageInfo(format=fmt, mode=mode, width=width, height=height, n_bytes=len(data))
 
 
 @dataclass(frozen=True)
 class WireImage:
-    """One image as it will be sent, plus what we know about it (``info`` is None for URLs)."""
+    """One image as it will be sent, plus what we know about it (``info`` is None for URLs).
+
+    ``source`` says where it came from (the URL, ``s3://`` URI or path; base64 summarised): the
+    request summary shows it instead of the wire form."""
 
     wire: str
     digest: str
@@ -88,12 +97,13 @@ def read_image_bytes(ref: str, *, aws_conn_id: str | None, label: str) -> tuple[
         except Exception as exc:  # boto raises many types; the message matters, not the class
             raise CogVideoValidationError(label, f"cannot read {ref}: {type(exc).__name__}: {exc}") from None
     path = Path(ref).expanduser()
-    if len(ref) < 4096 and path.is_file():
+    could_be_path = len(ref) < MAX_PATH_CHARS
+    if could_be_path and path.is_file():
         return path.read_bytes(), str(path)
     try:
         return _decode_base64(ref, label), f"base64 ({len(ref)} chars)"
     except CogVideoValidationError:
-        if ref.startswith(("/", "./", "~")) or (len(ref) < 4096 and path.suffix):
+        if ref.startswith(("/", "./", "~")) or (could_be_path and path.suffix):
             raise CogVideoValidationError(label, f"file {_short(ref)!r} does not exist") from None
         raise
 

@@ -95,7 +95,7 @@ def _child(args: argparse.Namespace) -> None:
             max_parts_in_flight=args.in_flight,
         )
         op.s3_client.head_bucket(Bucket=BUCKET)  # warm-up: connection + credentials resolved
-        op.cogvideo_hook.settings  # noqa: B018
+        op.hook.settings  # noqa: B018
         context: Any = {"ti": None, "outlet_events": OutletEventAccessors()}
         start = time.perf_counter()
         with PeakSampler() as sampler:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.emulator.auth import authenticate
 from airflow_provider_cogvideo.emulator.config import ApiKey, EmulatorConfig
 from airflow_provider_cogvideo.emulator.faults import Faults, Operation
@@ -36,7 +37,6 @@ from airflow_provider_cogvideo.emulator.wire import (
     http_status_for,
     known_code,
 )
-from airflow_provider_cogvideo.models import TIER_CONCURRENCY
 
 VIDEO_PATH = "/files/video/{task_id}_0.mp4"
 COVER_PATH = "/files/video_cover/{task_id}_cover_0.png"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.emulator.faults import FaultConfig
-from airflow_provider_cogvideo.models import TIER_CONCURRENCY
 
 DEFAULT_PREFIX = "/api/paas/v4"
 

@@ -16,14 +16,14 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_cogvideo.emulator.wire import WireError, invalid, missing
-from airflow_provider_cogvideo.models import (
+from airflow_provider_cogvideo.capabilities import (
     ANY,
     MODEL_CAPABILITIES,
     PROMPT_MAX_CHARS,
     USER_ID_LENGTH,
     ModelCapabilities,
 )
+from airflow_provider_cogvideo.emulator.wire import WireError, invalid, missing
 
 # Request field -> (capability column, JSON type the field must have).
 OPTION_FIELDS: dict[str, tuple[str, type]] = {

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import ipaddress
 import json
 import re
@@ -45,12 +44,14 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_cogvideo import CONN_TYPE, DEFAULT_CONN_ID, PACKAGE_NAME, __version__
+from airflow_provider_cogvideo.backoff import Backoff, retry_after_seconds
+from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY, estimate_price
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoAPIError,
@@ -62,21 +63,25 @@ from airflow_provider_cogvideo.errors import (
     CogVideoValidationError,
     api_error,
 )
-from airflow_provider_cogvideo.models import TIER_CONCURRENCY, TaskResult, VideoGenerationRequest, estimate_price
+from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 
 if TYPE_CHECKING:
     import httpx
-
-T = TypeVar("T")
 
 DEFAULT_HOST = "open.bigmodel.cn"
 DEFAULT_PATH = "api/paas/v4"
 DEFAULT_BASE_URL = f"https://{DEFAULT_HOST}/{DEFAULT_PATH}"
 SUBMIT_PATH = "videos/generations"
-QUERY_PATH = "async-result/{task_id}"
-# A task id no real job has: test_connection() queries it, which costs nothing.
-PROBE_TASK_ID = "0"
-_TASK_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+QUERY_PATH = "async-result/{job_id}"
+# A job id no real job has: test_connection() queries it, which costs nothing.
+PROBE_JOB_ID = "0"
+_JOB_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Connection pools. The sync client serves one task's calls; the async one is shared by every
+# trigger of a triggerer's event loop (hundreds of jobs polled at once), so it keeps more sockets.
+SYNC_POOL = {"max_connections": 20, "max_keepalive_connections": 10}
+ASYNC_POOL = {"max_connections": 100, "max_keepalive_connections": 100}
+# A server's Retry-After is honoured up to retry_max_wait, and at least up to this many seconds.
+MIN_RETRY_AFTER_CAP = 1.0
 _KNOWN_EXTRAS = frozenset(
     {
         "base_url",
@@ -217,7 +222,7 @@ class CogVideoConnectionSettings:
 
     @property
     def concurrency(self) -> int:
-        """Tasks in flight per model allowed by the account's tier."""
+        """Jobs in flight per model allowed by the account's tier."""
         return TIER_CONCURRENCY[self.tier]
 
     @property
@@ -288,16 +293,6 @@ def _scrub(text: str, settings: CogVideoConnectionSettings) -> str:
     """Remove the key and its secret from server-provided text before it reaches an exception."""
     secret = settings.api_key.partition(".")[2]
     return text.replace(settings.api_key, "***").replace(secret, "***") if secret else text
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 class CogVideoHook(BaseHook):
@@ -393,7 +388,7 @@ class CogVideoHook(BaseHook):
             base_url=settings.base_url + "/",
             timeout=self._timeout(settings),
             headers={"User-Agent": _user_agent()},
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            limits=httpx.Limits(**SYNC_POOL),
         )
 
     async def _async_client(self) -> httpx.AsyncClient:
@@ -408,7 +403,7 @@ class CogVideoHook(BaseHook):
                 base_url=settings.base_url + "/",
                 timeout=self._timeout(settings),
                 headers={"User-Agent": _user_agent()},
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+                limits=httpx.Limits(**ASYNC_POOL),
             )
             per_loop[settings.transport_key] = client
         return client
@@ -433,23 +428,27 @@ class CogVideoHook(BaseHook):
         if response.is_success:  # 2xx without a JSON object: treat as a server fault
             code, message = None, f"unexpected non-JSON answer ({len(response.content)} bytes)"
         message = _scrub(message or response.reason_phrase or "no message", settings)
-        exc = api_error(response.status_code, code, message, _retry_after_seconds(response.headers.get("retry-after")))
-        if code == "1003" and self._credentials is not None:
-            self._credentials.invalidate()  # an expired JWT: the next attempt signs a fresh one
-            exc.retryable = settings.auth == "jwt"
-        raise exc
+        # An expired JWT (1003) is worth one more attempt: the next one signs a fresh token.
+        resign = code == "1003" and settings.auth == "jwt"
+        if resign and self._credentials is not None:
+            self._credentials.invalidate()
+        raise api_error(
+            response.status_code,
+            code,
+            message,
+            retry_after_seconds(response.headers.get("retry-after")),
+            retryable=True if resign else None,
+        )
 
-    def _wait_seconds(self, attempt: int, exc: BaseException | None) -> float:
-        """Full-jitter exponential backoff; a server's Retry-After wins (capped by retry_max_wait)."""
-        import random
-
-        settings = self._settings
-        assert settings is not None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), max(settings.retry_max_wait, 1.0))
-        ceiling = min(settings.retry_max_wait, settings.retry_min_wait * (2 ** (attempt - 1)))
-        return random.uniform(settings.retry_min_wait / 2, max(ceiling, settings.retry_min_wait / 2))
+    @property
+    def backoff(self) -> Backoff:
+        """The wait between attempts of one request, from the connection's ``retry_*_wait`` extras."""
+        settings = self.settings
+        return Backoff(
+            first=settings.retry_min_wait,
+            ceiling=settings.retry_max_wait,
+            retry_after_cap=max(settings.retry_max_wait, MIN_RETRY_AFTER_CAP),
+        )
 
     def _retry_kwargs(self) -> dict[str, Any]:
         from tenacity import retry_if_exception, stop_after_attempt
@@ -470,9 +469,7 @@ class CogVideoHook(BaseHook):
 
         return dict(
             stop=stop_after_attempt(attempts),
-            wait=lambda state: self._wait_seconds(
-                state.attempt_number, state.outcome.exception() if state.outcome else None
-            ),
+            wait=self.backoff,
             retry=retry_if_exception(lambda e: isinstance(e, CogVideoError) and e.retryable),
             before_sleep=before_sleep,
             reraise=True,
@@ -502,7 +499,7 @@ class CogVideoHook(BaseHook):
 
     # ------------------------------------------------------------------ API
     def submit(self, request: VideoGenerationRequest) -> TaskResult:
-        """``POST /videos/generations``. Returns the new task (status PROCESSING) with its ``id``."""
+        """``POST /videos/generations``. Returns the new job (status PROCESSING) with its ``id``."""
         self.settings  # noqa: B018 - resolve the connection before timing anything
         body = request.to_body()
         answer = self._call(
@@ -523,23 +520,29 @@ class CogVideoHook(BaseHook):
         )
         return _submitted(answer, request)
 
-    def get_task(self, task_id: str, *, retry: bool = True) -> TaskResult:
-        """``GET /async-result/{id}``: the task's status and, on SUCCESS, its video and cover URLs."""
-        path = QUERY_PATH.format(task_id=_checked_task_id(task_id))
+    def get_task(self, job_id: str, *, retry: bool = True) -> TaskResult:
+        """``GET /async-result/{id}``: the job's status and, on SUCCESS, its video and cover URLs.
+
+        (Named after the API's word for a job, *task*, like the official SDK's method.)"""
+        path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         self.settings  # noqa: B018
         answer = self._call(
             lambda: self._client.get(path, headers=self._request_headers()), submit_request_id=None, retry=retry
         )
-        return _queried(answer, task_id)
+        return _queried(answer, job_id)
 
-    async def aget_task(self, task_id: str, *, retry: bool = True) -> TaskResult:
+    async def aget_task(self, job_id: str, *, retry: bool = True) -> TaskResult:
         """Async :meth:`get_task`. Triggers pass ``retry=False`` and apply their own error budget."""
-        path = QUERY_PATH.format(task_id=_checked_task_id(task_id))
+        path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         client = await self._async_client()
         answer = await self._acall(
             lambda: client.get(path, headers=self._request_headers()), submit_request_id=None, retry=retry
         )
-        return _queried(answer, task_id)
+        return _queried(answer, job_id)
+
+    def job_url(self, job_id: str) -> str:
+        """The job's status URL on the API (needs the key: for logs and tooling, not for a browser)."""
+        return f"{self.settings.base_url}/{QUERY_PATH.format(job_id=_checked_job_id(job_id))}"
 
     def price_of(self, model: str | None) -> tuple[float | None, str | None]:
         """List-price estimate for one video of ``model`` on this connection's endpoint."""
@@ -547,7 +550,7 @@ class CogVideoHook(BaseHook):
         return (estimate.amount, estimate.currency) if estimate else (None, None)
 
     @contextlib.contextmanager
-    def stream_download(self, url: str, *, chunk_timeout: float | None = None) -> Iterator[httpx.Response]:
+    def stream_download(self, url: str) -> Iterator[httpx.Response]:
         """Open a result URL as a stream (status checked). Never sends the API key: result URLs are
         public, signed CDN links, and the key must not travel to another host."""
         import httpx
@@ -555,8 +558,9 @@ class CogVideoHook(BaseHook):
         settings = self.settings
         if not url.startswith(("http://", "https://")):
             raise CogVideoDownloadError(f"not an http(s) URL: {url!r}")
-        timeout = httpx.Timeout(chunk_timeout or settings.request_timeout, connect=settings.connect_timeout)
-        with httpx.Client(timeout=timeout, headers={"User-Agent": _user_agent()}, follow_redirects=True) as client:
+        with httpx.Client(
+            timeout=self._timeout(settings), headers={"User-Agent": _user_agent()}, follow_redirects=True
+        ) as client:
             try:
                 with client.stream("GET", url) as response:
                     if not response.is_success:
@@ -572,7 +576,7 @@ class CogVideoHook(BaseHook):
                 ) from exc
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the key without paying: query a task id that cannot exist.
+        """Check the key without paying: query a job id that cannot exist.
 
         The API does not define the answer for an unknown id. A 401 means the key is wrong; a 5xx
         or no answer means the service is unreachable; any other answer (400/404) means the key was
@@ -580,7 +584,7 @@ class CogVideoHook(BaseHook):
         """
         try:
             settings = self.settings
-            self.get_task(PROBE_TASK_ID, retry=False)
+            self.get_task(PROBE_JOB_ID, retry=False)
         except CogVideoConnectionConfigError as exc:
             return False, str(exc)
         except CogVideoAuthError as exc:
@@ -601,10 +605,10 @@ async def aclose_clients() -> None:
         await client.aclose()
 
 
-def _checked_task_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or not _TASK_ID_RE.fullmatch(task_id):
-        raise CogVideoValidationError("task_id", f"must be 1-128 letters, digits, '.', '_' or '-', got {task_id!r}")
-    return task_id
+def _checked_job_id(job_id: str) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID_RE.fullmatch(job_id):
+        raise CogVideoValidationError("job_id", f"must be 1-128 letters, digits, '.', '_' or '-', got {job_id!r}")
+    return job_id
 
 
 def _redact_query(url: str) -> str:
@@ -625,7 +629,15 @@ def _error_fields(body: Any) -> tuple[str | None, str | None]:
     return (str(code) if code is not None else None), (str(message) if message is not None else None)
 
 
-_SAFE_SUBMIT_FAILURES = ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol", "ProxyError")
+def _sent_nothing(exc: Exception) -> bool:
+    """True for httpx failures that happen before a request leaves this machine, told apart by type
+    (as httpx's own ``map_exceptions`` does): no connection, no pool slot, no usable proxy or scheme."""
+    import httpx
+
+    return isinstance(
+        exc,
+        httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError | httpx.UnsupportedProtocol,
+    )
 
 
 def _transport_failure(exc: Exception, submit_request_id: str | None) -> CogVideoError:
@@ -635,7 +647,7 @@ def _transport_failure(exc: Exception, submit_request_id: str | None) -> CogVide
     retry; a lost answer (read timeout, dropped connection) is ambiguous.
     """
     name = type(exc).__name__
-    if submit_request_id is not None and name not in _SAFE_SUBMIT_FAILURES:
+    if submit_request_id is not None and not _sent_nothing(exc):
         return CogVideoAmbiguousSubmitError(submit_request_id, name)
     return CogVideoTransportError(f"request failed before an answer arrived: {name}")
 
@@ -659,19 +671,19 @@ async def _send_async(send: Callable[[], Awaitable[httpx.Response]], submit_requ
 
 
 def _submitted(answer: dict[str, Any], request: VideoGenerationRequest) -> TaskResult:
-    result = TaskResult.model_validate(answer)
-    if not result.id:  # accepted, maybe billed, but untrackable: as ambiguous as a lost answer
-        raise CogVideoAmbiguousSubmitError(request.request_id, "the submit answer carried no task id")
-    if result.model is None or result.request_id is None:
-        result = result.model_copy(
-            update={"model": result.model or request.model, "request_id": result.request_id or request.request_id}
+    job = TaskResult.model_validate(answer)
+    if not job.id:  # accepted, maybe billed, but untrackable: as ambiguous as a lost answer
+        raise CogVideoAmbiguousSubmitError(request.request_id, "the submit answer carried no job id")
+    if job.model is None or job.request_id is None:
+        job = job.model_copy(
+            update={"model": job.model or request.model, "request_id": job.request_id or request.request_id}
         )
-    return result
+    return job
 
 
-def _queried(answer: dict[str, Any], task_id: str) -> TaskResult:
-    result = TaskResult.model_validate(answer)
-    return result if result.id else result.model_copy(update={"id": task_id})
+def _queried(answer: dict[str, Any], job_id: str) -> TaskResult:
+    job = TaskResult.model_validate(answer)
+    return job if job.id else job.model_copy(update={"id": job_id})
 
 
 __all__ = [

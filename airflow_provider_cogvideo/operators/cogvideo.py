@@ -16,27 +16,40 @@ What it does, in order, on every try:
    :class:`~airflow_provider_cogvideo.triggers.cogvideo.CogVideoTaskTrigger` with an absolute epoch
    deadline (``timeout`` seconds from the start of this try's wait, capped by ``execution_timeout``,
    which Airflow 3 does not enforce on deferred tasks).
-5. ``execute_complete`` validates the event against an allow-list, maps failures to clear
-   exceptions, forgets the stored job on success, and returns a JSON-safe result dict.
+5. ``execute_complete`` reads the event through the one event contract (:mod:`..events`), maps
+   failures to clear exceptions, forgets the stored job on success, and returns a JSON-safe result
+   dict whose ``request`` is the summary of the request actually sent (pushed to XCom at submit).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.backoff import Backoff
+from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
+from airflow_provider_cogvideo.common import (
+    DEFAULT_TIMEOUT,
+    JOB_KEEPS_RUNNING,
+    XCOM_JOB_ID,
+    XCOM_JOB_URL,
+    XCOM_REQUEST,
+    XCOM_VIDEO_URL,
+    CogVideoHookMixin,
+    failure_recorded,
+    job_result,
+    seconds,
+)
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoDuplicateRequestError,
@@ -44,17 +57,11 @@ from airflow_provider_cogvideo.errors import (
     CogVideoRateLimitError,
     CogVideoValidationError,
 )
-from airflow_provider_cogvideo.models import (
-    DEFAULT_MODEL,
-    TaskResult,
-    VideoGenerationRequest,
-    capabilities_for,
-    describe_image,
-)
+from airflow_provider_cogvideo.events import JobEvent, ResubmitEvent, raise_for_event, read_event
+from airflow_provider_cogvideo.links import CogVideoVideoLink
+from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET
 from airflow_provider_cogvideo.triggers.cogvideo import (
-    DEFAULT_ERROR_BUDGET,
-    EVENT_STATUSES,
-    EVENT_VERSION,
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
     wait_for_job_async,
@@ -63,48 +70,19 @@ from airflow_provider_cogvideo.triggers.cogvideo import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-
 STATE_KEY = "cogvideo_job"
-XCOM_JOB_ID = "job_id"
-XCOM_JOB_URL = "job_url"
-XCOM_VIDEO_URL = "video_url"
-XCOM_ERROR = "error"
-DEFAULT_TIMEOUT = timedelta(hours=2)
-# Back-off schedule for a submit refused with 429 (tier limit or overload): first wait, then x2.
-RATE_LIMIT_FIRST_WAIT = 15.0
-RATE_LIMIT_MAX_WAIT = 300.0
-# Failure reasons that retrying cannot fix.
-_FINAL_REASONS = frozenset({"job_failed", "auth", "unknown_job"})
+RATE_LIMIT_BACKOFF = Backoff(first=15.0, ceiling=300.0, jitter=(0.8, 1.2))
+"""A submit refused with 429 (tier limit or overload): 15 s doubling to 300 s, +-20 % so that a
+pool's worth of refused tasks does not come back in one burst; a Retry-After up to 300 s wins."""
 
 
-class CogVideoVideoLink(BaseOperatorLink):
-    """Link to the generated video (after success) or to the job's status URL (while it renders)."""
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A validated request, what makes it "the same job" on a retry, and its summary for logs/XCom."""
 
-    name = "CogVideo video"
-
-    def get_link(self, operator: BaseOperator, *, ti_key: Any) -> str:
-        return (
-            XCom.get_value(key=XCOM_VIDEO_URL, ti_key=ti_key) or XCom.get_value(key=XCOM_JOB_URL, ti_key=ti_key) or ""
-        )
-
-
-@contextlib.contextmanager
-def failure_recorded(context: Context) -> Iterator[None]:
-    """Leave a failing step's reason in XCom ``error`` before it propagates, so a pipeline's
-    manifest can list the product with its error while the other products carry on.
-    (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
-    try:
-        yield
-    except Exception as exc:
-        context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
-        raise
-
-
-def _seconds(value: float | timedelta | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+    request: VideoGenerationRequest
+    fingerprint: str
+    summary: dict[str, Any]
 
 
 def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str]) -> str:
@@ -112,67 +90,6 @@ def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str]) -> s
     canonical = {k: v for k, v in body.items() if k not in ("request_id", "image_url")}
     canonical["images"] = list(image_digests)
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def job_result(
-    task: TaskResult,
-    *,
-    hook: CogVideoHook,
-    metadata: dict[str, Any] | None,
-    request: dict[str, Any] | None,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JSON-safe return value shared by the operator and the sensor."""
-    price, currency = hook.price_of(task.model)
-    result = {
-        "id": task.id,
-        "model": task.model,
-        "request_id": task.request_id,
-        "task_status": task.task_status,
-        "video_url": task.video_url,
-        "cover_image_url": task.cover_image_url,
-        "metadata": metadata or {},
-        "price": price,
-        "price_currency": currency,
-        "prompt": (request or {}).get("prompt"),
-        "request": request or {},
-    }
-    result.update(extra or {})
-    return result
-
-
-def check_event(event: Any) -> dict[str, Any]:
-    """Allow-list validation: a None, unknown-version or unknown-status event fails loudly."""
-    if not isinstance(event, dict) or event.get("v") != EVENT_VERSION or event.get("status") not in EVENT_STATUSES:
-        raise AirflowException(f"Unexpected trigger event (version skew or a bug): {event!r}")
-    return event
-
-
-def raise_for_event(event: dict[str, Any]) -> None:
-    """Map a non-success event to an exception: permanent failures are not retried."""
-    status, reason, message = event["status"], event.get("reason"), event.get("message", "")
-    if status == "success":
-        return
-    if status == "timeout":
-        raise AirflowException(
-            f"Timed out: {message}. Job {event['job_id']} was waited on for {event.get('waited_seconds', 0):.0f} s; "
-            "a retry reconnects to it with a fresh window."
-        )
-    if status == "failed" or reason in _FINAL_REASONS:
-        raise AirflowFailException(f"CogVideo job {event['job_id']} failed ({reason}): {message}")
-    raise AirflowException(f"CogVideo job {event['job_id']} could not be followed ({reason}): {message}")
-
-
-class CogVideoHookMixin:
-    """One lazily built hook per task instance, for the operators and the sensor of this provider."""
-
-    cogvideo_conn_id: str
-
-    @cached_property
-    def hook(self) -> CogVideoHook:
-        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-
-        return CogVideoHook(self.cogvideo_conn_id)
 
 
 class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
@@ -252,13 +169,13 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = _seconds(poll_interval)
-        self.timeout = _seconds(timeout)
+        self.poll_interval = seconds(poll_interval)
+        self.timeout = seconds(timeout)
         self.error_budget = error_budget
 
     # ------------------------------------------------------------------ building the request
-    def build_request(self) -> tuple[VideoGenerationRequest, str]:
-        """The validated request and its fingerprint. Raises ``AirflowFailException`` on bad input."""
+    def build_request(self) -> PreparedRequest:
+        """The validated request, its fingerprint and its summary. Raises ``AirflowFailException`` on bad input."""
         from airflow_provider_cogvideo.images import prepare_images
 
         try:
@@ -270,43 +187,18 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             if images:
                 single = isinstance(self.image, str) or (len(images) == 1 and caps.max_images == 1)
                 wire_images = images[0].wire if single else [i.wire for i in images]
-            fields = self._request_fields(wire_images)
+            fields = {name: getattr(self, name) for name in VideoGenerationRequest.api_fields()}
+            fields.update(prompt=self.prompt or None, size=self.size or None, image_url=wire_images)
+            if self.request_id:
+                fields["request_id"] = self.request_id
             request = VideoGenerationRequest.build(**fields)
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
-        return request, request_fingerprint(request.to_body(), [i.digest for i in images])
-
-    def _request_fields(self, image_url: str | list[str] | None) -> dict[str, Any]:
-        fields = {
-            "model": self.model,
-            "prompt": self.prompt or None,
-            "image_url": image_url,
-            "quality": self.quality,
-            "with_audio": self.with_audio,
-            "watermark_enabled": self.watermark_enabled,
-            "size": self.size or None,
-            "fps": self.fps,
-            "duration": self.duration,
-            "aspect_ratio": self.aspect_ratio,
-            "style": self.style,
-            "movement_amplitude": self.movement_amplitude,
-            "user_id": self.user_id,
-            "extra_body": self.extra_body,
-            "capability_overrides": self.capability_overrides,
-        }
-        if self.request_id:
-            fields["request_id"] = self.request_id
-        return fields
-
-    def request_summary(self, request_id: str | None) -> dict[str, Any]:
-        """The request as sent, rebuilt from this operator's (re-rendered) arguments for the result:
-        images appear as given (URL, s3:// URI or path), base64 summarised, never their bytes."""
-        images = [self.image] if isinstance(self.image, str) else list(self.image or [])
-        shown = [describe_image(i) if i.startswith("data:") or len(i) > 1024 else i for i in images]
-        fields = self._request_fields(shown[0] if isinstance(self.image, str) else shown or None)
-        fields["request_id"] = request_id or self.request_id
-        body = VideoGenerationRequest.model_construct(**{k: v for k, v in fields.items() if v is not None}).to_body()
-        return {k: v for k, v in body.items() if v is not None}
+        return PreparedRequest(
+            request=request,
+            fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images]),
+            summary=request.describe([i.source for i in images]),
+        )
 
     # ------------------------------------------------------------------ the store
     def _store(self, context: Context) -> Any:
@@ -343,30 +235,27 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             )
             return None
         try:
-            task = self.hook.get_task(job_id)
+            job = self.hook.get_task(job_id)
         except CogVideoError as exc:
             if exc.retryable:
                 raise  # cannot tell now; let Airflow retry rather than risk a duplicate
             self.log.warning("Stored job %s cannot be queried (%s): submitting a new job.", job_id, exc)
             return None
-        if task.task_status == "SUCCESS":
+        request = stored.get("request")
+        if job.task_status == "SUCCESS":
             self.log.info("Stored job %s already succeeded: returning its result without resubmitting.", job_id)
-            return self._finish(context, task)
-        if task.task_status == "FAIL":
+            return self._finish(context, job, request=request)
+        if job.task_status == "FAIL":
             self.log.info("Stored job %s had failed: submitting a new job.", job_id)
             return None
-        self.log.info("Reconnecting to job %s (still %s) from an earlier try.", job_id, task.task_status)
+        self.log.info("Reconnecting to job %s (still %s) from an earlier try.", job_id, job.task_status)
+        context["ti"].xcom_push(key=XCOM_REQUEST, value=request)
         return job_id, float(stored.get("submitted_at") or time.time())
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
         with failure_recorded(context):
-            return self._execute(context)
-
-    def _execute(self, context: Context) -> Any:
-        request, fingerprint = self.build_request()
-        deadline = self._deadline(context)
-        return self._submit_or_resume(context, request, fingerprint, deadline, rate_limited=0)
+            return self._submit_or_resume(context, self.build_request(), self._deadline(context), rate_limited=0)
 
     def _deadline(self, context: Context) -> float:
         """Absolute epoch end of this try's wait: ``timeout`` from now, capped by ``execution_timeout``."""
@@ -379,34 +268,35 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             candidates.append(started + self.execution_timeout.total_seconds())
         return min(candidates) if candidates else now + DEFAULT_TIMEOUT.total_seconds()
 
-    def _submit_or_resume(
-        self, context: Context, request: VideoGenerationRequest, fingerprint: str, deadline: float, rate_limited: int
-    ) -> Any:
-        reuse = self._reuse_stored_job(context, fingerprint)
+    def _submit_or_resume(self, context: Context, prepared: PreparedRequest, deadline: float, rate_limited: int) -> Any:
+        reuse = self._reuse_stored_job(context, prepared.fingerprint)
         if isinstance(reuse, dict):
             return reuse
-        if reuse is not None:
-            job_id, submitted_at = reuse
-        else:
-            submitted = self._submit(context, request, fingerprint, deadline, rate_limited)
-            if submitted is None:
-                return None  # deferred to a rate-limit timer
-            job_id, submitted_at = submitted
-        return self._wait(context, job_id, submitted_at, deadline)
+        job_id, submitted_at = reuse or self._submit(context, prepared, deadline, rate_limited)
+        return self._wait(context, job_id, submitted_at, deadline, request=prepared.summary)
 
     def _submit(
-        self, context: Context, request: VideoGenerationRequest, fingerprint: str, deadline: float, rate_limited: int
-    ) -> tuple[str, float] | None:
+        self, context: Context, prepared: PreparedRequest, deadline: float, rate_limited: int
+    ) -> tuple[str, float]:
+        """POST the job, recording a pending marker first and the job id after; returns (job_id, submitted_at).
+
+        A submit refused by the rate limit waits and tries again (deferring, when deferrable)."""
+        request = prepared.request
         store = self._store(context)
-        described = request.describe()
-        record = {"fingerprint": fingerprint, "request_id": request.request_id, "model": request.model}
+        record = {
+            "fingerprint": prepared.fingerprint,
+            "request_id": request.request_id,
+            "model": request.model,
+            "request": prepared.summary,
+        }
         if store is not None:
             store.set(STATE_KEY, {**record, "job_id": None})
-        self.log.info("Submitting %s job (request_id=%s): %s", request.model, request.request_id, described)
+        context["ti"].xcom_push(key=XCOM_REQUEST, value=prepared.summary)
+        self.log.info("Submitting %s job (request_id=%s): %s", request.model, request.request_id, prepared.summary)
         try:
-            task = self.hook.submit(request)
+            job = self.hook.submit(request)
         except CogVideoRateLimitError as exc:
-            return self._rate_limit_wait(context, request, fingerprint, deadline, rate_limited, exc)
+            return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
         except (CogVideoAmbiguousSubmitError, CogVideoDuplicateRequestError) as exc:
             raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
         except CogVideoError as exc:
@@ -417,33 +307,31 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
                 raise AirflowException(f"CogVideo submit failed (transient): {exc}") from None
             raise AirflowFailException(f"CogVideo submit refused: {exc}") from None
         submitted_at = time.time()
-        assert task.id is not None
+        assert job.id is not None
         if store is not None:
-            store.set(STATE_KEY, {**record, "job_id": task.id, "submitted_at": submitted_at})
-        price, currency = self.hook.price_of(task.model)
+            store.set(STATE_KEY, {**record, "job_id": job.id, "submitted_at": submitted_at})
+        price, currency = self.hook.price_of(job.model)
         self.log.info(
             "Submitted job %s (model %s, request_id %s, list price %s %s)",
-            task.id,
-            task.model,
-            task.request_id,
+            job.id,
+            job.model,
+            job.request_id,
             price,
             currency,
         )
-        return task.id, submitted_at
+        return job.id, submitted_at
 
     def _rate_limit_wait(
         self,
         context: Context,
-        request: VideoGenerationRequest,
-        fingerprint: str,
+        prepared: PreparedRequest,
         deadline: float,
         rate_limited: int,
         exc: CogVideoRateLimitError,
-    ) -> tuple[str, float] | None:
+    ) -> tuple[str, float]:
         """A 429 at submit: wait (freeing the worker when deferrable) and try again, within the deadline."""
         self._forget(context)  # the POST was refused: no job exists for this marker
-        wait = exc.retry_after or min(RATE_LIMIT_MAX_WAIT, RATE_LIMIT_FIRST_WAIT * 2**rate_limited)
-        wait = wait * random.uniform(0.8, 1.2)
+        wait = RATE_LIMIT_BACKOFF.wait(rate_limited + 1, exc.retry_after)
         if time.time() + wait >= deadline:
             raise AirflowException(f"Rate limited until the deadline ({rate_limited + 1} refusals); last: {exc}")
         self.log.warning(
@@ -454,45 +342,38 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         )
         if not self.deferrable:
             time.sleep(wait)
-            return self._submit(context, request, fingerprint, deadline, rate_limited + 1)
+            return self._submit(context, prepared, deadline, rate_limited + 1)
+        self._defer_rate_limited(time.time() + wait, deadline, rate_limited + 1)
+
+    def _defer_rate_limited(self, resume_at: float, deadline: float, rate_limited: int) -> NoReturn:
         self.defer(
-            trigger=CogVideoSubmitBackoffTrigger(time.time() + wait, deadline, rate_limited + 1),
+            trigger=CogVideoSubmitBackoffTrigger(resume_at, deadline, rate_limited),
             method_name="execute_after_rate_limit",
             timeout=None,
         )
-        return None
 
     def execute_after_rate_limit(self, context: Context, event: Any = None) -> Any:
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
         with failure_recorded(context):
-            return self._resubmit(context, event)
-
-    def _resubmit(self, context: Context, event: Any) -> Any:
-        if not isinstance(event, dict) or event.get("v") != EVENT_VERSION or event.get("status") != "resubmit":
-            raise AirflowException(f"Unexpected trigger event (version skew or a bug): {event!r}")
-        request, fingerprint = self.build_request()
-        return self._submit_or_resume(context, request, fingerprint, float(event["deadline"]), event["rate_limited"])
+            resubmit = read_event(event, ResubmitEvent)
+            return self._submit_or_resume(context, self.build_request(), resubmit.deadline, resubmit.rate_limited)
 
     def on_kill(self) -> None:
         """Killed while polling on the worker: the job cannot be cancelled (the API has no cancel)."""
         job_id = getattr(self, "_job_id", None)
         if job_id:
-            self.log.warning(
-                "CogVideo job %s keeps running on the service and will be billed: the API has no cancel "
-                "endpoint. A retry of this task reconnects to it (task_state_store) instead of resubmitting.",
-                job_id,
-            )
+            self.log.warning(JOB_KEEPS_RUNNING, job_id)
 
-    def _wait(self, context: Context, job_id: str, submitted_at: float, deadline: float) -> Any:
+    def _wait(self, context: Context, job_id: str, submitted_at: float, deadline: float, *, request: dict) -> Any:
         self._job_id = job_id
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
-        ti.xcom_push(key=XCOM_JOB_URL, value=f"{self.hook.settings.base_url}/async-result/{job_id}")
+        ti.xcom_push(key=XCOM_JOB_URL, value=self.hook.job_url(job_id))
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
             self._forget(context)
-            task = TaskResult(id=job_id, model=self.model, task_status="PROCESSING")
-            return job_result(task, hook=self.hook, metadata=self.metadata, request=self.request_summary(None))
+            job = TaskResult(id=job_id, model=self.model, task_status="PROCESSING")
+            return job_result(job, hook=self.hook, metadata=self.metadata, request=request)
         trigger = CogVideoTaskTrigger(
             job_id=job_id,
             deadline=deadline,
@@ -510,7 +391,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
                 deadline,
             )
             self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
-        return self.execute_complete(context, event=self._wait_on_worker(trigger))
+        return self._complete(context, self._wait_on_worker(trigger), request=request)
 
     def _wait_on_worker(self, trigger: CogVideoTaskTrigger) -> dict[str, Any]:
         """The synchronous path runs the trigger's own loop on the worker: one behaviour either way."""
@@ -528,31 +409,35 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         with failure_recorded(context):
             return self._complete(context, event)
 
-    def _complete(self, context: Context, event: Any) -> Any:
-        event = check_event(event)
-        if event["status"] != "success":
-            if event["status"] != "timeout" and event.get("reason") in _FINAL_REASONS:
+    def _complete(self, context: Context, payload: Any, *, request: dict[str, Any] | None = None) -> Any:
+        event = read_event(payload, JobEvent)
+        if event.status != "success":
+            if event.is_final:
                 self._forget(context)
             raise_for_event(event)
-        task = TaskResult.model_validate(event["result"])
-        return self._finish(context, task, waited=event.get("waited_seconds"), polls=event.get("polls"))
+        job = TaskResult.model_validate(event.result)
+        return self._finish(context, job, request=request, waited=event.waited_seconds, polls=event.polls)
 
     def _finish(
         self,
         context: Context,
-        task: TaskResult,
+        job: TaskResult,
         *,
+        request: dict[str, Any] | None,
         waited: float | None = None,
         polls: int | None = None,
     ) -> dict[str, Any]:
         self._forget(context)
-        if task.video_url:
-            context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=task.video_url)
-        result = job_result(task, hook=self.hook, metadata=self.metadata, request=self.request_summary(task.request_id))
+        ti = context["ti"]
+        if request is None:  # resumed from a deferral: the summary pushed at submit
+            request = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_REQUEST, map_indexes=ti.map_index)
+        if job.video_url:
+            ti.xcom_push(key=XCOM_VIDEO_URL, value=job.video_url)
+        result = job_result(job, hook=self.hook, metadata=self.metadata, request=request)
         self.log.info(
             "Job %s done: %s (waited %s s, %s polls, list price %s %s)",
-            task.id,
-            task.video_url,
+            job.id,
+            job.video_url,
             waited,
             polls,
             result["price"],
@@ -565,3 +450,6 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         store = self._store(context)
         if store is not None:
             store.delete(STATE_KEY)
+
+
+__all__ = ["STATE_KEY", "CogVideoGenerateOperator", "CogVideoVideoLink", "PreparedRequest"]

@@ -39,7 +39,10 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo.models import COGVIDEOX_IMAGE_FORMATS, PROMPT_MAX_CHARS, MiB
+from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS, PROMPT_MAX_CHARS, MiB
+from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.images import inspect_image
+from airflow_provider_cogvideo.s3 import get_or_none, head_or_none, s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -257,21 +260,13 @@ class S3ProductImagesOperator(BaseOperator):
         return products
 
     def _uri(self, key: str) -> str:
-        return f"s3://{self.s3_bucket}/{key}"
+        return s3_uri(self.s3_bucket, key)
 
     def _read(self, key: str) -> bytes:
         return self._client.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
 
     def _exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.head_object(Bucket=self.s3_bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        return head_or_none(self._client, self.s3_bucket, key) is not None
 
     def _load_catalog(self) -> dict[str, dict[str, Any]]:
         if not self.catalog_key:
@@ -342,15 +337,10 @@ class S3ProductImagesOperator(BaseOperator):
 
     # ------------------------------------------------------------------ one product
     def _sidecar(self, candidate: _Candidate) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
         key = posixpath.splitext(candidate.key)[0] + SIDECAR_EXTENSION
-        try:
-            raw = self._read(key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return {}
-            raise
+        raw = get_or_none(self._client, self.s3_bucket, key)
+        if raw is None:
+            return {}
         try:
             data = json.loads(raw.decode("utf-8-sig"))
         except (ValueError, UnicodeDecodeError) as exc:
@@ -383,27 +373,22 @@ class S3ProductImagesOperator(BaseOperator):
 
     def _checked_image(self, candidate: _Candidate) -> tuple[str, bool]:
         """The S3 URI to send and whether it was re-encoded; raises _Rejected if undecodable."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         data = self._read(candidate.key)
         try:
+            info = inspect_image(data, label=self._uri(candidate.key))
+        except CogVideoValidationError as exc:
+            raise _Rejected(exc.reason) from None
+        too_big = info.n_bytes > self.image_max_bytes
+        if info.format in COGVIDEOX_IMAGE_FORMATS and info.mode in _PASS_THROUGH_MODES and not too_big:
+            return self._uri(candidate.key), False
+        why = f"{info.format} {info.mode}" + (f", {info.n_bytes / MiB:.1f} MiB" if too_big else "")
+        try:
             with Image.open(io.BytesIO(data)) as img:
-                img.load()  # decode every pixel: truncated files fail here, not at the API
-                fmt = (img.format or "").lower()
-                if (
-                    fmt in COGVIDEOX_IMAGE_FORMATS
-                    and img.mode in _PASS_THROUGH_MODES
-                    and len(data) <= self.image_max_bytes
-                ):
-                    return self._uri(candidate.key), False
-                why = f"{fmt or 'unknown'} {img.mode}" + (
-                    f", {len(data) / MiB:.1f} MiB" if len(data) > self.image_max_bytes else ""
-                )
                 jpeg = reencode_jpeg(img, self.image_max_bytes)
-        except Image.DecompressionBombError as exc:
-            raise _Rejected(f"image too large to decode safely ({exc})") from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise _Rejected(f"not a decodable image ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:
+            raise _Rejected(f"cannot be re-encoded to fit ({exc})") from None
         staged = f"{self._staging}{candidate.product_id}.jpg"
         self._client.put_object(
             Bucket=self.s3_bucket,

@@ -12,16 +12,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.common import DEFAULT_TIMEOUT, XCOM_JOB_ID, CogVideoHookMixin, job_result
 from airflow_provider_cogvideo.errors import CogVideoError
+from airflow_provider_cogvideo.events import JobEvent, raise_for_event, read_event
+from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult
-from airflow_provider_cogvideo.operators.cogvideo import (
-    CogVideoHookMixin,
-    CogVideoVideoLink,
-    check_event,
-    job_result,
-    raise_for_event,
-)
-from airflow_provider_cogvideo.triggers.cogvideo import DEFAULT_ERROR_BUDGET, CogVideoTaskTrigger
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET
+from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,7 +27,7 @@ if TYPE_CHECKING:
 class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
     """Wait until job ``job_id`` ends; return the same result dict as ``CogVideoGenerateOperator``.
 
-    :param job_id: the task id returned by a submit. Templated.
+    :param job_id: the job id returned by a submit (the API calls it the task id). Templated.
     :param metadata: carried into the result untouched. Templated.
     :param deferrable: wait in the triggerer (default) instead of poking from a worker.
     :param poll_interval: fixed seconds between polls when deferred; unset = the adaptive schedule.
@@ -50,7 +47,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         deferrable: bool = True,
         poll_interval: float | None = None,
         error_budget: int = DEFAULT_ERROR_BUDGET,
-        timeout: float | timedelta = timedelta(hours=2),
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(timeout=timeout, **kwargs)
@@ -62,18 +59,18 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         self.error_budget = error_budget
 
     def execute(self, context: Context) -> Any:
-        context["ti"].xcom_push(key="job_id", value=self.job_id)
+        context["ti"].xcom_push(key=XCOM_JOB_ID, value=self.job_id)
         if not self.deferrable:
             return super().execute(context)
-        task = self._query()
-        if task.is_terminal:  # nothing to wait for: skip the deferral
-            return self._result(task)
+        job = self._query()
+        if job.is_terminal:  # nothing to wait for: skip the deferral
+            return self._result(job)
         self.defer(
             trigger=CogVideoTaskTrigger(
                 job_id=self.job_id,
                 deadline=time.time() + float(self.timeout),
                 cogvideo_conn_id=self.cogvideo_conn_id,
-                model=task.model,
+                model=job.model,
                 poll_interval=self.poll_interval,
                 error_budget=self.error_budget,
             ),
@@ -89,19 +86,19 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
                 raise AirflowException(f"Cannot query job {self.job_id} right now: {exc}") from None
             raise AirflowFailException(f"Cannot query job {self.job_id}: {exc}") from None
 
-    def _result(self, task: TaskResult) -> dict[str, Any]:
-        if task.task_status == "FAIL":
+    def _result(self, job: TaskResult) -> dict[str, Any]:
+        if job.task_status == "FAIL":
             raise AirflowFailException(f"CogVideo job {self.job_id} ended with task_status FAIL")
-        return job_result(task, hook=self.hook, metadata=self.metadata, request={"model": task.model})
+        return job_result(job, hook=self.hook, metadata=self.metadata, request={"model": job.model})
 
     def poke(self, context: Context) -> PokeReturnValue:
-        task = self._query()
-        if not task.is_terminal:
-            self.log.info("Job %s is %s", self.job_id, task.task_status)
+        job = self._query()
+        if not job.is_terminal:
+            self.log.info("Job %s is %s", self.job_id, job.task_status)
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+        return PokeReturnValue(is_done=True, xcom_value=self._result(job))
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        event = check_event(event)
-        raise_for_event(event)
-        return self._result(TaskResult.model_validate(event["result"]))
+        job_event = read_event(event, JobEvent)
+        raise_for_event(job_event)
+        return self._result(TaskResult.model_validate(job_event.result))

@@ -39,7 +39,6 @@ URLs (``CogVideoHook.get_task``) and retry; then it fails naming the job id.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import posixpath
@@ -57,15 +56,15 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.capabilities import MiB
+from airflow_provider_cogvideo.common import CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
-from airflow_provider_cogvideo.models import MiB
-from airflow_provider_cogvideo.operators.cogvideo import failure_recorded
+from airflow_provider_cogvideo.s3 import IMAGE_CONTENT_TYPES, content_type, head_or_none, s3_uri
 
 if TYPE_CHECKING:
     import httpx
     from airflow.sdk import Context
 
-    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
 DEFAULT_ASSET_ALIAS = "cogvideo-videos"
 AUTO_COVER_KEY = "auto"
@@ -81,7 +80,10 @@ _S3_MAX_PARTS = 10_000
 _READ_CHUNK = 256 * 1024
 _COVER_MAX_BYTES = 50 * MiB
 _META_KEY_RE = re.compile(r"[^a-z0-9-]+")
-_COVER_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+_SHOWN_RESULT_CHARS = 200
+DEFAULT_PART_SIZE = 8 * MiB
+DEFAULT_PARTS_IN_FLIGHT = 4
+DEFAULT_UPLOAD_WORKERS = 3
 
 
 @dataclass(frozen=True)
@@ -104,25 +106,25 @@ class _Stored:
 
 
 def _parse_result(result: Any) -> dict[str, Any]:
-    """Accept the generation result dict, its JSON / Python-repr rendering, or a bare URL."""
+    """Accept the generation result dict or a bare video URL.
+
+    A dict arrives as a dict when ``result`` is an XComArg (``generate.output``) or the DAG renders
+    templates natively; a Jinja string such as ``"{{ ti.xcom_pull(...) }}"`` renders to text, which is
+    refused with the fix rather than parsed back (a repr is not a data format).
+    """
     if isinstance(result, Mapping):
         return dict(result)
-    if isinstance(result, str):
-        text = result.strip()
-        if text.startswith(("http://", "https://")):
-            return {"video_url": text}
-        if text.startswith("{"):
-            # A templated XCom renders to a string unless the DAG uses native rendering.
-            for parse in (json.loads, ast.literal_eval):
-                try:
-                    parsed = parse(text)
-                except (ValueError, SyntaxError):
-                    continue
-                if isinstance(parsed, dict):
-                    return parsed
+    if isinstance(result, str) and result.strip().startswith(("http://", "https://")):
+        return {"video_url": result.strip()}
+    hint = (
+        " A templated string is text: pass the XComArg (result=generate.output) or set "
+        "render_template_as_native_obj=True on the DAG."
+        if isinstance(result, str) and result.strip().startswith("{")
+        else ""
+    )
     raise AirflowFailException(
         f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
-        f"{str(result)[:200]!r}"
+        f"{str(result)[:_SHOWN_RESULT_CHARS]!r}.{hint}"
     )
 
 
@@ -241,11 +243,12 @@ class _PartUploader:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class CogVideoToS3Operator(BaseOperator):
+class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     """Copy a generated video and its cover image into S3, streaming, checksummed, idempotent.
 
     :param result: the ``CogVideoGenerateOperator`` result dict (``id``, ``video_url``,
-        ``cover_image_url``, ``metadata``, ``prompt``…) or a plain video URL.
+        ``cover_image_url``, ``metadata``, ``prompt``…), e.g. ``generate.output``, or a plain video
+        URL. A dict must arrive as a dict (an XComArg, or native template rendering), not as text.
     :param s3_bucket: target bucket.
     :param s3_key: target key; ``{…}`` placeholders are filled from the result with
         ``str.format_map`` (e.g. ``videos/{metadata[product_id]}.mp4``, ``videos/{id}.mp4``).
@@ -277,9 +280,9 @@ class CogVideoToS3Operator(BaseOperator):
         replace: bool = False,
         cogvideo_conn_id: str = DEFAULT_CONN_ID,
         aws_conn_id: str | None = "aws_default",
-        part_size: int = 8 * MiB,
-        max_parts_in_flight: int = 4,
-        upload_workers: int = 3,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT,
+        upload_workers: int = DEFAULT_UPLOAD_WORKERS,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
@@ -305,12 +308,6 @@ class CogVideoToS3Operator(BaseOperator):
         self._urls: dict[str, str | None] = {}
         self._job_id: str | None = None
         self._refreshed = False
-
-    @cached_property
-    def cogvideo_hook(self) -> CogVideoHook:
-        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-
-        return CogVideoHook(cogvideo_conn_id=self.cogvideo_conn_id)
 
     @cached_property
     def s3_client(self) -> Any:
@@ -377,22 +374,17 @@ class CogVideoToS3Operator(BaseOperator):
             return None
         if self.cover_s3_key == AUTO_COVER_KEY:
             ext = posixpath.splitext(urlsplit(self._urls["cover"]).path)[1].lower()
-            return posixpath.splitext(video_key)[0] + (ext if ext in _COVER_TYPES else ".png")
+            return posixpath.splitext(video_key)[0] + (ext if ext in IMAGE_CONTENT_TYPES else ".png")
         return _format_key(self.cover_s3_key, fields, "cover_s3_key")
 
     # ------------------------------------------------------------------ idempotency
     def _uri(self, key: str) -> str:
-        return f"s3://{self.s3_bucket}/{key}"
+        return s3_uri(self.s3_bucket, key)
 
     def _existing(self, key: str) -> _Existing | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.s3_client.head_object(Bucket=self.s3_bucket, Key=key)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        head = head_or_none(self.s3_client, self.s3_bucket, key)
+        if head is None:
+            return None
         tags = self.s3_client.get_object_tagging(Bucket=self.s3_bucket, Key=key).get("TagSet", [])
         return _Existing(
             size=int(head["ContentLength"]),
@@ -453,14 +445,14 @@ class CogVideoToS3Operator(BaseOperator):
         self.log.warning(
             "job %s: %s URL answered HTTP %s; querying the job for fresh URLs", self._job_id, kind, cause.http_status
         )
-        task = self.cogvideo_hook.get_task(self._job_id)
+        job = self.hook.get_task(self._job_id)
         self._refreshed = True
-        if task.task_status != "SUCCESS" or not task.video_url:
+        if job.task_status != "SUCCESS" or not job.video_url:
             raise AirflowFailException(
-                f"job {self._job_id}: the {kind} URL expired and the job now reports status {task.task_status} "
+                f"job {self._job_id}: the {kind} URL expired and the job now reports status {job.task_status} "
                 "without a video URL"
             ) from cause
-        self._urls = {"video": task.video_url, "cover": task.cover_image_url or self._urls["cover"]}
+        self._urls = {"video": job.video_url, "cover": job.cover_image_url or self._urls["cover"]}
 
     # ------------------------------------------------------------------ video
     def _store_video(self, url: str, key: str, plan: tuple[str, _Existing | None], metadata: dict[str, str]) -> _Stored:
@@ -507,7 +499,7 @@ class CogVideoToS3Operator(BaseOperator):
     def _hash_only(self, url: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        with self.cogvideo_hook.stream_download(url) as response:
+        with self.hook.stream_download(url) as response:
             for chunk in self._chunks(response, _content_length(response)):
                 digest.update(chunk)
                 size += len(chunk)
@@ -522,14 +514,14 @@ class CogVideoToS3Operator(BaseOperator):
     def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> tuple[int, str]:
         """Download → multipart upload, overlapped and bounded; abort on any failure."""
         client = self.s3_client
-        with self.cogvideo_hook.stream_download(url) as response:
+        with self.hook.stream_download(url) as response:
             expected = _content_length(response)
             part_size = self._part_size_for(expected)
-            content_type = response.headers.get("content-type", "").split(";")[0].strip()
-            if not content_type.startswith("video/"):
-                content_type = "video/mp4"
             upload_id = client.create_multipart_upload(
-                Bucket=self.s3_bucket, Key=key, ContentType=content_type, Metadata=metadata
+                Bucket=self.s3_bucket,
+                Key=key,
+                ContentType=content_type(response.headers.get("content-type"), kind="video"),
+                Metadata=metadata,
             )["UploadId"]
             uploader = _PartUploader(
                 client,
@@ -588,14 +580,12 @@ class CogVideoToS3Operator(BaseOperator):
         if action == "skip":
             assert existing is not None and existing.sha256 is not None
             return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
-        with self.cogvideo_hook.stream_download(url) as response:
+        with self.hook.stream_download(url) as response:
             expected = _content_length(response)
             if expected is not None and expected > _COVER_MAX_BYTES:
                 raise CogVideoDownloadError(f"job {self._job_id}: cover image of {expected} bytes is implausibly big")
             body = b"".join(self._chunks(response, expected))
-            content_type = response.headers.get("content-type", "").split(";")[0].strip()
-        if not content_type.startswith("image/"):
-            content_type = _COVER_TYPES.get(posixpath.splitext(key)[1].lower(), "image/png")
+            cover_type = content_type(response.headers.get("content-type"), kind="image", key=key)
         sha256 = hashlib.sha256(body).hexdigest()
         if action == "verify":
             assert existing is not None
@@ -609,7 +599,7 @@ class CogVideoToS3Operator(BaseOperator):
             Bucket=self.s3_bucket,
             Key=key,
             Body=body,
-            ContentType=content_type,
+            ContentType=cover_type,
             Metadata=metadata,
             Tagging=f"{SHA256_TAG}={sha256}",
         )

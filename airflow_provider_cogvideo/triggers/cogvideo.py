@@ -1,23 +1,21 @@
-"""CogVideoTaskTrigger: waits for a generation job in the triggerer, without blocking its event loop.
+"""Triggers: wait for a generation job, or for a rate-limited submit's turn, without blocking the loop.
 
-Only primitives go into the trigger's kwargs (job id, connection id, an absolute epoch deadline, the
+Only primitives go into a trigger's kwargs (job id, connection id, an absolute epoch deadline, the
 poll schedule's numbers): never the key, never a client or a callable. The deadline is wall-clock
 epoch seconds, so a triggerer restart resumes with the same end instead of a fresh budget.
 
-Exactly one event is emitted, a versioned dict (see :func:`build_event`)::
+Each trigger emits exactly one event, built by :mod:`airflow_provider_cogvideo.events` (the one
+event contract). When to poll and what an answer means is :class:`~airflow_provider_cogvideo.polling.JobWatch`'s
+business; this module only drives it: sleep, poll, hand the answer over.
 
-    {"v": 1, "status": "success" | "failed" | "timeout" | "error", "reason": str, "message": str,
-     "job_id": str, "polls": int, "waited_seconds": float, "result": {...} | None}
-
-Transient poll errors (429, 5xx, timeouts) are absorbed with exponential backoff up to a budget of
-consecutive failures; a non-retryable answer (401, 400, unknown task) ends the wait at once with one
-request, not a storm of them.
+Transient poll errors (429, 5xx, timeouts) are absorbed with backoff up to a budget of consecutive
+failures; a non-retryable answer (401, 400, unknown job) ends the wait at once with one request, not
+a storm of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,71 +23,15 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.errors import (
-    CogVideoAPIError,
-    CogVideoAuthError,
-    CogVideoBadRequestError,
-    CogVideoError,
-    CogVideoNotFoundError,
-)
-from airflow_provider_cogvideo.models import PollSchedule, TaskResult
-
-EVENT_VERSION = 1
-EVENT_STATUSES = frozenset({"success", "failed", "timeout", "error"})
-DEFAULT_ERROR_BUDGET = 8
-# Backoff after the n-th consecutive transient error: base * 2**(n-1), capped, with jitter.
-ERROR_BACKOFF_BASE = 5.0
-ERROR_BACKOFF_CEILING = 120.0
-# Besides every status change, say "still rendering" this often, so a task log shows progress.
-PROGRESS_LOG_SECONDS = 60.0
-
-
-def build_event(
-    status: str,
-    reason: str,
-    message: str,
-    job_id: str,
-    *,
-    polls: int,
-    waited_seconds: float,
-    result: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The one event payload shape, shared by the trigger and the synchronous wait path."""
-    return {
-        "v": EVENT_VERSION,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "job_id": job_id,
-        "polls": polls,
-        "waited_seconds": round(waited_seconds, 3),
-        "result": result,
-    }
-
-
-def error_reason(exc: BaseException) -> str:
-    """A machine-readable reason for a non-retryable poll error."""
-    if isinstance(exc, CogVideoAuthError):
-        return "auth"
-    if isinstance(exc, CogVideoNotFoundError | CogVideoBadRequestError):
-        return "unknown_job"
-    if isinstance(exc, CogVideoAPIError):
-        return "api_error"
-    return "unexpected"
-
-
-def error_backoff(consecutive_errors: int, retry_after: float | None = None) -> float:
-    """Seconds to wait after a transient poll error (server's Retry-After wins)."""
-    if retry_after is not None:
-        return min(retry_after, ERROR_BACKOFF_CEILING)
-    ceiling = min(ERROR_BACKOFF_CEILING, ERROR_BACKOFF_BASE * 2 ** (consecutive_errors - 1))
-    return random.uniform(ceiling / 2, ceiling)
+from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
+from airflow_provider_cogvideo.events import resubmit_event
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch
 
 
 class CogVideoTaskTrigger(BaseTrigger):
     """Poll ``GET /async-result/{job_id}`` until the job ends or the deadline passes.
 
-    :param job_id: the task id returned by the submit.
+    :param job_id: the job id returned by the submit (the API calls it the task id).
     :param cogvideo_conn_id: Airflow connection id (looked up asynchronously in the triggerer).
     :param deadline: absolute epoch seconds after which we stop waiting (the job keeps running).
     :param waiting_since: epoch seconds when the job was submitted (drives the adaptive schedule).
@@ -150,11 +92,7 @@ class CogVideoTaskTrigger(BaseTrigger):
 
         The API has no cancel endpoint, so the job cannot be stopped: say so, with its id.
         """
-        self.log.warning(
-            "CogVideo job %s keeps running on the service and will be billed: the API has no cancel "
-            "endpoint. A retry of this task reconnects to it (task_state_store) instead of resubmitting.",
-            self.job_id,
-        )
+        self.log.warning(JOB_KEEPS_RUNNING, self.job_id)
 
 
 class CogVideoSubmitBackoffTrigger(BaseTrigger):
@@ -181,117 +119,11 @@ class CogVideoSubmitBackoffTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         await asyncio.sleep(max(0.0, self.resume_at - time.time()))
-        yield TriggerEvent(
-            {"v": EVENT_VERSION, "status": "resubmit", "deadline": self.deadline, "rate_limited": self.rate_limited}
-        )
-
-
-class JobWatch:
-    """The waiting logic, free of I/O: when to poll next and what an answer means.
-
-    :func:`wait_for_job_async` drives it in the triggerer, and the operator's synchronous path runs
-    that same coroutine on the worker, so deferrable and non-deferrable tasks behave identically (a
-    classic drift in other providers). The benchmarks drive it with a fake clock.
-    """
-
-    def __init__(
-        self,
-        job_id: str,
-        *,
-        deadline: float,
-        waiting_since: float,
-        model: str | None,
-        poll_interval: float | None,
-        error_budget: int,
-        log: Any,
-    ) -> None:
-        self.job_id = job_id
-        self.deadline = deadline
-        self.waiting_since = waiting_since
-        self.model = model
-        self.error_budget = error_budget
-        self.log = log
-        self.schedule = PollSchedule.for_model(model, fixed=poll_interval)
-        self.polls = 0
-        self.errors = 0
-        self.last_status: str | None = None
-        self._last_logged = 0.0
-        self._delay = self.schedule.delay(self.waited(), 0)
-
-    def waited(self) -> float:
-        return time.time() - self.waiting_since
-
-    def _event(self, status: str, reason: str, message: str, result: dict[str, Any] | None = None) -> dict[str, Any]:
-        return build_event(
-            status, reason, message, self.job_id, polls=self.polls, waited_seconds=self.waited(), result=result
-        )
-
-    def next_sleep(self) -> float | None:
-        """Seconds to sleep before the next poll, or None when the deadline has passed."""
-        remaining = self.deadline - time.time()
-        if remaining <= 0 and self.polls > 0:
-            return None
-        return max(0.0, min(self._delay, remaining))
-
-    def timeout_event(self) -> dict[str, Any]:
-        return self._event(
-            "timeout",
-            "deadline",
-            f"stopped waiting for job {self.job_id} after {self.waited():.0f} s (deadline reached); "
-            "the job keeps running on the service",
-        )
-
-    def on_error(self, exc: Exception) -> dict[str, Any] | None:
-        """A poll failed: an event to end the wait, or None to poll again after a backoff."""
-        if not isinstance(exc, CogVideoError):  # a bug must end the wait clearly, not kill the triggerer
-            return self._event("error", "unexpected", f"{type(exc).__name__}: {exc}")
-        if not exc.retryable:
-            return self._event("error", error_reason(exc), str(exc))
-        self.errors += 1
-        if self.errors > self.error_budget:
-            return self._event(
-                "error",
-                "transient_errors_exhausted",
-                f"{self.errors} consecutive transient errors polling job {self.job_id}; last: {exc}",
-            )
-        self._delay = error_backoff(self.errors, getattr(exc, "retry_after", None))
-        self.log.warning(
-            "Polling job %s failed (%d of %d tolerated), next try in %.0f s: %s",
-            self.job_id,
-            self.errors,
-            self.error_budget,
-            self._delay,
-            exc,
-        )
-        return None
-
-    def on_result(self, result: TaskResult) -> dict[str, Any] | None:
-        """A poll answered: an event if the job has ended, else None."""
-        self.errors = 0
-        self.polls += 1
-        if result.task_status != self.last_status or self.waited() - self._last_logged >= PROGRESS_LOG_SECONDS:
-            self._last_logged = self.waited()
-            self.log.info(
-                "CogVideo job %s (%s): %s after %.0f s (poll %d)",
-                self.job_id,
-                result.model or self.model,
-                result.task_status,
-                self.waited(),
-                self.polls,
-            )
-            self.last_status = result.task_status
-        if result.task_status == "SUCCESS":
-            return self._event("success", "completed", f"job {self.job_id} succeeded", result.model_dump(mode="json"))
-        if result.task_status == "FAIL":
-            detail = result.error_text
-            message = f"job {self.job_id} ended with task_status FAIL" + (f": {detail}" if detail else "")
-            return self._event("failed", "job_failed", message, result.model_dump(mode="json"))
-        self._delay = self.schedule.delay(self.waited(), self.polls)
-        return None
+        yield TriggerEvent(resubmit_event(self.deadline, self.rate_limited))
 
 
 async def wait_for_job_async(trigger: CogVideoTaskTrigger) -> dict[str, Any]:
-    """The trigger's polling loop; returns the single event payload."""
+    """The trigger's polling loop (also run on a worker by the synchronous path); returns the one event."""
     from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
     hook = CogVideoHook(trigger.cogvideo_conn_id)
@@ -299,11 +131,14 @@ async def wait_for_job_async(trigger: CogVideoTaskTrigger) -> dict[str, Any]:
     while (sleep := watch.next_sleep()) is not None:
         await asyncio.sleep(sleep)
         try:
-            result = await hook.aget_task(trigger.job_id, retry=False)
+            job = await hook.aget_task(trigger.job_id, retry=False)
         except Exception as exc:
             event = watch.on_error(exc)
         else:
-            event = watch.on_result(result)
+            event = watch.on_result(job)
         if event is not None:
             return event
     return watch.timeout_event()
+
+
+__all__ = ["CogVideoSubmitBackoffTrigger", "CogVideoTaskTrigger", "wait_for_job_async"]

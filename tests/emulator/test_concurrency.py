@@ -8,8 +8,8 @@ import random
 import httpx
 import pytest
 
+from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, ApiKey, EmulatorConfig, running_emulator
-from airflow_provider_cogvideo.models import TIER_CONCURRENCY
 from tests.emulator.helpers import api_client, wait_done
 
 pytestmark = pytest.mark.asyncio

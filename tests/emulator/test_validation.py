@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_cogvideo.models import ANY, MODEL_CAPABILITIES, PROMPT_MAX_CHARS, ModelCapabilities
+from airflow_provider_cogvideo.capabilities import ANY, MODEL_CAPABILITIES, PROMPT_MAX_CHARS, ModelCapabilities
 from tests.emulator.helpers import data_uri, image_bytes
 
 pytestmark = pytest.mark.asyncio

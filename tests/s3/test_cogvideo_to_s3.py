@@ -14,8 +14,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
 
+from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
-from airflow_provider_cogvideo.models import MiB
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, make_context, object_keys, pending_uploads
@@ -190,7 +190,7 @@ def test_truncated_download_detected_without_transport_error(s3: Any, bucket: st
             yield ShortResponse()
 
     op = transfer(bucket, job, cover_s3_key=None)
-    op.cogvideo_hook = ShortHook()  # type: ignore[assignment]
+    op.hook = ShortHook()  # type: ignore[assignment]
     with pytest.raises(CogVideoDownloadError, match=rf"truncated: received {6 * MiB} of {VIDEO_SIZE} bytes"):
         op.execute(make_context())
     assert object_keys(s3, bucket) == []
@@ -252,9 +252,13 @@ def test_key_placeholder_errors_are_clear(bucket: str, job: dict[str, Any]) -> N
 def test_failed_job_and_templated_string_result(bucket: str, job: dict[str, Any]) -> None:
     with pytest.raises(AirflowFailException, match="task_status is FAIL"):
         transfer(bucket, {**job, "task_status": "FAIL"}).execute(make_context())
-    # A result rendered by a non-native Jinja template arrives as its Python repr.
-    out = transfer(bucket, repr(job), cover_s3_key=None, s3_key="videos/{id}.mp4").execute(make_context())
-    assert out["s3_uri"] == f"s3://{bucket}/videos/{job['id']}.mp4"
+    # A result rendered by a non-native Jinja template arrives as its Python repr: refused with the fix,
+    # not parsed back (a repr is not a data format), and nothing is written.
+    with pytest.raises(AirflowFailException, match=r"result=generate.output.*render_template_as_native_obj"):
+        transfer(bucket, repr(job), cover_s3_key=None, s3_key="videos/{id}.mp4").execute(make_context())
+    assert transfer(bucket, job, cover_s3_key=None, s3_key="videos/{id}.mp4").execute(make_context())["s3_uri"] == (
+        f"s3://{bucket}/videos/{job['id']}.mp4"
+    )
 
 
 def test_non_ascii_metadata_is_rfc2047_encoded(s3: Any, bucket: str, job: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from PIL import Image
 
-from airflow_provider_cogvideo.models import MiB
+from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, truncate_prompt
 from tests.s3.helpers import AWS_CONN_ID, make_context, object_keys, pushed
 

@@ -46,6 +46,11 @@ class FakeStateStore:
 
 
 class FakeTI:
+    """One task instance's own XComs (push, and pull back what this task instance pushed)."""
+
+    task_id = "generate"
+    map_index = -1
+
     def __init__(self) -> None:
         self.xcom: dict[str, Any] = {}
         self.start_date = None
@@ -53,6 +58,10 @@ class FakeTI:
     def xcom_push(self, key: str, value: Any) -> None:
         json.dumps(value)
         self.xcom[key] = value
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index), "only this task instance's own XComs"
+        return json.loads(json.dumps(self.xcom[key])) if key in self.xcom else None
 
 
 @pytest.fixture

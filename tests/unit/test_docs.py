@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_cogvideo.errors import error_table_markdown
-from airflow_provider_cogvideo.models import capability_table_markdown
+from airflow_provider_cogvideo.docs import capability_table_markdown, error_table_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -66,4 +66,6 @@ def test_hierarchy_is_catchable_from_one_base() -> None:
 
 
 def test_table_renders_for_docs() -> None:
-    assert "| 1302 | 429 | `CogVideoRateLimitError` | yes |" in errors.error_table_markdown()
+    from airflow_provider_cogvideo.docs import error_table_markdown
+
+    assert "| 1302 | 429 | `CogVideoRateLimitError` | yes |" in error_table_markdown()

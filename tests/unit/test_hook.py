@@ -77,8 +77,8 @@ def test_get_task_wire_format_and_id_filled_in(api, hook) -> None:
     assert (task.id, task.task_status, task.video_url) == ("8868902201637896192", "SUCCESS", "https://cdn.test/v.mp4")
 
 
-def test_task_id_is_checked_before_sending(api, hook) -> None:
-    with pytest.raises(CogVideoValidationError, match="task_id"):
+def test_job_id_is_checked_before_sending(api, hook) -> None:
+    with pytest.raises(CogVideoValidationError, match="job_id"):
         hook.get_task("../../etc/passwd")
     assert not api.calls
 
@@ -164,7 +164,7 @@ def test_backoff_is_exponential_with_jitter(make_conn) -> None:
     make_conn(extra={"retry_min_wait": 1, "retry_max_wait": 8})
     hook = CogVideoHook()
     hook.settings  # noqa: B018
-    waits = [[hook._wait_seconds(attempt, None) for _ in range(200)] for attempt in (1, 2, 3, 4, 5)]
+    waits = [[hook.backoff.wait(attempt) for _ in range(200)] for attempt in (1, 2, 3, 4, 5)]
     assert all(0.5 <= w <= 1 for w in waits[0])
     assert all(0.5 <= w <= 2 for w in waits[1]) and max(waits[1]) > 1
     assert all(0.5 <= w <= 8 for w in waits[4]) and max(waits[4]) > 4
@@ -179,9 +179,9 @@ def test_submit_read_timeout_is_ambiguous_and_not_resent(api, hook) -> None:
     assert exc.value.request_id == "req-000001"
 
 
-def test_submit_answer_without_task_id_is_ambiguous(api, hook) -> None:
+def test_submit_answer_without_job_id_is_ambiguous(api, hook) -> None:
     route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json={"task_status": "PROCESSING"}))
-    with pytest.raises(CogVideoAmbiguousSubmitError, match="no task id"):
+    with pytest.raises(CogVideoAmbiguousSubmitError, match="no job id"):
         hook.submit(request())
     assert route.call_count == 1
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.models import (
+from airflow_provider_cogvideo.capabilities import (
     ANY,
     MODEL_CAPABILITIES,
     PROMPT_MAX_CHARS,
     TIER_CONCURRENCY,
-    PollSchedule,
-    TaskResult,
-    VideoGenerationRequest,
-    capability_table_markdown,
     estimate_price,
 )
+from airflow_provider_cogvideo.docs import capability_table_markdown
+from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
+from airflow_provider_cogvideo.polling import PollSchedule
 
 URL = "https://example.com/a.png"
 DATA_URI = "data:image/png;base64,iVBORw0KGgo="

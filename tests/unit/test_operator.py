@@ -325,7 +325,7 @@ def test_no_state_store_warns_what_protection_remains(api, capsys, caplog) -> No
 
 
 def test_extra_link_prefers_the_video_then_the_job(monkeypatch) -> None:
-    from airflow_provider_cogvideo.operators import cogvideo as module
+    from airflow_provider_cogvideo import links as module
 
     stored = {"job_url": f"{BASE_URL}/async-result/{JOB}"}
     monkeypatch.setattr(module.XCom, "get_value", lambda key, ti_key: stored.get(key))

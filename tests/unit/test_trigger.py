@@ -8,9 +8,12 @@ import httpx
 import pytest
 import respx
 
+from airflow_provider_cogvideo import polling
+from airflow_provider_cogvideo.backoff import Backoff
+from airflow_provider_cogvideo.events import EVENT_VERSION
 from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.triggers import cogvideo as trigger_module
-from airflow_provider_cogvideo.triggers.cogvideo import EVENT_VERSION, CogVideoTaskTrigger
+from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
 from .conftest import API_KEY, BASE_URL
 
@@ -31,7 +34,7 @@ def err(status: int, code: str) -> httpx.Response:
 @pytest.fixture(autouse=True)
 def _conn(make_conn, monkeypatch):
     make_conn()
-    monkeypatch.setattr(trigger_module, "ERROR_BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(polling, "POLL_ERROR_BACKOFF", Backoff(first=0.01, ceiling=120.0))
 
 
 def make_trigger(**kw) -> CogVideoTaskTrigger:

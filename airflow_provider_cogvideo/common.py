@@ -1,0 +1,106 @@
+"""What the generate operator, the sensor and the transfer share: XCom keys, the result dict, the hook.
+
+It sits below ``operators/``, ``sensors/`` and ``transfers/`` so that none of them imports another
+(imports run downward only: operators → triggers → hook → tables).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cogvideo import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+    from airflow_provider_cogvideo.models import TaskResult
+
+XCOM_JOB_ID = "job_id"
+XCOM_JOB_URL = "job_url"
+XCOM_VIDEO_URL = "video_url"
+XCOM_REQUEST = "request"
+"""The summary of the request as sent (:meth:`VideoGenerationRequest.describe`), pushed at submit."""
+XCOM_ERROR = "error"
+DEFAULT_TIMEOUT = timedelta(hours=2)
+"""How long one try waits for a job (the operator) or for a job to end (the sensor)."""
+
+JOB_KEEPS_RUNNING = (
+    "CogVideo job %s keeps running on the service and will be billed: the API has no cancel endpoint. "
+    "A retry of this task reconnects to it (task_state_store) instead of resubmitting."
+)
+"""Logged when a waiting task is killed: the job cannot be stopped, so say which one goes on."""
+
+
+def seconds(value: float | timedelta | None) -> float | None:
+    """A duration argument given as seconds or a ``timedelta``, in seconds."""
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+@contextlib.contextmanager
+def failure_recorded(context: Context) -> Iterator[None]:
+    """Leave a failing step's reason in XCom ``error`` before it propagates, so a pipeline's
+    manifest can list the product with its error while the other products carry on.
+    (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
+    try:
+        yield
+    except Exception as exc:
+        context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
+        raise
+
+
+def job_result(
+    job: TaskResult,
+    *,
+    hook: CogVideoHook,
+    metadata: dict[str, Any] | None,
+    request: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON-safe return value of the generate operator and the sensor (the transfer's input)."""
+    price, currency = hook.price_of(job.model)
+    return {
+        "id": job.id,
+        "model": job.model,
+        "request_id": job.request_id,
+        "task_status": job.task_status,
+        "video_url": job.video_url,
+        "cover_image_url": job.cover_image_url,
+        "metadata": metadata or {},
+        "price": price,
+        "price_currency": currency,
+        "prompt": (request or {}).get("prompt"),
+        "request": request or {},
+    }
+
+
+class CogVideoHookMixin:
+    """One lazily built hook per task instance, for the operators and the sensor of this provider."""
+
+    cogvideo_conn_id: str = DEFAULT_CONN_ID
+
+    @cached_property
+    def hook(self) -> CogVideoHook:
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        return CogVideoHook(self.cogvideo_conn_id)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "JOB_KEEPS_RUNNING",
+    "XCOM_ERROR",
+    "XCOM_JOB_ID",
+    "XCOM_JOB_URL",
+    "XCOM_REQUEST",
+    "XCOM_VIDEO_URL",
+    "CogVideoHookMixin",
+    "failure_recorded",
+    "job_result",
+    "seconds",
+]
