@@ -89,7 +89,7 @@ class RequestLog:
 
 def _make_trigger(kind: str, job_id: str) -> Any:
     if kind == "CogVideoTaskTrigger":
-        from airflow_provider_cogvideo.models import PollSchedule
+        from airflow_provider_cogvideo.polling import PollSchedule
         from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
         first = PollSchedule.for_model(MODEL).first
@@ -144,15 +144,23 @@ async def _run_one(kind: str, job_id: str, window: float, log: RequestLog) -> di
 
 def backoff_schedule() -> list[dict[str, float]]:
     """The trigger's documented back-off after the n-th consecutive transient error (jitter range)."""
-    from airflow_provider_cogvideo.triggers import cogvideo as trig
+    from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, POLL_ERROR_BACKOFF
 
     rows, lo_sum, hi_sum = [], 0.0, 0.0
-    for n in range(1, trig.DEFAULT_ERROR_BUDGET + 1):
-        ceiling = min(trig.ERROR_BACKOFF_CEILING, trig.ERROR_BACKOFF_BASE * 2 ** (n - 1))
-        lo_sum += ceiling / 2
-        hi_sum += ceiling
-        rows.append({"error": n, "wait_min_s": ceiling / 2, "wait_max_s": ceiling, "next_request_at_min_s": lo_sum,
-                     "next_request_at_max_s": hi_sum})  # fmt: skip
+    (lo_factor, hi_factor) = POLL_ERROR_BACKOFF.jitter
+    for n in range(1, DEFAULT_ERROR_BUDGET + 1):
+        value = min(POLL_ERROR_BACKOFF.ceiling, POLL_ERROR_BACKOFF.first * 2 ** (n - 1))
+        lo_sum += lo_factor * value
+        hi_sum += hi_factor * value
+        rows.append(
+            {
+                "error": n,
+                "wait_min_s": lo_factor * value,
+                "wait_max_s": hi_factor * value,
+                "next_request_at_min_s": lo_sum,
+                "next_request_at_max_s": hi_sum,
+            }
+        )
     return rows
 
 

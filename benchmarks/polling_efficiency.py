@@ -68,7 +68,8 @@ class Schedule:
     default: bool = False
 
     def build(self, model: str) -> Any:
-        from airflow_provider_cogvideo.models import MODEL_CAPABILITIES, PollSchedule
+        from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+        from airflow_provider_cogvideo.polling import PollSchedule
 
         if self.default or self.fixed is not None:
             return PollSchedule.for_model(model, fixed=self.fixed)
@@ -90,36 +91,30 @@ class _NullLog:
 
 def poll_times(schedule: Any, horizon: float) -> list[float]:
     """Poll times (seconds after submit) of the real JobWatch under a fake clock, up to ``horizon``."""
-    from airflow_provider_cogvideo.triggers import cogvideo as trig
-
-    class FakeClock:
-        now = 0.0
-
-        @classmethod
-        def time(cls) -> float:
-            return cls.now
-
     from airflow_provider_cogvideo.models import TaskResult
+    from airflow_provider_cogvideo.polling import JobWatch
 
-    real_time = trig.time
-    trig.time = FakeClock  # type: ignore[assignment]  - JobWatch reads time.time() only
-    try:
-        watch = trig.JobWatch(
-            "sim", deadline=1e12, waiting_since=0.0, model=None, poll_interval=None, error_budget=8, log=_NullLog()
-        )
-        watch.schedule = schedule
-        watch._delay = schedule.delay(0.0, 0)
-        running = TaskResult.model_validate({"id": "sim", "task_status": "PROCESSING"})
-        times: list[float] = []
-        while FakeClock.now <= horizon:
-            sleep = watch.next_sleep()
-            assert sleep is not None
-            FakeClock.now += sleep
-            times.append(FakeClock.now)
-            assert watch.on_result(running) is None  # the job is still running: schedule the next poll
-        return times
-    finally:
-        trig.time = real_time
+    now = [0.0]
+    watch = JobWatch(
+        "sim",
+        deadline=1e12,
+        waiting_since=0.0,
+        model=None,
+        poll_interval=None,
+        error_budget=8,
+        log=_NullLog(),
+        schedule=schedule,
+        clock=lambda: now[0],
+    )
+    running = TaskResult.model_validate({"id": "sim", "task_status": "PROCESSING"})
+    times: list[float] = []
+    while now[0] <= horizon:
+        sleep = watch.next_sleep()
+        assert sleep is not None
+        now[0] += sleep
+        times.append(now[0])
+        assert watch.on_result(running) is None  # the job is still running: schedule the next poll
+    return times
 
 
 def evaluate(times: list[float], durations: list[float]) -> dict[str, float]:
@@ -164,7 +159,7 @@ def schedules() -> tuple[list[Schedule], list[Schedule]]:
 
 
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
-    from airflow_provider_cogvideo.models import MODEL_CAPABILITIES
+    from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
 
     base, grid = schedules()
     out: dict[str, Any] = {"models": {}}
@@ -228,9 +223,10 @@ async def live(args: argparse.Namespace, sched: list[Schedule]) -> dict[str, Any
 
     import httpx
 
+    from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
     from airflow_provider_cogvideo.emulator.rng import draw
     from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
-    from airflow_provider_cogvideo.models import MODEL_CAPABILITIES, PollSchedule
+    from airflow_provider_cogvideo.polling import PollSchedule
     from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
     scale = args.scale
@@ -242,11 +238,8 @@ async def live(args: argparse.Namespace, sched: list[Schedule]) -> dict[str, Any
 
         schedule: Any = None
 
-        def watch(self) -> Any:
-            w = super().watch()
-            w.schedule = self.schedule
-            w._delay = w.schedule.delay(w.waited(), 0)
-            return w
+        def watch(self, schedule: Any = None) -> Any:
+            return super().watch(schedule or self.schedule)
 
     def scaled(s: Any) -> Any:
         if s.fixed is not None:

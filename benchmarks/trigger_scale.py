@@ -213,16 +213,16 @@ async def _apply_experiment(variant: str) -> None:
 
     if name == "lean_httpx":
 
-        async def lean_aget_task(self: Any, task_id: str, *, retry: bool = True) -> Any:
+        async def lean_aget_task(self: Any, job_id: str, *, retry: bool = True) -> Any:
             if retry:
-                return await original(self, task_id, retry=retry)
-            path = hookmod.QUERY_PATH.format(task_id=hookmod._checked_task_id(task_id))
+                return await original(self, job_id, retry=retry)
+            path = hookmod.QUERY_PATH.format(job_id=hookmod._checked_job_id(job_id))
             client = await self._async_client()
             headers = self.__dict__.get("_exp_headers")
             if headers is None:  # api_key auth only (a JWT would need refreshing): fine for an experiment
                 headers = self.__dict__["_exp_headers"] = self._request_headers()
             response = await hookmod._send_async(lambda: client.get(path, headers=headers), None)
-            return hookmod._queried(self._raise_for_answer(response), task_id)
+            return hookmod._queried(self._raise_for_answer(response), job_id)
 
         hookmod.CogVideoHook.aget_task = lean_aget_task  # type: ignore[method-assign]
         return
@@ -234,9 +234,9 @@ async def _apply_experiment(variant: str) -> None:
             weakref.WeakKeyDictionary()
         )
 
-        async def aiohttp_aget_task(self: Any, task_id: str, *, retry: bool = True) -> Any:
+        async def aiohttp_aget_task(self: Any, job_id: str, *, retry: bool = True) -> Any:
             if retry:
-                return await original(self, task_id, retry=retry)
+                return await original(self, job_id, retry=retry)
             settings = await self.aget_settings()
             loop = asyncio.get_running_loop()
             session = sessions.get(loop)
@@ -250,7 +250,7 @@ async def _apply_experiment(variant: str) -> None:
             headers = self.__dict__.get("_exp_headers")
             if headers is None:
                 headers = self.__dict__["_exp_headers"] = self._request_headers()
-            path = hookmod.QUERY_PATH.format(task_id=hookmod._checked_task_id(task_id))
+            path = hookmod.QUERY_PATH.format(job_id=hookmod._checked_job_id(job_id))
             try:
                 async with session.get(path, headers=headers) as resp:
                     raw = await resp.read()
@@ -262,7 +262,7 @@ async def _apply_experiment(variant: str) -> None:
             except ValueError:
                 body = None
             if 200 <= status < 300 and isinstance(body, dict):
-                return hookmod._queried(body, task_id)
+                return hookmod._queried(body, job_id)
             code, message = hookmod._error_fields(body)
             raise api_error(status, code, message or reason or "no message", hookmod._retry_after_seconds(retry_after))
 

@@ -25,7 +25,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
 from airflow_provider_cogvideo.events import resubmit_event
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch, PollSchedule
 
 
 class CogVideoTaskTrigger(BaseTrigger):
@@ -73,7 +73,8 @@ class CogVideoTaskTrigger(BaseTrigger):
             },
         )
 
-    def watch(self) -> JobWatch:
+    def watch(self, schedule: PollSchedule | None = None) -> JobWatch:
+        """This trigger's wait; ``schedule`` replaces the default one (benchmarks scale time with it)."""
         return JobWatch(
             self.job_id,
             deadline=self.deadline,
@@ -82,6 +83,7 @@ class CogVideoTaskTrigger(BaseTrigger):
             poll_interval=self.poll_interval,
             error_budget=self.error_budget,
             log=self.log,
+            schedule=schedule,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
