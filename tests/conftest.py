@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-pytest_plugins = ["airflow_provider_cogvideo.testing"]
+# The provider's own fixtures (cogvideo_emulator, cogvideo_conn...) come from its pytest11 entry point.
 
 
 @pytest.fixture(scope="session")

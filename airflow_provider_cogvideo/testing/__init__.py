@@ -1,33 +1,24 @@
-"""pytest plugin: test your own CogVideoX pipelines offline against the local emulator.
+"""Test helpers: the pytest plugin, local servers and the harness shared by the demo and the tests.
 
-Load it from a ``conftest.py``::
+* :mod:`~.pytest_plugin`: pytest fixtures for offline tests of your own DAGs against the local
+  emulator. Installing this package registers it (the ``cogvideo`` entry point in the ``pytest11``
+  group): there is nothing to load from a ``conftest.py``.
+* :mod:`~.seaweedfs`: a throwaway local S3 server; :mod:`~.result_files`: a local "CDN" for result
+  files with scripted faults;
+* :mod:`~.products`, :mod:`~.processes`, :mod:`~.airflow_env`: sample product images in S3, child
+  process groups, a throwaway Airflow home (what ``cogvideo demo`` and the integration tests share).
 
-    pytest_plugins = ["airflow_provider_cogvideo.testing"]
-
-Fixtures:
-
-* ``cogvideo_emulator`` — a fresh emulator on a free 127.0.0.1 port for one test (tasks finish
-  after ``COGVIDEO_TEST_DURATION`` seconds); returns an :class:`EmulatorHandle` (``base_url``,
-  ``stats()``, ``faults``, ``reset()``).
-* ``cogvideo_emulator_config`` — the :class:`EmulatorConfig` it is started with; override this
-  fixture in your conftest to change durations, keys, faults or the seed.
-* ``cogvideo_emulator_session`` — one emulator shared by the whole session (reset before each
-  test that uses it): cheaper when many tests only need a server.
-* ``cogvideo_conn`` — points the ``cogvideo_default`` Airflow connection (an environment variable,
-  so no database) at ``cogvideo_emulator`` with :data:`DEFAULT_TEST_KEY`; returns the conn id.
-
-Importing this module does not import Airflow, PyAV or Pillow.
+This module holds only cheap constants and :func:`connection_json`: importing it (or any module
+above but the plugin) imports neither pytest nor the emulator's Starlette and uvicorn, nor Airflow.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
-import pytest
-
-from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, running_emulator
+if TYPE_CHECKING:
+    from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorHandle
 
 COGVIDEO_TEST_DURATION = 0.5
 """Seconds a task stays PROCESSING in the fixtures' emulator."""
@@ -43,37 +34,13 @@ def connection_json(handle: EmulatorHandle) -> str:
     )
 
 
-def _test_config() -> EmulatorConfig:
-    return EmulatorConfig(duration=COGVIDEO_TEST_DURATION, jitter=0.0, seed=COGVIDEO_TEST_SEED)
+def __getattr__(name: str) -> Any:
+    # DEFAULT_TEST_KEY belongs to the emulator, whose package imports Starlette: load it on first use.
+    if name == "DEFAULT_TEST_KEY":
+        from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY
 
-
-@pytest.fixture
-def cogvideo_emulator_config() -> EmulatorConfig:
-    return _test_config()
-
-
-@pytest.fixture
-def cogvideo_emulator(cogvideo_emulator_config: EmulatorConfig) -> Iterator[EmulatorHandle]:
-    with running_emulator(cogvideo_emulator_config) as handle:
-        yield handle
-
-
-@pytest.fixture(scope="session")
-def _cogvideo_shared_emulator() -> Iterator[EmulatorHandle]:
-    with running_emulator(_test_config()) as handle:
-        yield handle
-
-
-@pytest.fixture
-def cogvideo_emulator_session(_cogvideo_shared_emulator: EmulatorHandle) -> EmulatorHandle:
-    _cogvideo_shared_emulator.reset()
-    return _cogvideo_shared_emulator
-
-
-@pytest.fixture
-def cogvideo_conn(cogvideo_emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(f"AIRFLOW_CONN_{DEFAULT_CONN_ID.upper()}", connection_json(cogvideo_emulator))
-    return DEFAULT_CONN_ID
+        return DEFAULT_TEST_KEY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -25,10 +25,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airflow_provider_cogvideo.testing.processes import signal_group
 
 HOST = "127.0.0.1"
 # Ports are drawn from here: below the Linux ephemeral range (32768+) so a kernel-assigned client
@@ -101,14 +103,14 @@ class SeaweedFS:
         kept short because every caller here owns throwaway or fsync'ed data.
         """
         if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
+            signal_group(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
+                signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=30)
         # The group leader is gone; make sure no straggler of the group survives it.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        signal_group(self.process.pid, signal.SIGKILL)
         if self._owned_dir is not None:
             self._owned_dir.cleanup()
             self._owned_dir = None
@@ -133,11 +135,6 @@ class SeaweedFS:
     def airflow_connection_uri_env(self, conn_id: str = "aws_default") -> dict[str, str]:
         """``{"AIRFLOW_CONN_<ID>": json}``: put into ``os.environ`` to define the connection."""
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(self.airflow_connection())}
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def aws_connection_json(server: SeaweedFS) -> dict[str, object]:

@@ -1,11 +1,15 @@
-"""The pytest plugin, loaded the way a DAG author loads it, in a separate pytest run."""
+"""The pytest plugin, loaded the way a DAG author gets it, in a separate pytest run: installing the
+package registers it (``pytest11`` entry point), no ``conftest.py`` line needed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 USER_TESTS = """
 import json
@@ -55,13 +59,21 @@ def test_config_can_be_overridden(cogvideo_emulator):
 """
 
 
-def test_plugin_fixtures_in_a_users_suite(tmp_path: Path) -> None:
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["airflow_provider_cogvideo.testing"]\n')
+@pytest.mark.parametrize(
+    ("autoload", "load"),
+    [(True, ()), (False, ("-p", "cogvideo"))],
+    ids=["entry-point", "autoload-disabled"],
+)
+def test_plugin_fixtures_in_a_users_suite(tmp_path: Path, autoload: bool, load: tuple[str, ...]) -> None:
     (tmp_path / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
     (tmp_path / "test_override.py").write_text(textwrap.dedent(OVERRIDE_TESTS))
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
+    if not autoload:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *load, str(tmp_path)],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_cogvideo.demo import SAMPLE_PRODUCTS, corrupt_image, render_product_image, run_demo
+from airflow_provider_cogvideo.demo import run_demo
+from airflow_provider_cogvideo.testing.products import SAMPLE_PRODUCTS, corrupt_image, render_product_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 

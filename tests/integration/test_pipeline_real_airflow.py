@@ -22,20 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_cogvideo.demo import (
-    OUTPUT_BUCKET,
-    PIPELINE_DAG_ID,
-    AirflowEnvironment,
-    ProcessGroup,
-    ensure_bucket,
-    pipeline_dag_file,
-    sample_products,
-    seed_products,
-    wait_until,
-)
+from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipeline_dag_file
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, parse_keys
 from airflow_provider_cogvideo.emulator import running_emulator as start_emulator
 from airflow_provider_cogvideo.testing import connection_json
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
+from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
+from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
