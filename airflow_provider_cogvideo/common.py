@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo.errors import CogVideoAmbiguousSubmitError, CogVideoValidationError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,6 +27,8 @@ XCOM_VIDEO_URL = "video_url"
 XCOM_REQUEST = "request"
 """The summary of the request as sent (:meth:`VideoGenerationRequest.describe`), pushed at submit."""
 XCOM_ERROR = "error"
+DRY_RUN_STATUS = "DRY_RUN"
+"""``task_status`` of a dry run's result: validated and priced, never sent (the transfer skips it)."""
 DEFAULT_TIMEOUT = timedelta(hours=2)
 """How long one try waits for a job (the operator) or for a job to end (the sensor)."""
 
@@ -43,15 +46,45 @@ def seconds(value: float | timedelta | None) -> float | None:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", "", "none"})
+
+
+def as_bool(field_name: str, value: Any) -> bool:
+    """A boolean argument that may arrive as text (a rendered template such as ``"{{ params.dry_run }}"``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise CogVideoValidationError(field_name, f"must be true or false, got {value!r}")
+
+
+def failure_record(exc: BaseException) -> dict[str, Any]:
+    """What a manifest needs to know about a failure: the message, the type, and for a submit whose
+    outcome is unknown (it may have created a paid job) ``status: "ambiguous"`` with its ``request_id``.
+
+    Operators translate provider errors into Airflow's (``raise AirflowFailException(...) from None``);
+    the original stays reachable as ``__context__``, which is where an ambiguous submit is recognised."""
+    record: dict[str, Any] = {"error": str(exc), "type": type(exc).__name__}
+    origin = exc if isinstance(exc, CogVideoAmbiguousSubmitError) else exc.__context__
+    if isinstance(origin, CogVideoAmbiguousSubmitError):
+        record.update(status="ambiguous", request_id=origin.request_id)
+    return record
+
+
 @contextlib.contextmanager
 def failure_recorded(context: Context) -> Iterator[None]:
     """Leave a failing step's reason in XCom ``error`` before it propagates, so a pipeline's
     manifest can list the product with its error while the other products carry on.
     (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
     try:
         yield
+    except AirflowSkipException:
+        raise  # skipping (a dry run's upload) is not a failure
     except Exception as exc:
-        context["ti"].xcom_push(key=XCOM_ERROR, value={"error": str(exc), "type": type(exc).__name__})
+        context["ti"].xcom_push(key=XCOM_ERROR, value=failure_record(exc))
         raise
 
 
@@ -93,6 +126,7 @@ class CogVideoHookMixin:
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DRY_RUN_STATUS",
     "JOB_KEEPS_RUNNING",
     "XCOM_ERROR",
     "XCOM_JOB_ID",
@@ -100,6 +134,8 @@ __all__ = [
     "XCOM_REQUEST",
     "XCOM_VIDEO_URL",
     "CogVideoHookMixin",
+    "as_bool",
+    "failure_record",
     "failure_recorded",
     "job_result",
     "seconds",

@@ -10,6 +10,7 @@ clock without patching this module.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,18 @@ from airflow_provider_cogvideo.errors import (
     CogVideoBadRequestError,
     CogVideoError,
     CogVideoNotFoundError,
+    CogVideoValidationError,
 )
 from airflow_provider_cogvideo.events import job_event
 from airflow_provider_cogvideo.models import TaskResult
 
 DEFAULT_ERROR_BUDGET = 8
+POLL_INTERVAL_RANGE = (1.0, 3600.0)
+"""A fixed poll interval, in seconds: never a hot loop against a paid API, never less than hourly."""
+ERROR_BUDGET_RANGE = (0, 100)
+"""Consecutive transient poll errors tolerated: 100 already means hours of backoff."""
+TIMEOUT_RANGE = (0.001, 7 * 24 * 3600.0)
+"""How long one try may wait for a job, in seconds: a week is far beyond any render."""
 POLL_ERROR_BACKOFF = Backoff(first=5.0, ceiling=120.0)
 """After the n-th consecutive transient poll error: 5 s doubling to 120 s, equal jitter; a server's
 Retry-After wins up to 120 s."""
@@ -76,11 +84,48 @@ class PollSchedule:
         return min(self.ceiling, max(self.floor, self.fraction * elapsed))
 
 
+def bounded(field_name: str, value: Any, bounds: tuple[float, float], *, integer: bool = False) -> Any:
+    """``value`` if it is a finite number within ``bounds`` (an integer when ``integer``), else a
+    :class:`CogVideoValidationError` naming the field, the value and the allowed range.
+
+    The bounds are read when called, not frozen at import, so every caller shares one definition."""
+    lo, hi = bounds
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+        raise CogVideoValidationError(field_name, f"must be {kind} from {lo:g} to {hi:g}, got {value!r}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise CogVideoValidationError(field_name, f"{value!r} is out of range; allowed: {lo:g} to {hi:g}")
+    return int(value) if integer else float(value)
+
+
+def checked_wait_settings(
+    *, poll_interval: float | None, error_budget: int, timeout: float | None = None
+) -> tuple[float | None, int, float | None]:
+    """The wait settings of the operator, the sensor and the trigger, bounded in one place."""
+    return (
+        None if poll_interval is None else bounded("poll_interval", poll_interval, POLL_INTERVAL_RANGE),
+        bounded("error_budget", error_budget, ERROR_BUDGET_RANGE, integer=True),
+        None if timeout is None else bounded("timeout", timeout, TIMEOUT_RANGE),
+    )
+
+
+UNKNOWN_JOB_CODES = frozenset({"1214", None})
+"""400 answers to a query that mean "no such job": 1214 "id is invalid" (the spec's reading of an
+unknown id), or no code at all. Other 400 codes are API errors, not proof that the job is gone."""
+
+
+def is_unknown_job(exc: BaseException) -> bool:
+    """The API says the job does not exist: the only answer that justifies paying for a new one."""
+    if isinstance(exc, CogVideoNotFoundError):
+        return True
+    return isinstance(exc, CogVideoBadRequestError) and exc.code in UNKNOWN_JOB_CODES
+
+
 def error_reason(exc: BaseException) -> str:
     """A machine-readable reason for a non-retryable poll error."""
     if isinstance(exc, CogVideoAuthError):
         return "auth"
-    if isinstance(exc, CogVideoNotFoundError | CogVideoBadRequestError):
+    if is_unknown_job(exc):
         return "unknown_job"
     if isinstance(exc, CogVideoAPIError):
         return "api_error"
@@ -195,4 +240,16 @@ class JobWatch:
         return None
 
 
-__all__ = ["DEFAULT_ERROR_BUDGET", "POLL_ERROR_BACKOFF", "JobWatch", "PollSchedule", "error_reason"]
+__all__ = [
+    "DEFAULT_ERROR_BUDGET",
+    "ERROR_BUDGET_RANGE",
+    "POLL_ERROR_BACKOFF",
+    "POLL_INTERVAL_RANGE",
+    "TIMEOUT_RANGE",
+    "JobWatch",
+    "PollSchedule",
+    "bounded",
+    "checked_wait_settings",
+    "error_reason",
+    "is_unknown_job",
+]

@@ -40,12 +40,14 @@ from airflow_provider_cogvideo.backoff import Backoff
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
 from airflow_provider_cogvideo.common import (
     DEFAULT_TIMEOUT,
+    DRY_RUN_STATUS,
     JOB_KEEPS_RUNNING,
     XCOM_JOB_ID,
     XCOM_JOB_URL,
     XCOM_REQUEST,
     XCOM_VIDEO_URL,
     CogVideoHookMixin,
+    as_bool,
     failure_recorded,
     job_result,
     seconds,
@@ -60,7 +62,7 @@ from airflow_provider_cogvideo.errors import (
 from airflow_provider_cogvideo.events import JobEvent, ResubmitEvent, raise_for_event, read_event
 from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings, is_unknown_job
 from airflow_provider_cogvideo.triggers.cogvideo import (
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
@@ -85,10 +87,13 @@ class PreparedRequest:
     summary: dict[str, Any]
 
 
-def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str]) -> str:
-    """What makes two submits 'the same job': the body without request_id, images by content hash."""
-    canonical = {k: v for k, v in body.items() if k not in ("request_id", "image_url")}
+def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], generation: str | None = None) -> str:
+    """What makes two submits 'the same job': the body without request_id, images by content hash,
+    and the ``regenerate`` label when one is given (a new label asks for a new job)."""
+    canonical: dict[str, Any] = {k: v for k, v in body.items() if k not in ("request_id", "image_url")}
     canonical["images"] = list(image_digests)
+    if generation is not None:
+        canonical["generation"] = generation
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -108,12 +113,24 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     :param capability_overrides: replace columns of the model's capability row for this task.
     :param deferrable: wait in the triggerer (default). ``False`` polls on the worker.
     :param wait_for_completion: ``False`` returns right after the submit (use the sensor to wait).
-    :param poll_interval: fixed seconds between polls; unset = the adaptive schedule.
-    :param timeout: how long one try waits (seconds or timedelta), as an absolute deadline.
-    :param error_budget: consecutive transient poll errors tolerated before the try fails.
+    :param poll_interval: fixed seconds between polls (1 to 3600); unset = the adaptive schedule.
+    :param timeout: how long one try waits (seconds or timedelta, up to 7 days), as an absolute deadline.
+    :param error_budget: consecutive transient poll errors tolerated before the try fails (0 to 100).
+    :param dry_run: validate and price everything exactly as for a real submit, log the body that
+        would be sent, and return a result with ``task_status: "DRY_RUN"`` without sending anything.
+        Templated (``"{{ params.dry_run }}"``).
+    :param regenerate: ask for a new (paid) video although this task instance already has a finished
+        one. A finished job is kept for the task instance, so a retry after any failure (even one that
+        happened after the job succeeded) returns it instead of paying again; a deliberate re-run
+        (a clear) does the same unless ``regenerate`` is set. Any value other than ``None``/``False``
+        is a label: the first try with a new label pays once, its retries reuse that video; a later
+        clear with the *same* label reuses it too, so give a new label (a date, a counter, e.g.
+        ``"{{ dag_run.conf.get('regenerate') }}"``) each time a new video is wanted. The task instance
+        remembers one job: going back to an earlier label (or to none) is a new request, paid again.
+        Templated.
     """
 
-    template_fields: Sequence[str] = ("prompt", "image", "metadata", "request_id", "size")
+    template_fields: Sequence[str] = ("prompt", "image", "metadata", "request_id", "size", "dry_run", "regenerate")
     template_fields_renderers = {"metadata": "json", "image": "json"}
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
@@ -145,6 +162,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         poll_interval: float | None = None,
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
         error_budget: int = DEFAULT_ERROR_BUDGET,
+        dry_run: bool | str = False,
+        regenerate: bool | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -169,9 +188,11 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.deferrable = deferrable
         self.wait_for_completion = wait_for_completion
-        self.poll_interval = seconds(poll_interval)
-        self.timeout = seconds(timeout)
-        self.error_budget = error_budget
+        self.poll_interval, self.error_budget, self.timeout = checked_wait_settings(
+            poll_interval=seconds(poll_interval), error_budget=error_budget, timeout=seconds(timeout)
+        )
+        self.dry_run = dry_run
+        self.regenerate = regenerate
 
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
@@ -196,9 +217,16 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
         return PreparedRequest(
             request=request,
-            fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images]),
+            fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images], self._generation_label()),
             summary=request.describe([i.source for i in images]),
         )
+
+    def _generation_label(self) -> str | None:
+        """``regenerate`` as a label in the fingerprint: a new label is a new job; None/False is none."""
+        if self.regenerate is None or self.regenerate is False:
+            return None
+        label = str(self.regenerate).strip()
+        return None if label.lower() in ("", "none", "false") else label
 
     # ------------------------------------------------------------------ the store
     def _store(self, context: Context) -> Any:
@@ -239,8 +267,15 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         except CogVideoError as exc:
             if exc.retryable:
                 raise  # cannot tell now; let Airflow retry rather than risk a duplicate
-            self.log.warning("Stored job %s cannot be queried (%s): submitting a new job.", job_id, exc)
-            return None
+            if is_unknown_job(exc):
+                self.log.warning("Stored job %s is unknown to the API (%s): submitting a new job.", job_id, exc)
+                return None
+            # Anything else (a refused key, an id the hook will not send, an odd answer) says nothing
+            # about whether the job exists: paying again on that evidence is how retries pay twice.
+            raise AirflowFailException(
+                f"Stored job {job_id} cannot be queried ({exc}); not submitting a new job, because job {job_id} "
+                "may still exist and be billed. Fix the cause, or clear the task's stored job to pay for a new one."
+            ) from None
         request = stored.get("request")
         if job.task_status == "SUCCESS":
             self.log.info("Stored job %s already succeeded: returning its result without resubmitting.", job_id)
@@ -255,7 +290,30 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
         with failure_recorded(context):
-            return self._submit_or_resume(context, self.build_request(), self._deadline(context), rate_limited=0)
+            prepared = self.build_request()
+            if self._is_dry_run():
+                return self._dry_run(prepared)
+            return self._submit_or_resume(context, prepared, self._deadline(context), rate_limited=0)
+
+    def _is_dry_run(self) -> bool:
+        try:
+            return as_bool("dry_run", self.dry_run)
+        except CogVideoValidationError as exc:
+            raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
+
+    def _dry_run(self, prepared: PreparedRequest) -> dict[str, Any]:
+        """Everything a submit does before the POST (validation, images, price), and nothing after."""
+        request = prepared.request
+        job = TaskResult(id=None, model=request.model, request_id=request.request_id, task_status=DRY_RUN_STATUS)
+        result = job_result(job, hook=self.hook, metadata=self.metadata, request=prepared.summary)
+        self.log.info(
+            "Dry run: nothing sent. Would submit a %s job (list price %s %s) with body: %s",
+            request.model,
+            result["price"],
+            result["price_currency"],
+            prepared.summary,
+        )
+        return result
 
     def _deadline(self, context: Context) -> float:
         """Absolute epoch end of this try's wait: ``timeout`` from now, capped by ``execution_timeout``."""
@@ -371,7 +429,6 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ti.xcom_push(key=XCOM_JOB_URL, value=self.hook.job_url(job_id))
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
-            self._forget(context)
             job = TaskResult(id=job_id, model=self.model, task_status="PROCESSING")
             return job_result(job, hook=self.hook, metadata=self.metadata, request=request)
         trigger = CogVideoTaskTrigger(
@@ -427,7 +484,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         waited: float | None = None,
         polls: int | None = None,
     ) -> dict[str, Any]:
-        self._forget(context)
+        # The record is kept: if Airflow fails to record this success (a lost report, a worker lost
+        # after this line), the retry finds the finished job and returns it instead of paying again.
         ti = context["ti"]
         if request is None:  # resumed from a deferral: the summary pushed at submit
             request = ti.xcom_pull(task_ids=ti.task_id, key=XCOM_REQUEST, map_indexes=ti.map_index)
@@ -446,7 +504,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return result
 
     def _forget(self, context: Context) -> None:
-        """Drop the stored job so that clearing a finished task makes a new video."""
+        """Drop the stored job: only when no job exists for it (refused) or it can never succeed."""
         store = self._store(context)
         if store is not None:
             store.delete(STATE_KEY)

@@ -12,12 +12,12 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.common import DEFAULT_TIMEOUT, XCOM_JOB_ID, CogVideoHookMixin, job_result
+from airflow_provider_cogvideo.common import DEFAULT_TIMEOUT, XCOM_JOB_ID, CogVideoHookMixin, job_result, seconds
 from airflow_provider_cogvideo.errors import CogVideoError
 from airflow_provider_cogvideo.events import JobEvent, raise_for_event, read_event
 from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
     :param job_id: the job id returned by a submit (the API calls it the task id). Templated.
     :param metadata: carried into the result untouched. Templated.
     :param deferrable: wait in the triggerer (default) instead of poking from a worker.
-    :param poll_interval: fixed seconds between polls when deferred; unset = the adaptive schedule.
+    :param poll_interval: fixed seconds between polls when deferred (1 to 3600); unset = the adaptive schedule.
         (``poke_interval`` governs the non-deferrable path, as for every sensor.)
     :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred.
     """
@@ -50,7 +50,10 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(timeout=timeout, **kwargs)
+        poll_interval, error_budget, bounded_timeout = checked_wait_settings(
+            poll_interval=seconds(poll_interval), error_budget=error_budget, timeout=seconds(timeout)
+        )
+        super().__init__(timeout=bounded_timeout, **kwargs)
         self.job_id = job_id
         self.metadata = metadata
         self.cogvideo_conn_id = cogvideo_conn_id

@@ -52,12 +52,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.capabilities import MiB
-from airflow_provider_cogvideo.common import CogVideoHookMixin, failure_recorded
+from airflow_provider_cogvideo.common import DRY_RUN_STATUS, CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
 from airflow_provider_cogvideo.s3 import IMAGE_CONTENT_TYPES, content_type, head_or_none, s3_uri
 
@@ -324,6 +324,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         result = _parse_result(self.result)
         job_id = str(result["id"]) if result.get("id") else None
         status = result.get("task_status")
+        if status == DRY_RUN_STATUS:
+            raise AirflowSkipException(f"dry run of job request {result.get('request_id')}: no video to transfer")
         if status and status != "SUCCESS":
             raise AirflowFailException(f"job {job_id}: task_status is {status}, there is no video to transfer")
         if not result.get("video_url"):

@@ -25,7 +25,17 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
 from airflow_provider_cogvideo.events import resubmit_event
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch, PollSchedule
+from airflow_provider_cogvideo.polling import (
+    DEFAULT_ERROR_BUDGET,
+    JobWatch,
+    PollSchedule,
+    bounded,
+    checked_wait_settings,
+)
+
+EPOCH_RANGE = (0.0, 32503680000.0)
+"""Deadlines and start times are epoch seconds: from 1970 to the year 3000, never NaN or infinite."""
+REFUSALS_RANGE = (0, 10_000)
 
 
 class CogVideoTaskTrigger(BaseTrigger):
@@ -52,12 +62,15 @@ class CogVideoTaskTrigger(BaseTrigger):
     ) -> None:
         super().__init__()
         self.job_id = str(job_id)
-        self.deadline = float(deadline)
+        self.deadline = bounded("deadline", deadline, EPOCH_RANGE)
         self.cogvideo_conn_id = cogvideo_conn_id
-        self.waiting_since = float(waiting_since) if waiting_since is not None else time.time()
+        self.waiting_since = (
+            time.time() if waiting_since is None else bounded("waiting_since", waiting_since, EPOCH_RANGE)
+        )
         self.model = model
-        self.poll_interval = float(poll_interval) if poll_interval is not None else None
-        self.error_budget = int(error_budget)
+        self.poll_interval, self.error_budget, _ = checked_wait_settings(
+            poll_interval=poll_interval, error_budget=error_budget
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -109,9 +122,9 @@ class CogVideoSubmitBackoffTrigger(BaseTrigger):
 
     def __init__(self, resume_at: float, deadline: float, rate_limited: int) -> None:
         super().__init__()
-        self.resume_at = float(resume_at)
-        self.deadline = float(deadline)
-        self.rate_limited = int(rate_limited)
+        self.resume_at = bounded("resume_at", resume_at, EPOCH_RANGE)
+        self.deadline = bounded("deadline", deadline, EPOCH_RANGE)
+        self.rate_limited = bounded("rate_limited", rate_limited, REFUSALS_RANGE, integer=True)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig
 
-from .dag_files.cogvideo_test_dags import clear_dag, mapped_dag, retry_dag, twins_dag
+from .dag_files.cogvideo_test_dags import clear_dag, lost_dag, mapped_dag, retry_dag, twins_dag
 
 
 @pytest.fixture
@@ -45,6 +45,20 @@ def test_retry_reconnects_through_task_state_store(airflow_db, cogvideo_emulator
     assert cogvideo_emulator.stats()["submits"] == 1, "the retry reconnected instead of resubmitting"
     (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "generate"]
     assert ti.try_number >= 2, "the first try really timed out"
+
+
+def test_retry_after_a_lost_success_report_pays_nothing(
+    airflow_db, cogvideo_emulator, cogvideo_conn, out: Path
+) -> None:
+    """Step 8, item 0, in real Airflow: try 1's job succeeded but the try failed afterwards; the retry
+    must return that job (one paid job), not submit a new one."""
+    run = lost_dag.test()
+    assert run.state == "success"
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "generate"]
+    assert ti.try_number == 2, "try 1 really failed after its job succeeded"
+    result = json.loads(out.read_text())
+    assert result["task_status"] == "SUCCESS"
+    assert cogvideo_emulator.stats()["submits"] == 1, "the retry returned the finished job instead of paying"
 
 
 def test_store_is_keyed_by_map_index(airflow_db, cogvideo_emulator, cogvideo_conn, out: Path) -> None:
@@ -93,7 +107,7 @@ def test_synchronous_path_against_the_emulator(cogvideo_emulator, cogvideo_conn)
 
     op = CogVideoGenerateOperator(
         task_id="sync", prompt="a bicycle", model="vidu2-reference", image="https://example.com/bike.png",
-        deferrable=False, poll_interval=0.2, metadata={"sku": "b1"},
+        deferrable=False, poll_interval=1, metadata={"sku": "b1"},
     )  # fmt: skip
     result = op.execute({"ti": FakeTI(), "task_state_store": FakeStateStore()})
     assert (result["task_status"], result["model"], result["metadata"]) == ("SUCCESS", "vidu2-reference", {"sku": "b1"})

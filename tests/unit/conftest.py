@@ -11,6 +11,20 @@ API_KEY = "testkeyid.testsecretvalue"
 BASE_URL = "http://cogvideo.test/api/paas/v4"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_poll_floor: keep the 1 s floor on poll_interval (tests of the bound)")
+
+
+@pytest.fixture(autouse=True)
+def _fast_mocked_polls(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests answer polls from respx in microseconds: let them poll every few ms instead of
+    waiting out the 1 s floor that protects a real API (tests marked ``real_poll_floor`` keep it)."""
+    if request.node.get_closest_marker("real_poll_floor") is None:
+        from airflow_provider_cogvideo import polling
+
+        monkeypatch.setattr(polling, "POLL_INTERVAL_RANGE", (0.001, polling.POLL_INTERVAL_RANGE[1]))
+
+
 @pytest.fixture
 def make_conn(monkeypatch: pytest.MonkeyPatch):
     """Install a cogvideo connection (JSON form) under the given id; returns the id."""

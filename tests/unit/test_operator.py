@@ -93,7 +93,7 @@ def test_submit_defer_resume_success(api, context, state_store) -> None:
     assert (result["price"], result["price_currency"]) == (1.0, "CNY")
     assert result["request"]["size"] == "1920x1080" and result["prompt"] == "a red bicycle"
     assert json.loads(json.dumps(result)) == result
-    assert STATE_KEY not in state_store.data, "forgotten on success: clearing a finished task makes a new video"
+    assert state_store.data[STATE_KEY]["job_id"] == JOB, "kept on success: a retry after a lost report reuses it"
     assert context["ti"].xcom["video_url"] == VIDEO["url"]
     assert submit.call_count == 1
     assert API_KEY.split(".")[1] not in json.dumps([result, context["ti"].xcom, deferred.trigger.serialize()])
@@ -224,7 +224,58 @@ def test_retry_returns_succeeded_job_without_resubmitting(api, context, state_st
     api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
     result = operator().execute(context)
     assert (result["id"], result["video_url"], submit.call_count) == (JOB, VIDEO["url"], 1)
-    assert STATE_KEY not in state_store.data
+    assert result["request"]["prompt"] == "a red bicycle", "the summary of the request sent, from the store"
+    assert state_store.data[STATE_KEY]["job_id"] == JOB
+
+
+def test_retry_after_the_success_report_was_lost_pays_nothing(api, context, state_store) -> None:
+    """Step 8, item 0: the job succeeded and execute_complete returned, but Airflow never recorded the
+    success (a lost report, a worker lost right after): the retry must return the same job, unpaid."""
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
+    op = operator()
+    first = op.execute_complete(context, event=run_trigger(defer(op, context).trigger))
+    retry = operator().execute(context)  # the retry Airflow starts because it never saw the success
+    assert (retry["id"], retry["video_url"]) == (first["id"], first["video_url"])
+    assert submit.call_count == 1, "one paid job"
+
+
+def test_regenerate_label_pays_once_per_label(api, context, state_store) -> None:
+    submit = api.post("/videos/generations").mock(
+        side_effect=[httpx.Response(200, json={**SUBMITTED, "id": str(n)}) for n in (1, 2, 3)]
+    )
+    api.get(url__regex=r".*/async-result/\d+").mock(return_value=httpx.Response(200, json=SUCCESS))
+    assert operator().execute_complete(context, event=run_trigger(defer(operator(), context).trigger))["id"] == "1"
+    assert operator().execute(context)["id"] == "1", "a clear without a label reuses the finished video"
+    assert defer(operator(regenerate="v2"), context).trigger.job_id == "2", "a new label pays for a new video"
+    assert operator(regenerate="v2").execute(context)["id"] == "2", "its retries (and clears) reuse it"
+    assert defer(operator(regenerate=True), context).trigger.job_id == "3"
+    assert submit.call_count == 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "resubmits"),
+    [
+        (httpx.Response(404, json={"error": {"code": "404", "message": "no such task"}}), True),
+        (httpx.Response(400, json={"error": {"code": "1214", "message": "id invalid"}}), True),
+        (httpx.Response(401, json={"error": {"code": "1002", "message": "bad token"}}), False),
+        (httpx.Response(400, json={"error": {"code": "1210", "message": "bad parameters"}}), False),
+        (httpx.Response(403, json={"error": {"code": "1220", "message": "no permission"}}), False),
+    ],
+)
+def test_stored_job_is_resubmitted_only_when_the_api_says_it_does_not_exist(api, context, answer, resubmits) -> None:
+    """Step 8, item 2: a stored job that cannot be queried for any other reason may still exist."""
+    submit = api.post("/videos/generations").mock(
+        side_effect=[httpx.Response(200, json=SUBMITTED), httpx.Response(200, json={**SUBMITTED, "id": "2"})]
+    )
+    defer(operator(), context)
+    api.get(f"/async-result/{JOB}").mock(return_value=answer)
+    if resubmits:
+        assert defer(operator(), context).trigger.job_id == "2"
+    else:
+        with pytest.raises(AirflowFailException, match=rf"Stored job {JOB} cannot be queried.*not submitting"):
+            operator().execute(context)
+    assert submit.call_count == (2 if resubmits else 1)
 
 
 def test_retry_resubmits_failed_job(api, context) -> None:
@@ -302,9 +353,65 @@ def test_synchronous_path_polls_on_the_worker(api, context) -> None:
 
 
 def test_wait_for_completion_false_returns_the_job(api, context) -> None:
-    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
     result = operator(wait_for_completion=False).execute(context)
     assert (result["id"], result["task_status"], result["video_url"]) == (JOB, "PROCESSING", None)
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=PROCESSING))
+    assert operator(wait_for_completion=False).execute(context)["id"] == JOB, "a retry returns the same job"
+    assert submit.call_count == 1
+
+
+@pytest.mark.parametrize("dry_run", [True, "True", "true"])
+def test_dry_run_validates_and_prices_but_sends_nothing(api, context, state_store, tmp_path, dry_run) -> None:
+    image = tmp_path / "p.png"
+    image.write_bytes(png_bytes())
+    result = operator(dry_run=dry_run, image=str(image), size="1920x1080").execute(context)
+    assert not api.calls, "no request at all"
+    assert (result["task_status"], result["id"], result["price"], result["price_currency"]) == (
+        "DRY_RUN",
+        None,
+        1.0,
+        "CNY",
+    )
+    assert result["request"]["image_url"] == str(image), "the summary names the image, never its bytes"
+    assert result["request"]["size"] == "1920x1080" and result["request"]["request_id"].startswith("af-")
+    assert STATE_KEY not in state_store.data
+
+
+def test_dry_run_refuses_bad_input_like_a_real_submit(api, context) -> None:
+    with pytest.raises(AirflowFailException, match="size"):
+        operator(dry_run=True, size="720x480").execute(context)
+    with pytest.raises(AirflowFailException, match=r"dry_run: must be true or false, got 'maybe'"):
+        operator(dry_run="maybe").execute(context)
+    assert not api.calls
+
+
+def test_ambiguous_submit_is_recorded_as_ambiguous_with_its_request_id(api, context) -> None:
+    api.post("/videos/generations").mock(side_effect=httpx.ReadTimeout("answer lost"))
+    with pytest.raises(AirflowFailException, match="outcome unknown"):
+        operator(request_id="req-lost-1").execute(context)
+    error = context["ti"].xcom["error"]
+    assert (error["status"], error["request_id"]) == ("ambiguous", "req-lost-1")
+
+
+@pytest.mark.real_poll_floor
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"poll_interval": 0}, r"poll_interval: 0\.0 is out of range; allowed: 1 to 3600"),
+        ({"poll_interval": -5}, r"poll_interval: -5\.0 is out of range"),
+        ({"poll_interval": float("nan")}, r"poll_interval: nan is out of range"),
+        ({"error_budget": -1}, r"error_budget: -1 is out of range; allowed: 0 to 100"),
+        ({"error_budget": 10**9}, r"error_budget: 1000000000 is out of range"),
+        ({"error_budget": 2.5}, r"error_budget: must be an integer"),
+        ({"timeout": float("inf")}, r"timeout: inf is out of range"),
+        ({"timeout": timedelta(days=30)}, r"timeout: 2592000\.0 is out of range"),
+    ],
+)
+def test_wait_settings_are_bounded(api, kw, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        operator(**{"poll_interval": None, **kw})
+    assert not api.calls
 
 
 @pytest.mark.parametrize(

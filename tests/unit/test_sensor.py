@@ -81,3 +81,11 @@ def test_unknown_job_fails_without_retry(context) -> None:
 
 def test_job_id_is_templated() -> None:
     assert "job_id" in CogVideoTaskSensor.template_fields
+
+
+@pytest.mark.real_poll_floor
+def test_sensor_wait_settings_are_bounded() -> None:
+    with pytest.raises(ValueError, match=r"poll_interval: 0\.0 is out of range; allowed: 1 to 3600"):
+        CogVideoTaskSensor(task_id="wait", job_id=JOB, poll_interval=0)
+    with pytest.raises(ValueError, match=r"error_budget: -1 is out of range"):
+        CogVideoTaskSensor(task_id="wait", job_id=JOB, error_budget=-1)

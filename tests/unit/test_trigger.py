@@ -175,3 +175,28 @@ async def test_on_kill_says_the_job_keeps_running(capsys, caplog) -> None:
     await trigger.on_kill()
     logged = capsys.readouterr().out + caplog.text
     assert JOB in logged and "billed" in logged
+
+
+@pytest.mark.real_poll_floor
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"poll_interval": 0.5}, r"poll_interval: 0\.5 is out of range; allowed: 1 to 3600"),
+        ({"error_budget": 10**9}, r"error_budget: 1000000000 is out of range"),
+        ({"deadline": float("nan")}, r"deadline: nan is out of range"),
+        ({"waiting_since": float("inf")}, r"waiting_since: inf is out of range"),
+    ],
+)
+def test_trigger_kwargs_are_bounded(kw, message) -> None:
+    """A trigger is rebuilt from database rows by the triggerer: its numbers are checked there too."""
+    with pytest.raises(ValueError, match=message):
+        make_trigger(**{"poll_interval": None, **kw})
+
+
+def test_rate_limit_trigger_kwargs_are_bounded() -> None:
+    from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger
+
+    with pytest.raises(ValueError, match=r"rate_limited: must be an integer"):
+        CogVideoSubmitBackoffTrigger(time.time(), time.time() + 60, 1.5)
+    with pytest.raises(ValueError, match=r"resume_at: inf is out of range"):
+        CogVideoSubmitBackoffTrigger(float("inf"), time.time() + 60, 1)

@@ -23,7 +23,7 @@ def collect(results) -> None:
 
 with DAG("cogvideo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as mapped_dag:
     videos = CogVideoGenerateOperator.partial(
-        task_id="generate", model="cogvideox-flash", poll_interval=0.2, size="720x480"
+        task_id="generate", model="cogvideox-flash", poll_interval=1, size="720x480"
     ).expand_kwargs(PRODUCTS)
     collect(videos.output)
 
@@ -33,7 +33,7 @@ with DAG("cogvideo_test_retry", schedule=None, start_date=datetime(2026, 1, 1), 
         task_id="generate",
         prompt="a lamp",
         model="cogvideox-flash",
-        poll_interval=0.1,
+        poll_interval=1,
         timeout=0.3,  # shorter than the emulator's render: try 1 times out
         retries=2,
         retry_delay=timedelta(seconds=0),
@@ -46,7 +46,7 @@ TWINS = [{"prompt": "the same teapot", "metadata": {"product_id": f"twin-{i}"}} 
 
 with DAG("cogvideo_test_twins", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as twins_dag:
     twins = CogVideoGenerateOperator.partial(
-        task_id="generate", model="cogvideox-flash", poll_interval=0.1
+        task_id="generate", model="cogvideox-flash", poll_interval=1
     ).expand_kwargs(TWINS)
     collect(twins.output)
 
@@ -56,7 +56,30 @@ with DAG("cogvideo_test_clear", schedule=None, start_date=datetime(2026, 1, 1), 
         task_id="generate",
         prompt="a kettle",
         model="cogvideox-flash",
-        poll_interval=0.1,
+        poll_interval=1,
         timeout=0.3,  # the first run gives up while the job renders; no retries: a user clears it
         retries=0,
     )
+
+
+class LostSuccessReport(CogVideoGenerateOperator):
+    """Try 1 sees its job succeed, then dies before Airflow records the success, as a lost
+    execution-API report ("Task Instance not found") or an OOM while pushing XCom would."""
+
+    def execute_complete(self, context, event=None):
+        result = super().execute_complete(context, event)
+        if context["ti"].try_number == 1:
+            raise RuntimeError("worker lost after the job succeeded")
+        return result
+
+
+with DAG("cogvideo_test_lost_success", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as lost_dag:
+    lost = LostSuccessReport(
+        task_id="generate",
+        prompt="a vase",
+        model="cogvideox-flash",
+        poll_interval=1,
+        retries=1,
+        retry_delay=timedelta(seconds=0),
+    )
+    collect(lost.output)
