@@ -37,6 +37,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.backoff import Backoff
+from airflow_provider_cogvideo.budget import SpendLedger, parse_budget
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
 from airflow_provider_cogvideo.common import (
     DEFAULT_TIMEOUT,
@@ -128,9 +129,21 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ``"{{ dag_run.conf.get('regenerate') }}"``) each time a new video is wanted. The task instance
         remembers one job: going back to an earlier label (or to none) is a new request, paid again.
         Templated.
+    :param max_total_price: the most this task's mapped instances may spend in one run, in list price
+        of the endpoint's currency (see :mod:`airflow_provider_cogvideo.budget`): a submit that would
+        pass it fails without paying. Unset = no limit. Templated (``"{{ params.max_total_price }}"``).
     """
 
-    template_fields: Sequence[str] = ("prompt", "image", "metadata", "request_id", "size", "dry_run", "regenerate")
+    template_fields: Sequence[str] = (
+        "prompt",
+        "image",
+        "metadata",
+        "request_id",
+        "size",
+        "dry_run",
+        "regenerate",
+        "max_total_price",
+    )
     template_fields_renderers = {"metadata": "json", "image": "json"}
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
@@ -164,6 +177,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         error_budget: int = DEFAULT_ERROR_BUDGET,
         dry_run: bool | str = False,
         regenerate: bool | str | None = None,
+        max_total_price: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -193,6 +207,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         )
         self.dry_run = dry_run
         self.regenerate = regenerate
+        self.max_total_price = max_total_price
 
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
@@ -293,7 +308,15 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             prepared = self.build_request()
             if self._is_dry_run():
                 return self._dry_run(prepared)
+            self._ledger(context).publish()
             return self._submit_or_resume(context, prepared, self._deadline(context), rate_limited=0)
+
+    def _ledger(self, context: Context) -> SpendLedger:
+        try:
+            budget = parse_budget(self.max_total_price)
+        except CogVideoValidationError as exc:
+            raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
+        return SpendLedger(context["ti"], self._store(context), budget)
 
     def _is_dry_run(self) -> bool:
         try:
@@ -347,6 +370,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             "model": request.model,
             "request": prepared.summary,
         }
+        price = self._reserve(context, ledger := self._ledger(context), request.model)
         if store is not None:
             store.set(STATE_KEY, {**record, "job_id": None})
         context["ti"].xcom_push(key=XCOM_REQUEST, value=prepared.summary)
@@ -354,16 +378,20 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         try:
             job = self.hook.submit(request)
         except CogVideoRateLimitError as exc:
+            ledger.release()
             return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
         except (CogVideoAmbiguousSubmitError, CogVideoDuplicateRequestError) as exc:
+            ledger.confirm(price)  # it may have been billed
             raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
         except CogVideoError as exc:
             # The server refused (or the request never left): no job exists, so no pending marker
             # must make the next try believe one might.
+            ledger.release()
             self._forget(context)
             if exc.retryable:
                 raise AirflowException(f"CogVideo submit failed (transient): {exc}") from None
             raise AirflowFailException(f"CogVideo submit refused: {exc}") from None
+        ledger.confirm(price)
         submitted_at = time.time()
         assert job.id is not None
         if store is not None:
@@ -378,6 +406,21 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             currency,
         )
         return job.id, submitted_at
+
+    def _reserve(self, context: Context, ledger: SpendLedger, model: str) -> float:
+        """The job's list price, reserved in the run's budget; fails without paying when it does not fit."""
+        price, currency = self.hook.price_of(model)
+        if price is None:
+            if ledger.budget is not None:
+                raise AirflowFailException(
+                    f"max_total_price is set but model {model!r} has no list price in the capability table: "
+                    "the budget cannot be enforced, so nothing is submitted"
+                )
+            return 0.0
+        reason = ledger.reserve(price)
+        if reason is not None:
+            raise AirflowFailException(f"CogVideo job not submitted: {reason} {currency}.")
+        return price
 
     def _rate_limit_wait(
         self,

@@ -73,8 +73,10 @@ class FakeTI:
         json.dumps(value)
         self.xcom[key] = value
 
-    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
-        assert (task_ids, map_indexes) == (self.task_id, self.map_index), "only this task instance's own XComs"
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int | None = None) -> Any:
+        """This task instance's own XComs (without ``map_indexes``, like Airflow's "all map indexes",
+        which for one unmapped task instance is its one value)."""
+        assert task_ids == self.task_id and map_indexes in (None, self.map_index), "only this task instance's own"
         return json.loads(json.dumps(self.xcom[key])) if key in self.xcom else None
 
 

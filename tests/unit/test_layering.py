@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.images": 3,
     "airflow_provider_cogvideo.hooks": 4,
     "airflow_provider_cogvideo.common": 5,
+    "airflow_provider_cogvideo.budget": 5,
     "airflow_provider_cogvideo.links": 6,
     "airflow_provider_cogvideo.triggers": 6,
     "airflow_provider_cogvideo.operators": 7,
