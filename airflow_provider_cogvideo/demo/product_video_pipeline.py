@@ -3,12 +3,20 @@
 * ``ingest`` lists the product images under ``source_prefix`` (with optional ``<name>.json``
   sidecars: title, selling points, style...), validates or re-encodes them and renders one prompt
   per product.
+* ``plan`` prices the run from the capability table before anything is paid (products x list price)
+  and fails, paying nothing, when that estimate exceeds the ``max_total_price`` param. The same
+  budget is enforced again before every single submit (retries and resubmits included).
 * ``product`` is a task group mapped over the products: ``generate`` (image-to-video, in the
   ``cogvideo`` pool) then ``upload`` (streams the MP4 and cover into ``output_bucket``). Because the
   whole group is mapped, one product's failure leaves the other products' uploads running.
 * ``manifest`` (runs whatever happened) writes ``manifests/<ds>/<run_id>.json`` to the output bucket:
-  per product the video URI, sha256, job id, model, prompt, price and status, failed products with
-  their error, images rejected at ingestion with the reason, and logs the run's total list price.
+  per product the video URI, sha256, job id, model, prompt, price and status (``uploaded``,
+  ``failed`` with the error, ``ambiguous`` with the ``request_id`` to look up in the console: a job
+  may exist and be billed, ``rejected`` at ingestion with the reason, or ``planned`` in a dry run),
+  the estimated and the actual cost, and logs the run's total.
+
+Params: ``dry_run`` validates and prices everything, sends nothing, and writes the manifest as a plan
+with what the run *would* cost; ``max_total_price`` (unset = no limit) is the run's budget.
 
 The generation tasks run in the pool ``cogvideo`` (``cogvideo pool --tier V0`` creates it with
 ``include_deferred`` on, so rendering jobs keep their slot). Parsing this file touches no
@@ -50,6 +58,13 @@ with DAG(
         "source_bucket": Param(os.environ.get("COGVIDEO_PIPELINE_SOURCE_BUCKET", "products"), type="string"),
         "source_prefix": Param(os.environ.get("COGVIDEO_PIPELINE_SOURCE_PREFIX", "incoming/"), type="string"),
         "output_bucket": Param(os.environ.get("COGVIDEO_PIPELINE_OUTPUT_BUCKET", "product-videos"), type="string"),
+        "dry_run": Param(False, type="boolean", description="Validate and price everything; send nothing."),
+        "max_total_price": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            description="The run's budget in list price (CNY on BigModel, USD on Z.AI); unset = no limit.",
+        ),
     },
     tags=["cogvideo", "example"],
 ) as dag:
@@ -72,6 +87,8 @@ with DAG(
             pool=POOL,
             poll_interval=POLL_INTERVAL,
             timeout=timedelta(hours=1),
+            dry_run="{{ params.dry_run }}",
+            max_total_price="{{ params.max_total_price }}",
         )
         CogVideoToS3Operator(
             task_id="upload",
@@ -81,6 +98,29 @@ with DAG(
             replace=True,
         )
 
+    @task
+    def plan(products: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Price the run before anything is paid; refuse it, paying nothing, when it exceeds the budget."""
+        from airflow.providers.common.compat.sdk import AirflowFailException
+
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        context = get_current_context()
+        price, currency = CogVideoHook().price_of(MODEL)
+        estimate = round(len(products) * (price or 0.0), 4)
+        budget = context["params"].get("max_total_price")
+        refused = budget is not None and estimate > budget
+        context["ti"].xcom_push(
+            key="estimate", value={"price": estimate, "currency": currency, "budget": budget, "refused": refused}
+        )
+        print(f"Estimated cost of this run: {estimate:g} {currency} (list price) for {len(products)} product(s)")
+        if refused:
+            raise AirflowFailException(
+                f"The run would cost {estimate:g} {currency} ({len(products)} products x {price:g} {currency}, "
+                f"model {MODEL}), over max_total_price={budget:g}: nothing was submitted."
+            )
+        return products
+
     @task(trigger_rule="all_done")
     def manifest(products: list[dict[str, Any]]) -> dict[str, Any]:
         """Write the run manifest; list failed products with their error; log the total cost."""
@@ -89,6 +129,7 @@ with DAG(
         context = get_current_context()
         ti, params = context["ti"], context["params"]
         rows, total, currency = [], 0.0, None
+        estimate = ti.xcom_pull(task_ids="plan", key="estimate") or {}
         for index, item in enumerate(products):
             upload = ti.xcom_pull(task_ids="product.upload", map_indexes=index)
             product_id = item["metadata"].get("product_id")
@@ -110,33 +151,101 @@ with DAG(
                     }
                 )
                 continue
+            generated = ti.xcom_pull(task_ids="product.generate", map_indexes=index)
+            if isinstance(generated, dict) and generated.get("task_status") == "DRY_RUN":
+                total += generated.get("price") or 0.0
+                currency = generated.get("price_currency") or currency
+                rows.append(
+                    {
+                        "product_id": product_id,
+                        "status": "planned",
+                        "image": item["image"],
+                        "model": generated.get("model"),
+                        "prompt": generated.get("prompt"),
+                        "request": generated.get("request"),
+                        "price": generated.get("price"),
+                    }
+                )
+                continue
+            if estimate.get("refused"):
+                rows.append(
+                    {
+                        "product_id": product_id,
+                        "status": "not_submitted",
+                        "image": item["image"],
+                        "error": f"the run's estimate {estimate['price']:g} is over "
+                        f"max_total_price={estimate['budget']:g}: nothing was submitted",
+                    }
+                )
+                continue
             error = None
             for failed_task in ("product.upload", "product.generate"):
                 error = error or ti.xcom_pull(task_ids=failed_task, key="error", map_indexes=index)
+            if isinstance(error, dict) and error.get("status") == "ambiguous":
+                rows.append(
+                    {
+                        "product_id": product_id,
+                        "status": "ambiguous",
+                        "image": item["image"],
+                        "request_id": error.get("request_id"),
+                        "error": error,
+                        "check": f"Look up request_id {error.get('request_id')} in the BigModel console (billing / "
+                        "API logs): a job may exist and be billed. Re-run this product only once you know.",
+                    }
+                )
+                continue
             rows.append({"product_id": product_id, "status": "failed", "image": item["image"], "error": error})
-        failed = [row for row in rows if row["status"] == "failed"]
+        failed = [row for row in rows if row["status"] in ("failed", "ambiguous", "not_submitted")]
+        planned = [row for row in rows if row["status"] == "planned"]
         # Images ingestion refused (undecodable, bad sidecar, duplicate id) never became a product: listed
         # too, so the manifest accounts for every file that arrived.
         rejected = ti.xcom_pull(task_ids="ingest", key="rejected") or []
         for item in rejected:
             stem = item["image"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
             rows.append({"product_id": stem, "status": "rejected", "image": item["image"], "error": item["reason"]})
+        spend = ti.xcom_pull(task_ids="product.generate", key="spend") or []
+        spend = [spend] if isinstance(spend, dict) else spend
+        actual = round(sum(float(e.get("paid") or 0.0) for e in spend if isinstance(e, dict)), 4)
         document = {
             "dag_run": context["run_id"],
+            "plan": bool(params.get("dry_run")),
             "products": rows,
-            "uploaded": len(rows) - len(failed) - len(rejected),
-            "failed": len(failed),
+            "uploaded": len(rows) - len(failed) - len(rejected) - len(planned),
+            "failed": sum(1 for row in failed if row["status"] == "failed"),
+            "ambiguous": sum(1 for row in failed if row["status"] == "ambiguous"),
+            "not_submitted": sum(1 for row in failed if row["status"] == "not_submitted"),
             "rejected": len(rejected),
+            "planned": len(planned),
             "total_price": round(total, 4),
-            "currency": currency,
+            "estimated_price": estimate.get("price"),
+            "actual_price": actual,
+            "budget": estimate.get("budget"),
+            "currency": currency or estimate.get("currency"),
         }
         key = f"manifests/{context['ds']}/{context['run_id']}.json".replace(":", "_").replace("+", "_")
         S3Hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=params["output_bucket"], replace=True)
-        print(
-            f"Total cost of this run: {total:.2f} {currency or ''} (list price) for {document['uploaded']} videos; "
-            f"{len(failed)} failed, {len(rejected)} image(s) rejected; manifest s3://{params['output_bucket']}/{key}"
-        )
-        summary = {k: document[k] for k in ("uploaded", "failed", "rejected")}
+        if document["plan"]:
+            print(
+                f"Dry run: this run would cost {total:.2f} {document['currency'] or ''} (list price) for "
+                f"{len(planned)} videos; nothing was sent; plan s3://{params['output_bucket']}/{key}"
+            )
+        else:
+            print(
+                f"Total cost of this run: {total:.2f} {currency or ''} (list price) for {document['uploaded']} videos "
+                f"(submits sent: {actual:.2f}); {document['failed']} failed, {document['ambiguous']} ambiguous, "
+                f"{len(rejected)} image(s) rejected; manifest s3://{params['output_bucket']}/{key}"
+            )
+        if estimate.get("refused"):
+            from airflow.providers.common.compat.sdk import AirflowFailException
+
+            # The manifest is written; the run itself must not look like a success.
+            raise AirflowFailException(
+                f"Run refused by its budget: estimate {estimate['price']:g} {document['currency']} for "
+                f"{len(products)} products is over max_total_price={estimate['budget']:g}; manifest s3://"
+                f"{params['output_bucket']}/{key}"
+            )
+        summary = {k: document[k] for k in ("uploaded", "failed", "ambiguous", "not_submitted", "rejected", "planned")}
         return {"manifest": f"s3://{params['output_bucket']}/{key}", **summary}
 
-    manifest(products.output) << product.expand_kwargs(products.output)
+    planned = plan(products.output)
+    manifest(products.output) << product.expand_kwargs(planned)

@@ -233,14 +233,17 @@ def test_pipeline_with_scheduler_and_triggerer(
             raise
     elapsed = time.monotonic() - started
 
-    # One run (the scheduled one), every product through generate and upload on the first try.
+    # One run (the scheduled one), every product through generate and upload. Airflow may retry a
+    # generation task (a triggerer restart, an executor race that marks a finished try up_for_retry):
+    # a retry reconnects to its job or returns the finished one, so it never costs a second job.
     assert len(env.query("SELECT 1 FROM dag_run WHERE dag_id = ?", PIPELINE_DAG_ID)) == 1
     tries = env.query(
         "SELECT map_index, state, try_number FROM task_instance WHERE dag_id = ? AND task_id = ?",
         PIPELINE_DAG_ID,
         GENERATE,
     )
-    assert sorted(tries) == [(i, "success", 1) for i in range(PRODUCTS)], "a triggerer restart costs no retry"
+    assert sorted((i, state) for i, state, _ in tries) == [(i, "success") for i in range(PRODUCTS)]
+    retried = sorted(i for i, _, try_number in tries if try_number > 1)
 
     # Every video is in S3 and its bytes hash to what the manifest and the object's tag say.
     manifest_key = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="manifests/")["Contents"][0]["Key"]
@@ -260,8 +263,9 @@ def test_pipeline_with_scheduler_and_triggerer(
     key_id = parse_keys(DEFAULT_TEST_KEY)[0].key_id
     assert stats["max_in_flight_by_key_model"][f"{key_id}/{MODEL}"] <= TIER_SLOTS
     assert "1302" not in stats["rejections"], stats["rejections"]
-    assert stats["submits"] == PRODUCTS
+    assert stats["submits"] == PRODUCTS, f"one paid job per product (generation tasks retried: {retried})"
     assert len(set(stats["request_ids"])) == PRODUCTS, "a request id was sent twice"
+    assert manifest["actual_price"] == manifest["estimated_price"] == manifest["total_price"] == PRODUCTS * 1.0
     # ... and the pool, not luck, held it: the pool was filled, and never overfilled.
     assert 3 <= monitor.seen.max_in_pool <= TIER_SLOTS, monitor.seen
     assert stats["max_in_flight"] >= 3
@@ -278,5 +282,5 @@ def test_pipeline_with_scheduler_and_triggerer(
             f"\n[real Airflow] {PRODUCTS} products in {elapsed:.0f} s; max in flight {stats['max_in_flight']}, "
             f"max in pool {monitor.seen.max_in_pool}, max deferred {monitor.seen.max_deferred}; "
             f"{len(adopted)} trigger(s) adopted after the triggerer was killed with {len(killed_while_deferred)} "
-            "tasks deferred"
+            f"tasks deferred; generation tasks retried by Airflow: {retried or 'none'}"
         )
