@@ -31,7 +31,12 @@ def _fault(text: str) -> tuple[str, str]:
 
 
 def _build_emulator(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, local only)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: 127.0.0.1, local only); any other address gets a warning and an "
+        "admin API that requires a token",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
     parser.add_argument(
         "--keys",
@@ -58,8 +63,15 @@ def _build_emulator(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="inject faults, repeatable: e.g. submit_error_rate=0.1, error_codes=500,1305, fail_rate=1, "
-        "blocked_prompts=violence, delay_seconds=2, truncate_rate=0.5, retry_after=3 "
+        "blocked_prompts=violence, delay_seconds=2, truncate_rate=0.5, retry_after=3; after the job is created: "
+        "submit_created_error_rate=0.2, submit_created_error_codes=502,504, submit_lost_rate=0.1, "
+        "submit_malformed_id_rate=0.1, malformed_id_kinds=slash,empty "
         "(see airflow_provider_cogvideo.emulator.FaultConfig)",
+    )
+    parser.add_argument(
+        "--admin-token",
+        help="require this token (header X-Emulator-Admin-Token) on the admin API /_emulator/...; "
+        "default: none on loopback, a generated one (printed once) on any other address",
     )
     parser.set_defaults(handler=_run_emulator)
 
@@ -81,6 +93,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
             url_ttl=args.url_ttl,
             unknown_task_http_status=args.unknown_task_status,
             faults=FaultConfig.from_mapping(dict(args.fault)),
+            admin_token=args.admin_token,
         )
     except ValueError as exc:
         raise SystemExit(f"cogvideo emulator: {exc}") from None

@@ -1,17 +1,23 @@
 """The ASGI app: API routes, result downloads and the ``/_emulator/`` admin API.
 
 Handler order mirrors a gateway in front of a service: injected delay, authentication, injected
-error, then the request itself. Every API answer is JSON; every API error has the nested
-``{"error": {"code", "message"}}`` form and the status of the shared error table.
+error, then the request itself (and, for a submit that created its job, an injected answer fault).
+Every API answer is JSON; every API error has the nested ``{"error": {"code", "message"}}`` form and
+the status of the shared error table.
+
+The admin API is open unless the config has an ``admin_token`` (the server helpers give it one when
+they bind off loopback); then every admin request must carry it in :data:`ADMIN_TOKEN_HEADER`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 import anyio
@@ -20,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.emulator.auth import authenticate
@@ -41,6 +48,7 @@ from airflow_provider_cogvideo.emulator.wire import (
 VIDEO_PATH = "/files/video/{task_id}_0.mp4"
 COVER_PATH = "/files/video_cover/{task_id}_cover_0.png"
 ADMIN_PREFIX = "/_emulator"
+ADMIN_TOKEN_HEADER = "X-Emulator-Admin-Token"
 
 _CDN_CODES = {403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown", 500: "InternalError", 503: "ServiceUnavailable"}
 
@@ -123,8 +131,32 @@ async def submit(request: Request) -> Response:
         failure,
         plan_media(req, emu.config.media_max_side),
     )
-    answer = {"model": task.model, "id": task.id, "request_id": task.request_id, "task_status": "PROCESSING"}
+    answer: dict[str, Any] = {
+        "model": task.model,
+        "id": task.id,
+        "request_id": task.request_id,
+        "task_status": "PROCESSING",
+    }
+    spoil = emu.faults.answer_fault()
+    if spoil is None:
+        return JSONResponse(answer)
+    emu.tasks.spoil_answer(spoil)
+    if spoil == "created_error":  # worded like the refusing submit fault: a client cannot tell them apart
+        code = emu.faults.created_error_code()
+        return error_response(WireError(code, f"{default_message(code)} (injected submit fault)"))
+    if spoil == "lost":
+        return _LostAnswer(answer)
+    answer["id"] = emu.faults.malformed_id(task.id)
     return JSONResponse(answer)
+
+
+class _LostAnswer(JSONResponse):
+    """Sends the status line and headers (Content-Length included) but no body, then returns without
+    completing the response, so the server closes the connection: the answer of a created job lost
+    on the way. httpx raises RemoteProtocolError; the client never learns the id."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
 
 
 async def query(request: Request) -> Response:
@@ -195,6 +227,24 @@ def _cdn_reject(emu: Emulator, status: int, code: str, message: str) -> Response
     return response
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _admin(handler: Handler) -> Handler:
+    """Guard an admin route with the config's ``admin_token``, when it has one."""
+
+    @wraps(handler)
+    async def guarded(request: Request) -> Response:
+        token = _emulator(request).config.admin_token
+        sent = request.headers.get(ADMIN_TOKEN_HEADER, "")
+        if token is not None and not hmac.compare_digest(sent.encode(), token.encode()):
+            # Answered directly: an admin mistake is not an API rejection.
+            return error_response(WireError("1000", f"Admin API: missing or wrong {ADMIN_TOKEN_HEADER} header"))
+        return await handler(request)
+
+    return guarded
+
+
 async def admin_stats(request: Request) -> Response:
     return JSONResponse(_emulator(request).stats())
 
@@ -254,9 +304,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         *(Route(p + path, query, methods=["GET"]) for path in ("/async-result/{task_id}", "/async-result/{task_id}/")),
         Route(VIDEO_PATH, download_video, methods=["GET"]),
         Route(COVER_PATH, download_cover, methods=["GET"]),
-        Route(f"{ADMIN_PREFIX}/stats", admin_stats, methods=["GET"]),
-        Route(f"{ADMIN_PREFIX}/reset", admin_reset, methods=["POST"]),
-        Route(f"{ADMIN_PREFIX}/faults", admin_faults, methods=["GET", "PUT", "PATCH"]),
+        Route(f"{ADMIN_PREFIX}/stats", _admin(admin_stats), methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/reset", _admin(admin_reset), methods=["POST"]),
+        Route(f"{ADMIN_PREFIX}/faults", _admin(admin_faults), methods=["GET", "PUT", "PATCH"]),
     ]
     app = Starlette(
         routes=routes,

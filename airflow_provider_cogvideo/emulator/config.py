@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,10 @@ class EmulatorConfig:
     # Rendered videos are scaled down so their longest side is at most this (even sizes, same aspect).
     media_max_side: int = 480
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # With a token, every admin request (/_emulator/...) must send it in the X-Emulator-Admin-Token
+    # header. None: the admin API is open, unless the server binds off loopback (then it makes one).
+    # Out of repr, like the key secrets: it must not reach a log line.
+    admin_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -86,6 +91,8 @@ class EmulatorConfig:
             raise ValueError("payload_bytes must not be negative")
         if self.media_max_side < 16:
             raise ValueError("media_max_side must be at least 16")
+        if self.admin_token is not None and not re.fullmatch(r"[!-~]+", self.admin_token):
+            raise ValueError("admin_token must be visible ASCII without spaces (it travels in a header)")
 
     @property
     def api_prefix(self) -> str:

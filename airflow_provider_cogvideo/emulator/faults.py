@@ -3,21 +3,38 @@
 A :class:`FaultConfig` says *what* can go wrong; :class:`Faults` decides *when*, from the seed and a
 per-operation counter (the n-th submit, the n-th poll, ...). Changing the configuration restarts the
 counters, so "set faults, then send the same requests" always gives the same answers.
+
+Most faults refuse a request before anything happens. The *answer faults* strike after a submit has
+created (and billed) its job: a 5xx, a dropped connection or a malformed id. They are the ambiguous
+outcomes a client must not answer with a second paid submit, so the stats count those jobs like any.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_type_hints
 
 from airflow_provider_cogvideo.emulator.rng import draw
-from airflow_provider_cogvideo.emulator.wire import known_code
+from airflow_provider_cogvideo.emulator.wire import http_status_for, known_code
 
 Operation = Literal["submit", "poll", "download"]
 OPERATIONS: tuple[Operation, ...] = ("submit", "poll", "download")
+
+# How the answer to a submit that created its job goes wrong (see Faults.answer_fault).
+AnswerFault = Literal["created_error", "lost", "malformed_id"]
+
+# The malformed ids a submit may answer with, made from the real (19-digit) one: each breaks a
+# client that pastes the id into the query URL unchecked, or is no id at all.
+MALFORMED_IDS: dict[str, Callable[[str], str | None]] = {
+    "slash": lambda real: f"{real[:9]}/{real[9:]}",
+    "space": lambda real: f"{real[:9]} {real[9:]}",
+    "dotdot": lambda real: "..",
+    "empty": lambda real: "",
+    "null": lambda real: None,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,16 @@ class FaultConfig:
     # before the connection is closed.
     truncate_rate: float = 0.0
     truncate_ratio: float = 0.5
+    # Answer faults, as fractions of the submits that created a job (the three add up to at most 1).
+    # Created, then answered with one of ``submit_created_error_codes`` (5xx codes only).
+    submit_created_error_rate: float = 0.0
+    submit_created_error_codes: tuple[str, ...] = ("500", "502", "504")
+    # Created, then the answer is lost: status line and headers go out, the connection closes before
+    # the body (httpx raises RemoteProtocolError).
+    submit_lost_rate: float = 0.0
+    # Created, then answered 200 with an id of one of ``malformed_id_kinds`` (keys of MALFORMED_IDS).
+    submit_malformed_id_rate: float = 0.0
+    malformed_id_kinds: tuple[str, ...] = tuple(MALFORMED_IDS)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -57,9 +84,24 @@ class FaultConfig:
                 raise ValueError(f"{f.name} must be within 0..1, got {value!r}")
         bad = [c for c in (*self.error_codes, self.fail_code) if not known_code(c)]
         if bad:
-            raise ValueError(f"unknown error code(s) {bad}: use 500, 503 or a code of the error table")
+            raise ValueError(f"unknown error code(s) {bad}: use 500, 502, 503, 504 or a code of the error table")
         if not self.error_codes:
             raise ValueError("error_codes must not be empty")
+        created_codes = self.submit_created_error_codes
+        if not created_codes or any(not known_code(c) or http_status_for(c) < 500 for c in created_codes):
+            raise ValueError(
+                f"submit_created_error_codes must be 5xx codes (e.g. 500, 502, 504), not {list(created_codes)}"
+            )
+        if not self.malformed_id_kinds or set(self.malformed_id_kinds) - set(MALFORMED_IDS):
+            raise ValueError(
+                f"malformed_id_kinds must be one or more of {list(MALFORMED_IDS)}, not {list(self.malformed_id_kinds)}"
+            )
+        answer_rates = self.submit_created_error_rate + self.submit_lost_rate + self.submit_malformed_id_rate
+        if answer_rates > 1.0:
+            raise ValueError(
+                "submit_created_error_rate + submit_lost_rate + submit_malformed_id_rate must not exceed 1, "
+                f"got {answer_rates:g}"
+            )
         unknown_ops = sorted(set(self.delay_ops) - set(OPERATIONS))
         if unknown_ops:
             raise ValueError(f"delay_ops: unknown operation(s) {unknown_ops}; allowed: {list(OPERATIONS)}")
@@ -152,6 +194,36 @@ class Faults:
         if rate <= 0 or self._roll(f"{op}.error") >= rate:
             return None
         return cfg.error_codes[int(self._roll(f"{op}.error_code") * len(cfg.error_codes))]
+
+    def answer_fault(self) -> AnswerFault | None:
+        """How to spoil the answer to a submit that has just created its job (None: answer normally).
+
+        One roll per created job, split by the three rates, so the faults never overlap.
+        """
+        cfg = self._config
+        rates: tuple[tuple[AnswerFault, float], ...] = (
+            ("created_error", cfg.submit_created_error_rate),
+            ("lost", cfg.submit_lost_rate),
+            ("malformed_id", cfg.submit_malformed_id_rate),
+        )
+        if all(rate <= 0 for _, rate in rates):
+            return None
+        roll = self._roll("submit.answer")
+        for fault, rate in rates:
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
+
+    def created_error_code(self) -> str:
+        """The 5xx code for a submit whose job was created (after ``answer_fault`` said so)."""
+        codes = self._config.submit_created_error_codes
+        return codes[int(self._roll("submit.created_error_code") * len(codes))]
+
+    def malformed_id(self, real: str) -> str | None:
+        """The malformed id to answer a created job with (after ``answer_fault`` said so)."""
+        kinds = self._config.malformed_id_kinds
+        return MALFORMED_IDS[kinds[int(self._roll("submit.malformed_id") * len(kinds))]](real)
 
     def should_fail(self) -> bool:
         rate = self._config.fail_rate

@@ -58,6 +58,7 @@ class TaskStore:
         self._max_total = 0
         self._counts: Counter[str] = Counter()
         self._rejections: Counter[str] = Counter()
+        self._answer_faults: Counter[str] = Counter()
         self._request_ids: list[str] = []
 
     def reset(self) -> None:
@@ -125,8 +126,18 @@ class TaskStore:
         with self._lock:
             self._rejections[code] += 1
 
+    def spoil_answer(self, fault: str) -> None:
+        """Count a created job whose answer an answer fault spoiled ("created_error", "lost", ...)."""
+        with self._lock:
+            self._answer_faults[fault] += 1
+
     def stats(self) -> dict[str, Any]:
-        """What the server saw. Key ids only (never a secret); per-(key, model) as "key_id/model"."""
+        """What the server saw. Key ids only (never a secret); per-(key, model) as "key_id/model".
+
+        Every created job is paid for: ``submits`` counts them and ``request_ids`` lists each one's
+        request id (one entry per paid job, in order), however its answer went. ``answer_faults``
+        says how many of them got a spoiled answer, by fault; ``rejections`` counts refused requests.
+        """
         now = time.monotonic()
         with self._lock:
             current = {slot: sum(1 for t in heap if t > now) for slot, heap in self._in_flight.items()}
@@ -135,6 +146,7 @@ class TaskStore:
                 "polls": self._counts["polls"],
                 "downloads": self._counts["downloads"],
                 "rejections": dict(self._rejections),
+                "answer_faults": dict(self._answer_faults),
                 "tasks": len(self._tasks),
                 "in_flight": sum(current.values()),
                 "in_flight_by_key_model": {f"{k}/{m}": n for (k, m), n in current.items() if n},

@@ -11,7 +11,8 @@ from airflow_provider_cogvideo.errors import API_ERROR_CODES
 
 # Codes the emulator sends that the business-code table does not list: a plain HTTP status whose
 # code is the status itself (the real gateway's 5xx and routing errors carry no business code).
-_HTTP_ONLY_CODES = {"404": 404, "405": 405, "503": 503}
+# 502 and 504 are what a gateway answers when the service behind it did not (the job may exist).
+_HTTP_ONLY_CODES = {"404": 404, "405": 405, "502": 502, "503": 503, "504": 504}
 
 INVALID_FIELD_ZH = "参数非法。请检查文档"
 
