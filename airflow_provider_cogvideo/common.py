@@ -59,6 +59,13 @@ def as_bool(field_name: str, value: Any) -> bool:
     raise CogVideoValidationError(field_name, f"must be true or false, got {value!r}")
 
 
+def rendered_none(value: Any) -> Any:
+    """A templated option that rendered to ``"None"`` or ``""`` (its param was unset) is unset."""
+    if isinstance(value, str) and value.strip() in ("", "None"):
+        return None
+    return value
+
+
 def failure_record(exc: BaseException) -> dict[str, Any]:
     """What a manifest needs to know about a failure: the message, the type, and for a submit whose
     outcome is unknown (it may have created a paid job) ``status: "ambiguous"`` with its ``request_id``.
@@ -138,5 +145,6 @@ __all__ = [
     "failure_record",
     "failure_recorded",
     "job_result",
+    "rendered_none",
     "seconds",
 ]

@@ -85,6 +85,8 @@ with DAG(
             prompt=prompt,
             metadata=metadata,
             pool=POOL,
+            # Rendering takes minutes: wait in the triggerer, holding no worker slot (run one).
+            deferrable=True,
             poll_interval=POLL_INTERVAL,
             timeout=timedelta(hours=1),
             dry_run="{{ params.dry_run }}",

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
@@ -51,6 +51,7 @@ from airflow_provider_cogvideo.common import (
     as_bool,
     failure_recorded,
     job_result,
+    rendered_none,
     seconds,
 )
 from airflow_provider_cogvideo.errors import (
@@ -105,14 +106,18 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     :param image: one image, a list of two (first/last frame), or up to three (``vidu2-reference``):
         an http(s) URL, a data URI or bare base64, an ``s3://bucket/key`` (read with ``aws_conn_id``)
         or a local path. Templated.
-    :param model: one of the capability table's models (default ``cogvideox-3``).
+    :param model: one of the capability table's models (default ``cogvideox-3``). Templated.
     :param quality, with_audio, size, fps, duration, watermark_enabled, aspect_ratio, style,
-        movement_amplitude, user_id: API fields, validated per model (``size`` is templated).
+        movement_amplitude, user_id: API fields, validated per model after rendering (all but
+        ``watermark_enabled`` and ``user_id`` are templated: ``"{{ params.fps }}"`` renders to text and
+        is read as the field's type; ``"None"`` or ``""`` means unset).
     :param request_id: client request id (templated); a fresh unique one per submit when unset.
     :param metadata: a dict carried untouched into the result (e.g. a product id). Templated.
     :param extra_body: merged last into the JSON body, unvalidated (escape hatch).
     :param capability_overrides: replace columns of the model's capability row for this task.
-    :param deferrable: wait in the triggerer (default). ``False`` polls on the worker.
+    :param deferrable: wait in the triggerer (recommended: no worker slot is held while a video
+        renders). ``False`` polls on the worker. Default: ``[operators] default_deferrable``, as for
+        Airflow's own providers, so a deployment without a triggerer never has tasks stuck deferred.
     :param wait_for_completion: ``False`` returns right after the submit (use the sensor to wait).
     :param poll_interval: fixed seconds between polls (1 to 3600); unset = the adaptive schedule.
     :param timeout: how long one try waits (seconds or timedelta, up to 7 days), as an absolute deadline.
@@ -137,14 +142,24 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     template_fields: Sequence[str] = (
         "prompt",
         "image",
+        "model",
+        "quality",
+        "size",
+        "fps",
+        "duration",
+        "with_audio",
+        "aspect_ratio",
+        "style",
+        "movement_amplitude",
+        "extra_body",
         "metadata",
         "request_id",
-        "size",
+        "cogvideo_conn_id",
         "dry_run",
         "regenerate",
         "max_total_price",
     )
-    template_fields_renderers = {"metadata": "json", "image": "json"}
+    template_fields_renderers = {"metadata": "json", "image": "json", "extra_body": "json"}
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
 
@@ -170,7 +185,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         capability_overrides: dict[str, Any] | None = None,
         cogvideo_conn_id: str = DEFAULT_CONN_ID,
         aws_conn_id: str | None = "aws_default",
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         wait_for_completion: bool = True,
         poll_interval: float | None = None,
         timeout: float | timedelta | None = DEFAULT_TIMEOUT,
@@ -217,14 +232,19 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         try:
             if self.metadata is not None and not isinstance(self.metadata, dict):
                 raise CogVideoValidationError("metadata", f"must be a dict, got {type(self.metadata).__name__}")
-            caps = capabilities_for(self.model, self.capability_overrides)
+            caps = capabilities_for(self._model(), self.capability_overrides)
             images = prepare_images(self.image, caps, aws_conn_id=self.aws_conn_id)
             wire_images: str | list[str] | None = None
             if images:
                 single = isinstance(self.image, str) or (len(images) == 1 and caps.max_images == 1)
                 wire_images = images[0].wire if single else [i.wire for i in images]
-            fields = {name: getattr(self, name) for name in VideoGenerationRequest.api_fields()}
-            fields.update(prompt=self.prompt or None, size=self.size or None, image_url=wire_images)
+            fields = {name: rendered_none(getattr(self, name)) for name in VideoGenerationRequest.api_fields()}
+            fields.update(
+                model=self._model(),
+                prompt=self.prompt or None,
+                size=rendered_none(self.size) or None,
+                image_url=wire_images,
+            )
             if self.request_id:
                 fields["request_id"] = self.request_id
             request = VideoGenerationRequest.build(**fields)
@@ -235,6 +255,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images], self._generation_label()),
             summary=request.describe([i.source for i in images]),
         )
+
+    def _model(self) -> str:
+        return rendered_none(self.model) or DEFAULT_MODEL
 
     def _generation_label(self) -> str | None:
         """``regenerate`` as a label in the fingerprint: a new label is a new job; None/False is none."""
@@ -472,14 +495,14 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ti.xcom_push(key=XCOM_JOB_URL, value=self.hook.job_url(job_id))
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
-            job = TaskResult(id=job_id, model=self.model, task_status="PROCESSING")
+            job = TaskResult(id=job_id, model=self._model(), task_status="PROCESSING")
             return job_result(job, hook=self.hook, metadata=self.metadata, request=request)
         trigger = CogVideoTaskTrigger(
             job_id=job_id,
             deadline=deadline,
             cogvideo_conn_id=self.cogvideo_conn_id,
             waiting_since=submitted_at,
-            model=self.model,
+            model=self._model(),
             poll_interval=self.poll_interval,
             error_budget=self.error_budget,
         )

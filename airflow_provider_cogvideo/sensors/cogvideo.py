@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSensorTimeout, conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
@@ -29,13 +29,15 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
 
     :param job_id: the job id returned by a submit (the API calls it the task id). Templated.
     :param metadata: carried into the result untouched. Templated.
-    :param deferrable: wait in the triggerer (default) instead of poking from a worker.
+    :param deferrable: wait in the triggerer (recommended) instead of poking from a worker. Default:
+        ``[operators] default_deferrable``, as for Airflow's own providers.
     :param poll_interval: fixed seconds between polls when deferred (1 to 3600); unset = the adaptive schedule.
         (``poke_interval`` governs the non-deferrable path, as for every sensor.)
-    :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred.
+    :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred; reaching it
+        raises ``AirflowSensorTimeout`` (not retried), deferred or not.
     """
 
-    template_fields: Sequence[str] = ("job_id", "metadata")
+    template_fields: Sequence[str] = ("job_id", "metadata", "cogvideo_conn_id")
     operator_extra_links = (CogVideoVideoLink(),)
 
     def __init__(
@@ -44,7 +46,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         job_id: str,
         metadata: dict[str, Any] | None = None,
         cogvideo_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
         error_budget: int = DEFAULT_ERROR_BUDGET,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
@@ -103,5 +105,8 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         job_event = read_event(event, JobEvent)
+        if job_event.status == "timeout":
+            # A sensor that ran out of time has answered its question; retrying would wait again.
+            raise AirflowSensorTimeout(f"Sensor timed out: {job_event.message}")
         raise_for_event(job_event)
         return self._result(TaskResult.model_validate(job_event.result))

@@ -50,7 +50,9 @@ def api():
 
 
 def submit(board: dict, map_index: int, store: FakeStateStore, **kw: Any) -> None:
-    op = CogVideoGenerateOperator(task_id="generate", prompt=f"product {map_index}", poll_interval=0.01, **kw)
+    op = CogVideoGenerateOperator(
+        task_id="generate", prompt=f"product {map_index}", poll_interval=0.01, deferrable=True, **kw
+    )
     with pytest.raises(TaskDeferred):
         op.execute({"ti": SiblingTI(board, map_index), "task_state_store": store})
 

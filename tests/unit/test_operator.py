@@ -48,7 +48,13 @@ def api():
 
 
 def operator(**kw) -> CogVideoGenerateOperator:
-    args = {"task_id": "generate", "prompt": "a red bicycle", "poll_interval": 0.01, "metadata": {"product_id": "p1"}}
+    args = {
+        "task_id": "generate",
+        "prompt": "a red bicycle",
+        "poll_interval": 0.01,
+        "metadata": {"product_id": "p1"},
+        "deferrable": True,
+    }
     args.update(kw)
     return CogVideoGenerateOperator(**args)
 
@@ -449,3 +455,61 @@ def test_on_kill_on_the_worker_names_the_job(api, context, capsys, caplog) -> No
     op.on_kill()
     logged = capsys.readouterr().out + caplog.text
     assert JOB in logged and "no cancel" in logged
+
+
+@pytest.mark.parametrize(("configured", "expected"), [(None, "False"), ("True", "True"), ("False", "False")])
+def test_deferrable_defaults_to_operators_default_deferrable(configured, expected) -> None:
+    """As Airflow's own providers: a deployment without a triggerer never gets tasks stuck deferred."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"}
+    if configured is not None:
+        env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = configured
+    code = (
+        "from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator as G; "
+        "from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor as S; "
+        "print(G(task_id='g', prompt='p').deferrable, S(task_id='s', job_id='1').deferrable)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == f"{expected} {expected}"
+
+
+def test_options_are_templated_and_validated_after_rendering(api, context) -> None:
+    """params / dag_run.conf drive the model and its options; a bad rendered value fails before paying."""
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    templated = {
+        "model": "{{ params.model }}",
+        "fps": "{{ params.fps }}",
+        "duration": "{{ params.duration }}",
+        "size": "{{ params.size }}",
+        "quality": "{{ params.quality }}",
+        "with_audio": "{{ params.audio }}",
+        "extra_body": {"tag": "{{ params.tag }}"},
+        "cogvideo_conn_id": "{{ params.conn }}",
+    }
+    op = operator(**templated)
+    params = {"model": "cogvideox-2", "fps": 60, "duration": 10, "size": "720x480", "quality": "speed"}
+    params |= {"audio": True, "tag": "spring", "conn": "cogvideo_default"}
+    op.render_template_fields({"params": params})
+    defer(op, context)
+    body = json.loads(route.calls[0].request.content)
+    assert (body["model"], body["fps"], body["duration"], body["size"], body["quality"]) == (
+        "cogvideox-2",
+        60,
+        10,
+        "720x480",
+        "speed",
+    )
+    assert body["with_audio"] is True and body["tag"] == "spring"
+
+    bad = operator(**templated)
+    bad.render_template_fields({"params": {**params, "fps": 24}})
+    with pytest.raises(AirflowFailException, match=r"fps: 24 is not allowed for model 'cogvideox-2'; allowed: 30, 60"):
+        bad.execute(context)
+    unset = operator(fps="{{ params.fps }}", size="{{ params.size }}")
+    unset.render_template_fields({"params": {"fps": None, "size": None}})
+    defer(unset, context)
+    assert "fps" not in json.loads(route.calls[-1].request.content), "an unset param leaves the option unset"
+    assert route.call_count == 2

@@ -28,7 +28,8 @@ def _conn(make_conn):
 
 
 def sensor(**kw) -> CogVideoTaskSensor:
-    return CogVideoTaskSensor(task_id="wait", job_id=JOB, poll_interval=0.01, metadata={"sku": "s1"}, **kw)
+    args = {"deferrable": True, **kw}
+    return CogVideoTaskSensor(task_id="wait", job_id=JOB, poll_interval=0.01, metadata={"sku": "s1"}, **args)
 
 
 def test_deferrable_by_default_and_resumes_with_result(context) -> None:
@@ -89,3 +90,13 @@ def test_sensor_wait_settings_are_bounded() -> None:
         CogVideoTaskSensor(task_id="wait", job_id=JOB, poll_interval=0)
     with pytest.raises(ValueError, match=r"error_budget: -1 is out of range"):
         CogVideoTaskSensor(task_id="wait", job_id=JOB, error_budget=-1)
+
+
+def test_a_deferred_sensor_that_times_out_raises_sensor_timeout(context) -> None:
+    """A timeout answers the sensor's question ("not yet, and no more waiting"): not a retryable error."""
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    event = {"v": 1, "status": "timeout", "reason": "deadline", "message": "stopped waiting for job 2 after 60 s",
+             "job_id": JOB, "polls": 3, "waited_seconds": 60.0, "result": None}  # fmt: skip
+    with pytest.raises(AirflowSensorTimeout, match="stopped waiting"):
+        sensor().execute_complete(context, event=event)

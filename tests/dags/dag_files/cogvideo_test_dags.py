@@ -23,7 +23,7 @@ def collect(results) -> None:
 
 with DAG("cogvideo_test_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as mapped_dag:
     videos = CogVideoGenerateOperator.partial(
-        task_id="generate", model="cogvideox-flash", poll_interval=1, size="720x480"
+        task_id="generate", model="cogvideox-flash", poll_interval=1, size="720x480", deferrable=True
     ).expand_kwargs(PRODUCTS)
     collect(videos.output)
 
@@ -34,6 +34,7 @@ with DAG("cogvideo_test_retry", schedule=None, start_date=datetime(2026, 1, 1), 
         prompt="a lamp",
         model="cogvideox-flash",
         poll_interval=1,
+        deferrable=True,
         timeout=0.3,  # shorter than the emulator's render: try 1 times out
         retries=2,
         retry_delay=timedelta(seconds=0),
@@ -46,7 +47,7 @@ TWINS = [{"prompt": "the same teapot", "metadata": {"product_id": f"twin-{i}"}} 
 
 with DAG("cogvideo_test_twins", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as twins_dag:
     twins = CogVideoGenerateOperator.partial(
-        task_id="generate", model="cogvideox-flash", poll_interval=1
+        task_id="generate", model="cogvideox-flash", poll_interval=1, deferrable=True
     ).expand_kwargs(TWINS)
     collect(twins.output)
 
@@ -57,6 +58,7 @@ with DAG("cogvideo_test_clear", schedule=None, start_date=datetime(2026, 1, 1), 
         prompt="a kettle",
         model="cogvideox-flash",
         poll_interval=1,
+        deferrable=True,
         timeout=0.3,  # the first run gives up while the job renders; no retries: a user clears it
         retries=0,
     )
@@ -79,6 +81,7 @@ with DAG("cogvideo_test_lost_success", schedule=None, start_date=datetime(2026, 
         prompt="a vase",
         model="cogvideox-flash",
         poll_interval=1,
+        deferrable=True,
         retries=1,
         retry_delay=timedelta(seconds=0),
     )
