@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES, MiB
 from airflow_provider_cogvideo.errors import API_ERROR_CODES
+from airflow_provider_cogvideo.metrics import METRICS
 
 
 def capability_table_markdown() -> str:
@@ -52,5 +53,12 @@ def error_table_markdown() -> str:
     return "\n".join(rows)
 
 
+def metrics_table_markdown() -> str:
+    """The README's metrics table, generated from :data:`~airflow_provider_cogvideo.metrics.METRICS`."""
+    rows = ["| metric | kind | meaning |", "|---|---|---|"]
+    rows += [f"| `{name}` | {kind} | {meaning} |" for name, (kind, meaning) in METRICS.items()]
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":  # pragma: no cover - documentation helper
-    print(capability_table_markdown(), error_table_markdown(), sep="\n\n")
+    print(capability_table_markdown(), error_table_markdown(), metrics_table_markdown(), sep="\n\n")

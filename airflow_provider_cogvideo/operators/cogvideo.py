@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.backoff import Backoff
 from airflow_provider_cogvideo.budget import SpendLedger, parse_budget
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
@@ -134,6 +134,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ``"{{ dag_run.conf.get('regenerate') }}"``) each time a new video is wanted. The task instance
         remembers one job: going back to an earlier label (or to none) is a new request, paid again.
         Templated.
+    :param durable: keep the job in ``task_state_store`` so retries reconnect to it or return it
+        (default; Airflow 3.3+). ``False`` opts out, as ``ResumableJobMixin``'s ``durable`` does for
+        Airflow's own providers: every try submits (and pays for) a new job.
     :param max_total_price: the most this task's mapped instances may spend in one run, in list price
         of the endpoint's currency (see :mod:`airflow_provider_cogvideo.budget`): a submit that would
         pass it fails without paying. Unset = no limit. Templated (``"{{ params.max_total_price }}"``).
@@ -193,6 +196,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         dry_run: bool | str = False,
         regenerate: bool | str | None = None,
         max_total_price: float | str | None = None,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -223,6 +227,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.dry_run = dry_run
         self.regenerate = regenerate
         self.max_total_price = max_total_price
+        self.durable = durable
 
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
@@ -268,6 +273,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
 
     # ------------------------------------------------------------------ the store
     def _store(self, context: Context) -> Any:
+        if not self.durable:
+            return None
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is None and not getattr(self, "_warned_no_store", False):
             self._warned_no_store = True
@@ -283,16 +290,20 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return, or None to submit anew."""
         store = self._store(context)
         stored = store.get(STATE_KEY) if store is not None else None
+        decision = self._resume_decision
         if not isinstance(stored, dict):
+            decision("fresh_submit")
             return None
         if stored.get("fingerprint") != fingerprint:
             self.log.info(
                 "Stored job %s was for a different request (inputs changed): submitting a new job.",
                 stored.get("job_id") or stored.get("request_id"),
             )
+            decision("fresh_submit")
             return None
         job_id = stored.get("job_id")
         if not job_id:
+            decision("fresh_submit")
             self.log.warning(
                 "An earlier try recorded a pending submit (request_id=%s) but no job id: it died between "
                 "sending the request and storing the answer, or the answer was lost. A job may exist and be "
@@ -300,6 +311,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
                 stored.get("request_id"),
             )
             return None
+        decision("reconnect_attempt")
         try:
             job = self.hook.get_task(job_id)
         except CogVideoError as exc:
@@ -307,6 +319,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
                 raise  # cannot tell now; let Airflow retry rather than risk a duplicate
             if is_unknown_job(exc):
                 self.log.warning("Stored job %s is unknown to the API (%s): submitting a new job.", job_id, exc)
+                decision("terminal_resubmit")
                 return None
             # Anything else (a refused key, an id the hook will not send, an odd answer) says nothing
             # about whether the job exists: paying again on that evidence is how retries pay twice.
@@ -317,13 +330,22 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         request = stored.get("request")
         if job.task_status == "SUCCESS":
             self.log.info("Stored job %s already succeeded: returning its result without resubmitting.", job_id)
+            decision("already_succeeded")
+            metrics.incr("cogvideo.reused", model=job.model or self._model())
             return self._finish(context, job, request=request)
         if job.task_status == "FAIL":
             self.log.info("Stored job %s had failed: submitting a new job.", job_id)
+            decision("terminal_resubmit")
             return None
         self.log.info("Reconnecting to job %s (still %s) from an earlier try.", job_id, job.task_status)
+        decision("reconnect_success")
+        metrics.incr("cogvideo.reconnects", model=job.model or self._model())
         context["ti"].xcom_push(key=XCOM_REQUEST, value=request)
         return job_id, float(stored.get("submitted_at") or time.time())
+
+    def _resume_decision(self, decision: str) -> None:
+        """Airflow's own ``resumable_job.*`` counters (as ``ResumableJobMixin`` emits them)."""
+        metrics.incr(f"resumable_job.{decision}", operator=type(self).__name__)
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
@@ -352,6 +374,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         request = prepared.request
         job = TaskResult(id=None, model=request.model, request_id=request.request_id, task_status=DRY_RUN_STATUS)
         result = job_result(job, hook=self.hook, metadata=self.metadata, request=prepared.summary)
+        metrics.incr("cogvideo.dry_runs", model=request.model)
         self.log.info(
             "Dry run: nothing sent. Would submit a %s job (list price %s %s) with body: %s",
             request.model,
@@ -402,15 +425,18 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             job = self.hook.submit(request)
         except CogVideoRateLimitError as exc:
             ledger.release()
+            metrics.incr("cogvideo.rate_limited", model=request.model)
             return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
         except (CogVideoAmbiguousSubmitError, CogVideoDuplicateRequestError) as exc:
             ledger.confirm(price)  # it may have been billed
+            metrics.incr("cogvideo.submit_ambiguous", model=request.model)
             raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
         except CogVideoError as exc:
             # The server refused (or the request never left): no job exists, so no pending marker
             # must make the next try believe one might.
             ledger.release()
             self._forget(context)
+            metrics.incr("cogvideo.submit_refused", model=request.model)
             if exc.retryable:
                 raise AirflowException(f"CogVideo submit failed (transient): {exc}") from None
             raise AirflowFailException(f"CogVideo submit refused: {exc}") from None
@@ -420,6 +446,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         if store is not None:
             store.set(STATE_KEY, {**record, "job_id": job.id, "submitted_at": submitted_at})
         price, currency = self.hook.price_of(job.model)
+        metrics.incr("cogvideo.submits", model=request.model)
+        metrics.count_price(price, currency, model=request.model)
         self.log.info(
             "Submitted job %s (model %s, request_id %s, list price %s %s)",
             job.id,

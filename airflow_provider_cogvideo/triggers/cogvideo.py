@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cogvideo import DEFAULT_CONN_ID
+from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
 from airflow_provider_cogvideo.events import resubmit_event
 from airflow_provider_cogvideo.polling import (
@@ -148,10 +148,14 @@ async def wait_for_job_async(trigger: CogVideoTaskTrigger) -> dict[str, Any]:
         try:
             job = await hook.aget_task(trigger.job_id, retry=False)
         except Exception as exc:
+            metrics.incr("cogvideo.poll_errors", model=trigger.model or "unknown")
             event = watch.on_error(exc)
         else:
+            metrics.incr("cogvideo.polls", model=trigger.model or "unknown")
             event = watch.on_result(job)
         if event is not None:
+            if event["status"] == "success":
+                metrics.timing("cogvideo.render_time", event["waited_seconds"], model=trigger.model or "unknown")
             return event
     return watch.timeout_event()
 
