@@ -7,6 +7,7 @@ Airflow discovers the provider through the ``apache_airflow_provider`` entry poi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 __version__ = "0.1.0"
@@ -14,6 +15,64 @@ __version__ = "0.1.0"
 PACKAGE_NAME = "airflow-provider-cogvideo"
 CONN_TYPE = "cogvideo"
 DEFAULT_CONN_ID = "cogvideo_default"
+
+
+@dataclass(frozen=True)
+class NumberExtra:
+    """A numeric connection extra: its default and inclusive bounds.
+
+    Defined here, at the bottom layer, because two readers need the same numbers: the hook enforces
+    them (``CogVideoConnectionSettings``) and the connection form shows them (``conn-fields``), and
+    this module must stay importable without the hook.
+    """
+
+    label: str
+    default: float
+    minimum: float
+    maximum: float
+    integer: bool = False
+    description: str = ""
+
+    def allowed(self) -> str:
+        """``an integer from 0 to 10``: the allowed range, as error messages state it."""
+        kind = "an integer" if self.integer else "a number"
+        return f"{kind} from {self.minimum:g} to {self.maximum:g}"
+
+
+NUMBER_EXTRAS: dict[str, NumberExtra] = {
+    "request_timeout": NumberExtra(
+        "Request timeout (s)", 60.0, 1.0, 600.0, description="Seconds per HTTP request (a submit uploads its images)."
+    ),
+    "connect_timeout": NumberExtra("Connect timeout (s)", 10.0, 0.5, 120.0),
+    "max_retries": NumberExtra(
+        "Retries for transient errors",
+        3,
+        0,
+        10,
+        integer=True,
+        description="Attempts after the first; a submit is resent only when that cannot create a second job.",
+    ),
+    "retry_min_wait": NumberExtra("First retry wait (s)", 1.0, 0.001, 60.0),
+    "retry_max_wait": NumberExtra("Longest retry wait (s)", 30.0, 0.001, 600.0, description="At least retry_min_wait."),
+    "jwt_ttl_seconds": NumberExtra("JWT lifetime (s)", 210.0, 30.0, 86400.0, description="Only with auth=jwt."),
+}
+"""Every numeric extra of a ``cogvideo`` connection: the one source of its default and bounds."""
+
+RESEND_SUBMIT_ON_5XX = "resend_submit_on_5xx"
+"""The boolean extra that lets a submit answered with a 5xx be resent (same request_id)."""
+
+
+def _number_field(extra: NumberExtra) -> dict[str, Any]:
+    """The form field of a numeric extra: its bounds in the JSON schema, default and range in words."""
+    return {
+        "label": extra.label,
+        "schema": {
+            "type": ["integer" if extra.integer else "number", "null"],
+            "minimum": extra.minimum,
+            "maximum": extra.maximum,
+        },
+        "description": f"{extra.description} Default {extra.default:g}; {extra.allowed()}.".lstrip(),
+    }
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -96,13 +155,13 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["string", "null"], "enum": ["api_key", "jwt", None]},
                         "description": "api_key sends the key as Bearer; jwt sends a short-lived HS256 token.",
                     },
-                    "request_timeout": {
-                        "label": "Request timeout (s)",
-                        "schema": {"type": ["number", "null"], "minimum": 1},
-                    },
-                    "max_retries": {
-                        "label": "Retries for transient errors",
-                        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+                    **{name: _number_field(extra) for name, extra in NUMBER_EXTRAS.items()},
+                    RESEND_SUBMIT_ON_5XX: {
+                        "label": "Resend a submit answered with a 5xx",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                        "description": "Off by default: a 500/502/504 may follow a created (billed) job, so the "
+                        "submit fails as ambiguous. Turn on only if your endpoint de-duplicates by request_id: "
+                        "the resend carries the same request_id.",
                     },
                 },
             }

@@ -28,6 +28,11 @@ exception class and decide whether to retry, the emulator reads it to answer wit
 status and message, and the README's error table is generated from it (:mod:`.docs`).
 Retryability follows ``shared/spec`` §5.3.
 
+A submit is different: it costs money, and some failures may follow a job that *was* created.
+:data:`SUBMIT_POLICY` says, per kind of answer, whether the hook sends a submit again (only what
+proves no job was created), raises it as the API error, or raises :class:`CogVideoAmbiguousSubmitError`;
+:func:`submit_answer` places a failure in its row. Queries create nothing and use ``retryable``.
+
 No exception here ever carries the API key: messages come from the server's error body (scrubbed
 of the key by the hook) plus the code and status.
 """
@@ -35,6 +40,7 @@ of the key by the hook) plus the code and status.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 class CogVideoError(Exception):
@@ -118,9 +124,17 @@ class CogVideoServerError(CogVideoAPIError):
 
 
 class CogVideoTransportError(CogVideoError):
-    """The request never got an answer (connect error, timeout, dropped connection)."""
+    """The request never got an answer (connect error, timeout, dropped connection).
+
+    ``may_have_arrived`` is False only when the failure happened before the request left this
+    machine (no connection, no pool slot): the submit policy resends only those.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, may_have_arrived: bool) -> None:
+        self.may_have_arrived = may_have_arrived
+        super().__init__(message)
 
 
 class CogVideoAmbiguousSubmitError(CogVideoError):
@@ -134,8 +148,8 @@ class CogVideoAmbiguousSubmitError(CogVideoError):
         self.request_id = request_id
         super().__init__(
             f"submit outcome unknown for request_id={request_id!r} ({cause}); a job may have been "
-            "created and billed. Not resubmitted automatically: check the BigModel console for that "
-            "request_id before retrying."
+            "created and billed. Not resubmitted automatically: look for that request_id in the "
+            "console's usage/billing records (BigModel or Z.AI) before submitting again."
         )
 
 
@@ -259,8 +273,92 @@ def api_error(
     )
 
 
+# ---------------------------------------------------------------------------------------------------
+# The submit policy: every submit costs money, so resending one is decided by what its answer proves.
+
+SubmitDecision = Literal["resend", "final", "ambiguous"]
+
+
+@dataclass(frozen=True)
+class SubmitRule:
+    """One row of :data:`SUBMIT_POLICY`: an answer to ``POST /videos/generations`` and what follows.
+
+    ``resend``: the hook sends the same body again (same ``request_id``) while attempts remain;
+    ``final``: raised at once as the API error; ``ambiguous``: raised at once as
+    :class:`CogVideoAmbiguousSubmitError`, because a job may exist.
+    """
+
+    answer: str
+    decision: SubmitDecision
+    why: str
+
+
+SUBMIT_POLICY: dict[str, SubmitRule] = {
+    "not_sent": SubmitRule(
+        "no connection: connect error or timeout, no free pool slot, proxy refused",
+        "resend",
+        "the request never left this machine",
+    ),
+    "rate_limited": SubmitRule(
+        "429 that the error table retries (1302, 1303, 1305, 1120, or no known code)",
+        "resend",
+        "a refusal: no job was created, and the limit clears",
+    ),
+    "flow_exceeded": SubmitRule(
+        "503 (server flow exceeded)",
+        "resend",
+        "the service turned the request away before taking it",
+    ),
+    "token_expired": SubmitRule(
+        "401 with 1003 (token expired) under auth=jwt",
+        "resend",
+        "refused at the gate; the next attempt signs a fresh token",
+    ),
+    "refused": SubmitRule(
+        "any other 4xx",
+        "final",
+        "the server refused and created nothing: raised as the API error, whose retried column says "
+        "whether a later task try may help",
+    ),
+    "server_error": SubmitRule(
+        "any other 5xx (500, 502, 504...)",
+        "ambiguous",
+        "a crash or a gateway timeout can follow a created job; resent (same request_id) only with "
+        "the connection extra resend_submit_on_5xx",
+    ),
+    "no_job_id": SubmitRule(
+        "2xx without a usable job id (not JSON, no id, malformed id)",
+        "ambiguous",
+        "a job may exist, but it cannot be tracked",
+    ),
+    "lost_answer": SubmitRule(
+        "no answer: read or write timeout, dropped connection",
+        "ambiguous",
+        "the request may have reached the server and created a job",
+    ),
+}
+"""What a submit's answer means for sending it again (the hook reads it; the README shows it)."""
+
+
+def submit_answer(exc: CogVideoAPIError | CogVideoTransportError) -> str:
+    """The :data:`SUBMIT_POLICY` row a failed submit attempt falls in."""
+    if isinstance(exc, CogVideoTransportError):
+        return "lost_answer" if exc.may_have_arrived else "not_sent"
+    status = exc.http_status or 0
+    if status < 400:  # a 2xx the hook could not read a job from
+        return "no_job_id"
+    if status == 429 and exc.retryable:
+        return "rate_limited"
+    if status == 503:
+        return "flow_exceeded"
+    if status == 401 and exc.code == "1003" and exc.retryable:  # the hook re-signed its JWT
+        return "token_expired"
+    return "refused" if status < 500 else "server_error"
+
+
 __all__ = [
     "API_ERROR_CODES",
+    "SUBMIT_POLICY",
     "CogVideoAPIError",
     "CogVideoAccountError",
     "CogVideoAmbiguousSubmitError",
@@ -277,6 +375,8 @@ __all__ = [
     "CogVideoServerError",
     "CogVideoTransportError",
     "CogVideoValidationError",
+    "SubmitRule",
     "api_error",
     "classify",
+    "submit_answer",
 ]

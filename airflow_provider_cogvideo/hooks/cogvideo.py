@@ -15,44 +15,60 @@ Connection (``conn_type="cogvideo"``, default id ``cogvideo_default``)
      ``api/paas/v4``;
   3. no host at all: ``https://open.bigmodel.cn/api/paas/v4``.
 
+  A URL with ``user:password@`` is refused: credentials there would end up in logs and links.
 * extras: ``tier`` (V0..V3, default V0: the single source of truth for concurrency), ``auth``
   (``api_key`` default: the key is the Bearer credential; ``jwt``: a short-lived HS256 token),
-  ``request_timeout`` (s, default 60), ``connect_timeout`` (s, default 10), ``max_retries``
-  (default 3), ``retry_min_wait`` / ``retry_max_wait`` (s, default 1 / 30), ``jwt_ttl_seconds``
-  (default 210, as the official SDK).
+  ``resend_submit_on_5xx`` (default false, see below) and the numbers of
+  :data:`airflow_provider_cogvideo.NUMBER_EXTRAS` (timeouts, retries, waits, JWT lifetime), each
+  bounded: a value out of range fails with a message naming the extra, the value and the range.
 
-Retries: tenacity, exponential backoff with full jitter, honouring ``Retry-After`` when present, on
-retryable errors only (the taxonomy in :mod:`airflow_provider_cogvideo.errors`). A submit is retried
-only when the request surely did not reach the server (connect errors) or the server answered with a
-retryable error; a submit whose answer was lost raises
-:class:`~airflow_provider_cogvideo.errors.CogVideoAmbiguousSubmitError` instead, because resending it
-could create (and bill) a second job.
+Retries: tenacity waiting by the one :class:`~airflow_provider_cogvideo.backoff.Backoff` policy, on
+retryable errors only (the taxonomy in :mod:`airflow_provider_cogvideo.errors`). A submit costs
+money, so it follows :data:`~airflow_provider_cogvideo.errors.SUBMIT_POLICY` instead: it is resent
+only when the answer proves no job was created (no connection, a 429 or 503 refusal, an expired
+JWT). An answer that may follow a created job (another 5xx, a 2xx without a usable job id, a lost
+answer) raises :class:`~airflow_provider_cogvideo.errors.CogVideoAmbiguousSubmitError`; with
+``resend_submit_on_5xx`` a 5xx is resent with the same ``request_id``, for endpoints known to
+de-duplicate by it.
+
+Downloads follow redirects one hop at a time and check every hop: http(s) only, no https to http
+downgrade, at most :data:`MAX_DOWNLOAD_REDIRECTS`, and no private, loopback, link-local, multicast or
+unspecified address (loopback is allowed when the API itself is on loopback: the local emulator).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import hashlib
 import ipaddress
 import json
 import re
+import socket
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from airflow_provider_cogvideo import CONN_TYPE, DEFAULT_CONN_ID, PACKAGE_NAME, __version__
+from airflow_provider_cogvideo import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    NUMBER_EXTRAS,
+    PACKAGE_NAME,
+    RESEND_SUBMIT_ON_5XX,
+    __version__,
+)
 from airflow_provider_cogvideo.backoff import Backoff, retry_after_seconds
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY, estimate_price
 from airflow_provider_cogvideo.errors import (
+    SUBMIT_POLICY,
     CogVideoAmbiguousSubmitError,
     CogVideoAPIError,
     CogVideoAuthError,
@@ -62,8 +78,10 @@ from airflow_provider_cogvideo.errors import (
     CogVideoTransportError,
     CogVideoValidationError,
     api_error,
+    submit_answer,
 )
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
+from airflow_provider_cogvideo.redact import redact_url, scrub
 
 if TYPE_CHECKING:
     import httpx
@@ -75,37 +93,23 @@ SUBMIT_PATH = "videos/generations"
 QUERY_PATH = "async-result/{job_id}"
 # A job id no real job has: test_connection() queries it, which costs nothing.
 PROBE_JOB_ID = "0"
-_JOB_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# Letters, digits, '.', '_', '-'; not dots only: "." and ".." would walk up the query path.
+_JOB_ID_RE = re.compile(r"(?!\.+\Z)[A-Za-z0-9_.-]{1,128}")
 # Connection pools. The sync client serves one task's calls; the async one is shared by every
 # trigger of a triggerer's event loop (hundreds of jobs polled at once), so it keeps more sockets.
 SYNC_POOL = {"max_connections": 20, "max_keepalive_connections": 10}
 ASYNC_POOL = {"max_connections": 100, "max_keepalive_connections": 100}
 # A server's Retry-After is honoured up to retry_max_wait, and at least up to this many seconds.
 MIN_RETRY_AFTER_CAP = 1.0
-_KNOWN_EXTRAS = frozenset(
-    {
-        "base_url",
-        "tier",
-        "auth",
-        "request_timeout",
-        "connect_timeout",
-        "max_retries",
-        "retry_min_wait",
-        "retry_max_wait",
-        "jwt_ttl_seconds",
-    }
-)
+MAX_DOWNLOAD_REDIRECTS = 5
+"""Redirect hops a result download may take (CDNs use one or two)."""
+_KNOWN_EXTRAS = frozenset({"base_url", "tier", "auth", RESEND_SUBMIT_ON_5XX, *NUMBER_EXTRAS})
 
 
 def resolve_base_url(host: str | None, schema: str | None, port: int | None, base_url: str | None) -> str:
     """The API base URL from a connection's fields (the documented rule; see the module docstring)."""
     if base_url:
-        parts = urlsplit(base_url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CogVideoConnectionConfigError(
-                f"extra base_url must be a full http(s) URL such as {DEFAULT_BASE_URL!r}"
-            )
-        return base_url.strip().rstrip("/")
+        return _checked_base_url(base_url.strip().rstrip("/"), "extra base_url")
     host = (host or "").strip()
     if not host:
         host = DEFAULT_HOST
@@ -122,7 +126,23 @@ def resolve_base_url(host: str | None, schema: str | None, port: int | None, bas
         scheme = "http" if _is_loopback(hostname) else "https"
     netloc = f"{host}:{port}" if port and ":" not in host else host
     path = (schema or "").strip().strip("/") or host_path.strip("/") or DEFAULT_PATH
-    return f"{scheme}://{netloc}/{path}"
+    return _checked_base_url(f"{scheme}://{netloc}/{path}", "connection host")
+
+
+def _checked_base_url(url: str, origin: str) -> str:
+    """``url`` if it is a usable API base; the error never echoes it (it may hold credentials)."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise CogVideoConnectionConfigError(
+            f"{origin} must not contain credentials (user:password@host): the API key goes in the connection password"
+        )
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise CogVideoConnectionConfigError(f"{origin} has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CogVideoConnectionConfigError(f"{origin} must be a full http(s) URL such as {DEFAULT_BASE_URL!r}")
+    return url
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -143,21 +163,43 @@ def _mask(secret: str) -> None:
     mask_secret(secret)
 
 
-@dataclass(frozen=True)
-class CogVideoConnectionSettings:
-    """A validated view of the Airflow connection. ``api_key`` never appears in ``repr``."""
+def _number_extra(name: str) -> Any:
+    """A settings field bounded by its row of :data:`NUMBER_EXTRAS` (the form shows the same bounds)."""
+    extra = NUMBER_EXTRAS[name]
+    return Field(extra.default, ge=extra.minimum, le=extra.maximum)
+
+
+class CogVideoConnectionSettings(BaseModel):
+    """A validated, immutable view of the Airflow connection. ``api_key`` never appears in ``repr``.
+
+    Every field is checked when the settings are built, from a connection (:meth:`from_fields`) or
+    directly: numbers are finite and within :data:`NUMBER_EXTRAS`' bounds (integers stay integers,
+    ``2.9`` retries is refused, not truncated), booleans are booleans. Errors are
+    :class:`CogVideoConnectionConfigError` naming the extra, and they never echo the key.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, hide_input_in_errors=True)
 
     base_url: str
-    api_key: str = field(repr=False)
+    api_key: str = Field(repr=False)
     tier: str = "V0"
     auth: Literal["api_key", "jwt"] = "api_key"
-    request_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    max_retries: int = 3
-    retry_min_wait: float = 1.0
-    retry_max_wait: float = 30.0
-    jwt_ttl_seconds: float = 210.0
+    request_timeout: float = _number_extra("request_timeout")
+    connect_timeout: float = _number_extra("connect_timeout")
+    max_retries: int = _number_extra("max_retries")
+    retry_min_wait: float = _number_extra("retry_min_wait")
+    retry_max_wait: float = _number_extra("retry_max_wait")
+    jwt_ttl_seconds: float = _number_extra("jwt_ttl_seconds")
+    resend_submit_on_5xx: bool = False
     ignored_extras: tuple[str, ...] = ()
+
+    def __init__(self, **fields: Any) -> None:
+        """Validate; pydantic's complaint becomes a :class:`CogVideoConnectionConfigError`."""
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            key = str(fields.get("api_key") or "")
+            raise _config_error(exc, (key, key.partition(".")[2])) from None
 
     @classmethod
     def from_fields(
@@ -172,49 +214,75 @@ class CogVideoConnectionSettings:
         """Validate connection fields; errors name the field and never echo the key."""
         extra = dict(extra or {})
         api_key = (password or "").strip()
-        key_id, dot, secret = api_key.partition(".")
+        # An extra left empty in the form arrives as "" or None: it means "the default".
+        given = {name: extra[name] for name in _KNOWN_EXTRAS - {"base_url"} if extra.get(name) not in (None, "")}
+        settings = cls(
+            base_url=resolve_base_url(host, schema, port, extra.get("base_url")),
+            api_key=api_key,
+            ignored_extras=tuple(sorted(set(extra) - _KNOWN_EXTRAS)),
+            **given,
+        )
+        _mask(api_key)
+        _mask(api_key.partition(".")[2])
+        return settings
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_format(cls, v: str) -> str:
+        key_id, dot, secret = v.partition(".")
         if not dot or not key_id or not secret or "." in secret:
             raise CogVideoConnectionConfigError(
                 "connection password must be the API key in the form '<id>.<secret>' "
                 "(exactly one dot, both parts non-empty)"
             )
-        tier = str(extra.get("tier") or "V0").upper()
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        return _checked_base_url(v, "base_url")
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier(cls, v: Any) -> str:
+        tier = str(v).upper()
         if tier not in TIER_CONCURRENCY:
-            raise CogVideoConnectionConfigError(
-                f"extra tier must be one of {sorted(TIER_CONCURRENCY)}, got {extra.get('tier')!r}"
-            )
-        auth = str(extra.get("auth") or "api_key").lower()
+            raise CogVideoConnectionConfigError(f"extra tier must be one of {sorted(TIER_CONCURRENCY)}, got {v!r}")
+        return tier
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth(cls, v: Any) -> str:
+        auth = str(v).lower()
         if auth not in ("api_key", "jwt"):
-            raise CogVideoConnectionConfigError(f"extra auth must be 'api_key' or 'jwt', got {extra.get('auth')!r}")
+            raise CogVideoConnectionConfigError(f"extra auth must be 'api_key' or 'jwt', got {v!r}")
+        return auth
 
-        def number(name: str, default: float, *, minimum: float, integer: bool = False) -> Any:
-            raw = extra.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                value = int(raw) if integer else float(raw)
-            except (TypeError, ValueError):
-                raise CogVideoConnectionConfigError(f"extra {name} must be a number, got {raw!r}") from None
-            if value < minimum:
-                raise CogVideoConnectionConfigError(f"extra {name} must be >= {minimum}, got {raw!r}")
-            return value
+    @field_validator(*NUMBER_EXTRAS, mode="before")
+    @classmethod
+    def _not_a_bool(cls, v: Any) -> Any:
+        """``true`` is no number of seconds (pydantic would read it as 1)."""
+        if isinstance(v, bool):
+            raise ValueError("a boolean is not a number")
+        return v
 
-        settings = cls(
-            base_url=resolve_base_url(host, schema, port, extra.get("base_url")),
-            api_key=api_key,
-            tier=tier,
-            auth=auth,  # type: ignore[arg-type]
-            request_timeout=number("request_timeout", 60.0, minimum=1.0),
-            connect_timeout=number("connect_timeout", 10.0, minimum=0.5),
-            max_retries=number("max_retries", 3, minimum=0, integer=True),
-            retry_min_wait=number("retry_min_wait", 1.0, minimum=0.0),
-            retry_max_wait=number("retry_max_wait", 30.0, minimum=0.0),
-            jwt_ttl_seconds=number("jwt_ttl_seconds", 210.0, minimum=30.0),
-            ignored_extras=tuple(sorted(set(extra) - _KNOWN_EXTRAS)),
-        )
-        _mask(api_key)
-        _mask(secret)
-        return settings
+    @field_validator(RESEND_SUBMIT_ON_5XX, mode="before")
+    @classmethod
+    def _boolean(cls, v: Any) -> Any:
+        """``true``/``false``, or those words as the URI form of a connection gives them; nothing else."""
+        if isinstance(v, str) and v.strip().lower() in ("true", "false"):
+            return v.strip().lower() == "true"
+        if not isinstance(v, bool):
+            raise ValueError("not a boolean")
+        return v
+
+    @model_validator(mode="after")
+    def _waits_in_order(self) -> CogVideoConnectionSettings:
+        if self.retry_max_wait < self.retry_min_wait:
+            raise CogVideoConnectionConfigError(
+                f"extra retry_max_wait ({self.retry_max_wait:g}) must be >= retry_min_wait ({self.retry_min_wait:g})"
+            )
+        return self
 
     @property
     def key_id(self) -> str:
@@ -227,8 +295,37 @@ class CogVideoConnectionSettings:
 
     @property
     def transport_key(self) -> tuple[Any, ...]:
-        """What distinguishes one pooled HTTP client from another (never the key)."""
-        return (self.base_url, self.request_timeout, self.connect_timeout)
+        """What distinguishes one pooled HTTP client from another.
+
+        The credential is part of it (as a hash, never the key): two connections with different keys
+        must not share a client, whose cookie jar a server may tie to the account."""
+        credential = hashlib.sha256(self.api_key.encode()).hexdigest()
+        return (self.base_url, self.request_timeout, self.connect_timeout, credential)
+
+
+def _config_error(exc: ValidationError, secrets: Iterable[str]) -> CogVideoConnectionConfigError:
+    """pydantic's first complaint as the connection error it means; values shown are scrubbed of the key."""
+    err = exc.errors(include_url=False)[0]
+    original = (err.get("ctx") or {}).get("error")
+    if isinstance(original, CogVideoConnectionConfigError):
+        return original
+    name = str(err["loc"][0]) if err["loc"] else "connection"
+    shown = scrub(repr(err.get("input")), secrets, limit=80)
+    if name in NUMBER_EXTRAS:
+        return CogVideoConnectionConfigError(f"extra {name} must be {NUMBER_EXTRAS[name].allowed()}, got {shown}")
+    if name == RESEND_SUBMIT_ON_5XX:
+        return CogVideoConnectionConfigError(f"extra {name} must be true or false, got {shown}")
+    return CogVideoConnectionConfigError(f"connection field {name}: {err['msg']}")  # no value: it may be the key
+
+
+def _checked_max_retries(value: int | None) -> int | None:
+    """The hook's ``max_retries`` argument, held to the same bounds as the extra."""
+    bounds = NUMBER_EXTRAS["max_retries"]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds.minimum <= value <= bounds.maximum:
+        raise CogVideoValidationError("max_retries", f"must be {bounds.allowed()}, got {value!r}")
+    return value
 
 
 class _Credentials:
@@ -258,6 +355,10 @@ class _Credentials:
         with self._lock:
             self._token = None
 
+    def secrets(self) -> tuple[str | None, ...]:
+        """Everything a server could echo that must not be shown: the key, its secret, the current JWT."""
+        return self._settings.api_key, self._settings.api_key.partition(".")[2], self._token
+
     def _sign(self, now: float) -> str:
         import jwt
 
@@ -276,8 +377,8 @@ class _Credentials:
         return token
 
 
-# One pooled AsyncClient per (event loop, transport settings): triggers in one triggerer loop share
-# connections instead of opening a client per trigger or per poll.
+# One pooled AsyncClient per (event loop, transport settings and credential): triggers in one
+# triggerer loop share connections instead of opening a client per trigger or per poll.
 _ASYNC_CLIENTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], httpx.AsyncClient]] = (
     weakref.WeakKeyDictionary()
 )
@@ -289,17 +390,12 @@ def _user_agent() -> str:
     return f"{PACKAGE_NAME}/{__version__} httpx/{httpx.__version__}"
 
 
-def _scrub(text: str, settings: CogVideoConnectionSettings) -> str:
-    """Remove the key and its secret from server-provided text before it reaches an exception."""
-    secret = settings.api_key.partition(".")[2]
-    return text.replace(settings.api_key, "***").replace(secret, "***") if secret else text
-
-
 class CogVideoHook(BaseHook):
     """Talks to the CogVideoX / Vidu video generation API.
 
     :param cogvideo_conn_id: Airflow connection id (type ``cogvideo``).
-    :param max_retries: override the connection's retry count (``0`` = one attempt).
+    :param max_retries: override the connection's retry count (``0`` = one attempt), within the
+        same bounds as the ``max_retries`` extra.
     """
 
     conn_name_attr = "cogvideo_conn_id"
@@ -310,7 +406,7 @@ class CogVideoHook(BaseHook):
     def __init__(self, cogvideo_conn_id: str = DEFAULT_CONN_ID, *, max_retries: int | None = None) -> None:
         super().__init__()
         self.cogvideo_conn_id = cogvideo_conn_id
-        self._max_retries_override = max_retries
+        self._max_retries_override = _checked_max_retries(max_retries)
         self._settings: CogVideoConnectionSettings | None = None
         self._credentials: _Credentials | None = None
 
@@ -334,8 +430,8 @@ class CogVideoHook(BaseHook):
         )
 
     def _adopt(self, settings: CogVideoConnectionSettings) -> CogVideoConnectionSettings:
-        if self._max_retries_override is not None:
-            settings = dataclasses.replace(settings, max_retries=self._max_retries_override)
+        if self._max_retries_override is not None:  # already bounded by _checked_max_retries
+            settings = settings.model_copy(update={"max_retries": self._max_retries_override})
         if settings.ignored_extras:
             self.log.warning(
                 "Connection %s: unknown extras ignored: %s", self.cogvideo_conn_id, settings.ignored_extras
@@ -417,7 +513,7 @@ class CogVideoHook(BaseHook):
     def _raise_for_answer(self, response: httpx.Response) -> dict[str, Any]:
         """Return the JSON body of a 2xx answer; raise the taxonomy's exception otherwise."""
         settings = self._settings
-        assert settings is not None
+        assert settings is not None and self._credentials is not None
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -427,10 +523,11 @@ class CogVideoHook(BaseHook):
         code, message = _error_fields(body)
         if response.is_success:  # 2xx without a JSON object: treat as a server fault
             code, message = None, f"unexpected non-JSON answer ({len(response.content)} bytes)"
-        message = _scrub(message or response.reason_phrase or "no message", settings)
+        # Server text reaches exceptions, XCom and trigger events: without secrets, and capped.
+        message = scrub(message or response.reason_phrase or "no message", self._credentials.secrets())
         # An expired JWT (1003) is worth one more attempt: the next one signs a fresh token.
         resign = code == "1003" and settings.auth == "jwt"
-        if resign and self._credentials is not None:
+        if resign:
             self._credentials.invalidate()
         raise api_error(
             response.status_code,
@@ -450,7 +547,17 @@ class CogVideoHook(BaseHook):
             retry_after_cap=max(settings.retry_max_wait, MIN_RETRY_AFTER_CAP),
         )
 
-    def _retry_kwargs(self) -> dict[str, Any]:
+    def _resends_submit(self, exc: BaseException) -> bool:
+        """Whether a failed submit attempt is sent again: :data:`SUBMIT_POLICY`'s decision, where the
+        connection's ``resend_submit_on_5xx`` turns the 5xx row into a resend."""
+        if not isinstance(exc, CogVideoAPIError | CogVideoTransportError):
+            return False
+        answer = submit_answer(exc)
+        if answer == "server_error" and self.settings.resend_submit_on_5xx:
+            return True
+        return SUBMIT_POLICY[answer].decision == "resend"
+
+    def _retry_kwargs(self, retry: Callable[[BaseException], bool]) -> dict[str, Any]:
         from tenacity import retry_if_exception, stop_after_attempt
 
         settings = self._settings
@@ -470,64 +577,70 @@ class CogVideoHook(BaseHook):
         return dict(
             stop=stop_after_attempt(attempts),
             wait=self.backoff,
-            retry=retry_if_exception(lambda e: isinstance(e, CogVideoError) and e.retryable),
+            retry=retry_if_exception(retry),
             before_sleep=before_sleep,
             reraise=True,
         )
 
-    def _call(self, send: Callable[[], httpx.Response], *, submit_request_id: str | None, retry: bool) -> dict:
-        if not retry:  # one attempt: skip tenacity's machinery (triggers poll thousands of times)
-            return self._raise_for_answer(_send_sync(send, submit_request_id))
+    def _call(self, send: Callable[[], httpx.Response], *, retry: Callable[[BaseException], bool] | None) -> dict:
+        """One request, sent again while ``retry`` says so (None: one attempt)."""
+        if retry is None:  # one attempt: skip tenacity's machinery (triggers poll thousands of times)
+            return self._raise_for_answer(_send_sync(send))
         from tenacity import Retrying
 
-        for attempt in Retrying(**self._retry_kwargs()):
+        for attempt in Retrying(**self._retry_kwargs(retry)):
             with attempt:
-                return self._raise_for_answer(_send_sync(send, submit_request_id))
+                return self._raise_for_answer(_send_sync(send))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _acall(
-        self, send: Callable[[], Awaitable[httpx.Response]], *, submit_request_id: str | None, retry: bool
+        self, send: Callable[[], Awaitable[httpx.Response]], *, retry: Callable[[BaseException], bool] | None
     ) -> dict:
-        if not retry:
-            return self._raise_for_answer(await _send_async(send, submit_request_id))
+        """Async :meth:`_call`."""
+        if retry is None:
+            return self._raise_for_answer(await _send_async(send))
         from tenacity import AsyncRetrying
 
-        async for attempt in AsyncRetrying(**self._retry_kwargs()):
+        async for attempt in AsyncRetrying(**self._retry_kwargs(retry)):
             with attempt:
-                return self._raise_for_answer(await _send_async(send, submit_request_id))
+                return self._raise_for_answer(await _send_async(send))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ API
     def submit(self, request: VideoGenerationRequest) -> TaskResult:
-        """``POST /videos/generations``. Returns the new job (status PROCESSING) with its ``id``."""
+        """``POST /videos/generations``. Returns the new job (status PROCESSING) with its ``id``.
+
+        Resent (the same body, so the same ``request_id``) only as :data:`SUBMIT_POLICY` allows;
+        an answer that may follow a created job raises :class:`CogVideoAmbiguousSubmitError`."""
         self.settings  # noqa: B018 - resolve the connection before timing anything
         body = request.to_body()
-        answer = self._call(
-            lambda: self._client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
-            submit_request_id=request.request_id,
-            retry=True,
-        )
+        with _ambiguous_as_such(request):
+            answer = self._call(
+                lambda: self._client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
+                retry=self._resends_submit,
+            )
         return _submitted(answer, request)
 
     async def asubmit(self, request: VideoGenerationRequest) -> TaskResult:
         """Async :meth:`submit`."""
         client = await self._async_client()
         body = request.to_body()
-        answer = await self._acall(
-            lambda: client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
-            submit_request_id=request.request_id,
-            retry=True,
-        )
+        with _ambiguous_as_such(request):
+            answer = await self._acall(
+                lambda: client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
+                retry=self._resends_submit,
+            )
         return _submitted(answer, request)
 
     def get_task(self, job_id: str, *, retry: bool = True) -> TaskResult:
         """``GET /async-result/{id}``: the job's status and, on SUCCESS, its video and cover URLs.
 
-        (Named after the API's word for a job, *task*, like the official SDK's method.)"""
+        (Named after the API's word for a job, *task*, like the official SDK's method.) A query
+        creates nothing, so every retryable error is retried."""
         path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         self.settings  # noqa: B018
         answer = self._call(
-            lambda: self._client.get(path, headers=self._request_headers()), submit_request_id=None, retry=retry
+            lambda: self._client.get(path, headers=self._request_headers()), retry=_retryable if retry else None
         )
         return _queried(answer, job_id)
 
@@ -536,7 +649,7 @@ class CogVideoHook(BaseHook):
         path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         client = await self._async_client()
         answer = await self._acall(
-            lambda: client.get(path, headers=self._request_headers()), submit_request_id=None, retry=retry
+            lambda: client.get(path, headers=self._request_headers()), retry=_retryable if retry else None
         )
         return _queried(answer, job_id)
 
@@ -552,28 +665,33 @@ class CogVideoHook(BaseHook):
     @contextlib.contextmanager
     def stream_download(self, url: str) -> Iterator[httpx.Response]:
         """Open a result URL as a stream (status checked). Never sends the API key: result URLs are
-        public, signed CDN links, and the key must not travel to another host."""
+        public, signed CDN links, and the key must not travel to another host.
+
+        The URL comes from the API's answer, so it is not trusted to point anywhere: redirects are
+        followed one hop at a time and every hop is checked (:func:`_check_download_target`)."""
         import httpx
 
         settings = self.settings
-        if not url.startswith(("http://", "https://")):
-            raise CogVideoDownloadError(f"not an http(s) URL: {url!r}")
+        allow_loopback = _is_loopback(urlsplit(settings.base_url).hostname or "")
         with httpx.Client(
-            timeout=self._timeout(settings), headers={"User-Agent": _user_agent()}, follow_redirects=True
+            timeout=self._timeout(settings), headers={"User-Agent": _user_agent()}, follow_redirects=False
         ) as client:
+            response = _open_download(client, url, allow_loopback=allow_loopback)
+            shown = redact_url(str(response.url))
             try:
-                with client.stream("GET", url) as response:
-                    if not response.is_success:
-                        raise CogVideoDownloadError(
-                            f"download of {_redact_query(url)} answered HTTP {response.status_code}",
-                            http_status=response.status_code,
-                            retryable=response.status_code >= 500,
-                        )
-                    yield response
+                if not response.is_success:
+                    raise CogVideoDownloadError(
+                        f"download of {shown} answered HTTP {response.status_code}",
+                        http_status=response.status_code,
+                        retryable=response.status_code >= 500,
+                    )
+                yield response
             except httpx.TransportError as exc:
                 raise CogVideoDownloadError(
-                    f"download of {_redact_query(url)} failed: {type(exc).__name__}", retryable=True
+                    f"download of {shown} failed: {type(exc).__name__}", retryable=True
                 ) from exc
+            finally:
+                response.close()
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key without paying: query a job id that cannot exist.
@@ -605,15 +723,31 @@ async def aclose_clients() -> None:
         await client.aclose()
 
 
+def _retryable(exc: BaseException) -> bool:
+    """The retry rule of requests that create nothing (queries): the error table's flag."""
+    return isinstance(exc, CogVideoError) and exc.retryable
+
+
+@contextlib.contextmanager
+def _ambiguous_as_such(request: VideoGenerationRequest) -> Iterator[None]:
+    """A submit's last failure, raised as :data:`SUBMIT_POLICY` classes it: a failure whose row is
+    ambiguous (a job may exist) becomes :class:`CogVideoAmbiguousSubmitError`, named by request_id."""
+    try:
+        yield
+    except (CogVideoAPIError, CogVideoTransportError) as exc:
+        if SUBMIT_POLICY[submit_answer(exc)].decision != "ambiguous":
+            raise
+        raise CogVideoAmbiguousSubmitError(request.request_id, str(exc)) from exc
+
+
 def _checked_job_id(job_id: str) -> str:
     if not isinstance(job_id, str) or not _JOB_ID_RE.fullmatch(job_id):
-        raise CogVideoValidationError("job_id", f"must be 1-128 letters, digits, '.', '_' or '-', got {job_id!r}")
+        raise CogVideoValidationError(
+            "job_id",
+            "must be 1-128 letters, digits, '.', '_' or '-', and not dots only; "
+            f"got {scrub(repr(job_id), (), limit=80)}",
+        )
     return job_id
-
-
-def _redact_query(url: str) -> str:
-    """URLs of result files carry signatures in the query string: keep them out of messages."""
-    return url.split("?", 1)[0]
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None]:
@@ -640,40 +774,42 @@ def _sent_nothing(exc: Exception) -> bool:
     )
 
 
-def _transport_failure(exc: Exception, submit_request_id: str | None) -> CogVideoError:
-    """Classify an exception raised before an answer arrived.
-
-    For a submit, only failures that happen before the request leaves this machine are safe to
-    retry; a lost answer (read timeout, dropped connection) is ambiguous.
-    """
-    name = type(exc).__name__
-    if submit_request_id is not None and not _sent_nothing(exc):
-        return CogVideoAmbiguousSubmitError(submit_request_id, name)
-    return CogVideoTransportError(f"request failed before an answer arrived: {name}")
+def _transport_failure(exc: Exception) -> CogVideoTransportError:
+    """An exception raised before an answer arrived, with whether the request may have reached the
+    server (the submit policy resends only those that cannot have)."""
+    return CogVideoTransportError(
+        f"request failed before an answer arrived: {type(exc).__name__}", may_have_arrived=not _sent_nothing(exc)
+    )
 
 
-def _send_sync(send: Callable[[], httpx.Response], submit_request_id: str | None) -> httpx.Response:
+def _send_sync(send: Callable[[], httpx.Response]) -> httpx.Response:
     import httpx
 
     try:
         return send()
     except httpx.TransportError as exc:
-        raise _transport_failure(exc, submit_request_id) from exc
+        raise _transport_failure(exc) from exc
 
 
-async def _send_async(send: Callable[[], Awaitable[httpx.Response]], submit_request_id: str | None) -> httpx.Response:
+async def _send_async(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
     import httpx
 
     try:
         return await send()
     except httpx.TransportError as exc:
-        raise _transport_failure(exc, submit_request_id) from exc
+        raise _transport_failure(exc) from exc
 
 
 def _submitted(answer: dict[str, Any], request: VideoGenerationRequest) -> TaskResult:
+    """The job a 2xx submit answer describes. Without a job id that queries could use, the job may
+    exist (and be billed) but cannot be tracked: as ambiguous as a lost answer, never resent."""
     job = TaskResult.model_validate(answer)
-    if not job.id:  # accepted, maybe billed, but untrackable: as ambiguous as a lost answer
+    if not job.id:
         raise CogVideoAmbiguousSubmitError(request.request_id, "the submit answer carried no job id")
+    try:
+        _checked_job_id(job.id)
+    except CogVideoValidationError as exc:
+        raise CogVideoAmbiguousSubmitError(request.request_id, f"the submit answer's {exc}") from None
     if job.model is None or job.request_id is None:
         job = job.model_copy(
             update={"model": job.model or request.model, "request_id": job.request_id or request.request_id}
@@ -686,8 +822,83 @@ def _queried(answer: dict[str, Any], job_id: str) -> TaskResult:
     return job if job.id else job.model_copy(update={"id": job_id})
 
 
+# ---------------------------------------------------------------------------------------------------
+# Downloads: where a result URL may lead.
+
+
+def _open_download(client: httpx.Client, url: str, *, allow_loopback: bool) -> httpx.Response:
+    """GET ``url`` as a stream, following up to :data:`MAX_DOWNLOAD_REDIRECTS` redirects by hand so
+    that every hop is checked before anything is sent to it. Returns the first non-redirect answer."""
+    import httpx
+
+    target = url
+    for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
+        _check_download_target(target, allow_loopback=allow_loopback)
+        try:
+            response = client.send(client.build_request("GET", target), stream=True)
+        except httpx.TransportError as exc:
+            raise CogVideoDownloadError(
+                f"download of {redact_url(target)} failed: {type(exc).__name__}", retryable=True
+            ) from exc
+        if not response.has_redirect_location:
+            return response
+        response.close()
+        hop = str(response.url.join(response.headers["location"]))
+        if urlsplit(target).scheme == "https" and urlsplit(hop).scheme != "https":
+            raise CogVideoDownloadError(
+                f"download of {redact_url(url)} refused: {redact_url(target)} redirects from https to {redact_url(hop)}"
+            )
+        target = hop
+    raise CogVideoDownloadError(f"download of {redact_url(url)} refused: more than {MAX_DOWNLOAD_REDIRECTS} redirects")
+
+
+def _check_download_target(url: str, *, allow_loopback: bool) -> None:
+    """Refuse a download target that is not http(s) or that is (or resolves to) an address inside
+    this machine or its network: a hostile answer must not make a worker fetch its cloud metadata
+    service or an internal admin page. Loopback is allowed only when the API itself is on loopback."""
+    shown = redact_url(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CogVideoDownloadError(f"download refused: not an http(s) URL: {scrub(shown, (), limit=200)}")
+    for address in _addresses(parts.hostname, shown):
+        kind = _forbidden_kind(address, allow_loopback=allow_loopback)
+        if kind:
+            raise CogVideoDownloadError(
+                f"download of {shown} refused: {parts.hostname} is a {kind} address ({address})"
+            )
+
+
+def _addresses(hostname: str, shown: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a host name stands for: itself if literal, else what the resolver says.
+
+    Resolving here and letting httpx resolve again leaves a window for a name that changes between
+    the two lookups (DNS rebinding); closing it needs pinning the address in the transport."""
+    try:
+        return [ipaddress.ip_address(hostname)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CogVideoDownloadError(f"download of {shown}: cannot resolve {hostname}", retryable=True) from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _forbidden_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool) -> str | None:
+    """What makes ``address`` no place for a download (None: a public address)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return None if allow_loopback else "loopback"
+    for kind in ("unspecified", "link_local", "multicast", "private", "reserved"):
+        if getattr(address, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return None if address.is_global else "non-public"
+
+
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_DOWNLOAD_REDIRECTS",
     "CogVideoConnectionSettings",
     "CogVideoHook",
     "aclose_clients",

@@ -17,7 +17,6 @@ from airflow_provider_cogvideo.errors import (
     CogVideoAuthError,
     CogVideoBadRequestError,
     CogVideoContentPolicyError,
-    CogVideoDownloadError,
     CogVideoRateLimitError,
     CogVideoServerError,
     CogVideoTransportError,
@@ -25,6 +24,7 @@ from airflow_provider_cogvideo.errors import (
 )
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
 from airflow_provider_cogvideo.models import VideoGenerationRequest
+from airflow_provider_cogvideo.redact import MAX_SERVER_TEXT
 
 from .conftest import API_KEY, BASE_URL
 
@@ -77,10 +77,19 @@ def test_get_task_wire_format_and_id_filled_in(api, hook) -> None:
     assert (task.id, task.task_status, task.video_url) == ("8868902201637896192", "SUCCESS", "https://cdn.test/v.mp4")
 
 
-def test_job_id_is_checked_before_sending(api, hook) -> None:
+@pytest.mark.parametrize("job_id", ["../../etc/passwd", ".", "..", "...", "", "a/b", "1 2", "x" * 129])
+def test_job_id_is_checked_before_sending(api, hook, job_id) -> None:
     with pytest.raises(CogVideoValidationError, match="job_id"):
-        hook.get_task("../../etc/passwd")
+        hook.get_task(job_id)
+    with pytest.raises(CogVideoValidationError, match="not dots only"):
+        hook.job_url(job_id)
     assert not api.calls
+
+
+@pytest.mark.parametrize("job_id", ["8868902201637896192", "a.b", "a..b", ".5", "job_1-x"])
+def test_job_ids_with_dots_inside_are_fine(api, hook, job_id) -> None:
+    api.get(f"/async-result/{job_id}").mock(return_value=httpx.Response(200, json=SUCCESS))
+    assert hook.get_task(job_id).id == job_id
 
 
 def test_jwt_auth_is_verifiable_cached_and_masked(api, make_conn, monkeypatch) -> None:
@@ -226,7 +235,7 @@ def test_test_connection_makes_one_free_query(api, hook) -> None:
 def test_secrets_never_in_errors_or_logs(api, hook, caplog, capsys) -> None:
     caplog.set_level(logging.DEBUG)
     api.get("/async-result/1").mock(return_value=error(401, "1002", f"bad token Bearer {API_KEY} ({SECRET})"))
-    api.post("/videos/generations").mock(return_value=error(500, "500", f"echo {API_KEY}"))
+    api.post("/videos/generations").mock(return_value=error(503, "500", f"echo {API_KEY}"))
     with pytest.raises(CogVideoAuthError) as auth_exc:
         hook.get_task("1")
     with pytest.raises(CogVideoServerError) as server_exc:
@@ -237,17 +246,25 @@ def test_secrets_never_in_errors_or_logs(api, hook, caplog, capsys) -> None:
         assert SECRET not in text
 
 
-def test_download_streams_without_sending_the_key(hook) -> None:
-    with respx.mock() as mock:
-        route = mock.get("https://cdn.test/v.mp4").mock(return_value=httpx.Response(200, content=b"x" * 1000))
-        with hook.stream_download("https://cdn.test/v.mp4") as response:
-            assert b"".join(response.iter_bytes(100)) == b"x" * 1000
-        assert "authorization" not in route.calls.last.request.headers
-        mock.get("https://cdn.test/gone.mp4").mock(return_value=httpx.Response(403))
-        with pytest.raises(CogVideoDownloadError) as exc, hook.stream_download("https://cdn.test/gone.mp4?sig=s3cr3t"):
-            pass
-        assert exc.value.url_expired
-        assert "s3cr3t" not in str(exc.value)
+def test_server_text_is_scrubbed_of_the_current_jwt(api, make_conn) -> None:
+    make_conn(extra={"auth": "jwt", "max_retries": 0})
+    hook = CogVideoHook()
+    route = api.get("/async-result/1").mock(return_value=error(400, "1214", "placeholder"))
+    with pytest.raises(CogVideoBadRequestError):
+        hook.get_task("1")
+    token = route.calls.last.request.headers["authorization"].removeprefix("Bearer ")
+    route.mock(return_value=error(400, "1214", f"id invalid; your token was {token}"))
+    with pytest.raises(CogVideoBadRequestError) as exc:
+        hook.get_task("1")
+    assert token not in str(exc.value) and "your token was ***" in str(exc.value)
+
+
+def test_server_text_is_capped(api, hook) -> None:
+    api.get("/async-result/1").mock(return_value=error(400, "1214", "x" * 100_000))
+    with pytest.raises(CogVideoBadRequestError) as exc:
+        hook.get_task("1")
+    assert len(str(exc.value)) < MAX_SERVER_TEXT + 200
+    assert "more characters" in exc.value.api_message
 
 
 @pytest.mark.asyncio
@@ -260,6 +277,19 @@ async def test_async_paths_share_one_client_per_loop(api, make_conn) -> None:
     assert (await second.aget_task("1")).task_status == "SUCCESS"
     assert route.call_count == 2
     assert await first._async_client() is await second._async_client()
+    await aclose_clients()
+
+
+@pytest.mark.asyncio
+async def test_async_clients_are_not_shared_across_credentials(api, make_conn) -> None:
+    """Same endpoint and timeouts, different keys: two clients (cookie jars), keyed by a hash of the key."""
+    make_conn("cogvideo_a", password="keya.secreta")
+    make_conn("cogvideo_b", password="keyb.secretb")
+    a, b, a_again = CogVideoHook("cogvideo_a"), CogVideoHook("cogvideo_b"), CogVideoHook("cogvideo_a")
+    assert await a._async_client() is not await b._async_client()
+    assert await a._async_client() is await a_again._async_client()
+    for settings in (a.settings, b.settings):
+        assert not any(part in str(settings.transport_key) for part in settings.api_key.split("."))
     await aclose_clients()
 
 
