@@ -23,9 +23,13 @@ row for one request, ``"*"`` meaning "any value"; also lets an unknown, newer mo
 from __future__ import annotations
 
 import dataclasses
+import functools
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 
@@ -84,13 +88,44 @@ class ModelCapabilities:
     notes: str = ""
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> ModelCapabilities:
-        """A copy with some columns replaced (the per-request escape hatch)."""
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
+        """A copy with some columns replaced (the per-request escape hatch).
+
+        Each value is checked against its column's type first: a wrong one (``{"sizes": 5}``) would
+        otherwise surface later as a confusing error, or pass a check it should fail (a string is
+        "in" another string)."""
+        columns = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - set(columns))
         if unknown:
-            raise ValueError(f"capability_overrides: unknown column(s) {unknown}; allowed: {sorted(known - {'name'})}")
-        normalised = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return dataclasses.replace(self, **normalised)
+            raise CogVideoValidationError(
+                "capability_overrides", f"unknown column(s) {unknown}; allowed: {sorted(set(columns) - {'name'})}"
+            )
+        checked = {name: _checked_column(name, str(columns[name].type), v) for name, v in overrides.items()}
+        return dataclasses.replace(self, **checked)
+
+
+@functools.cache
+def _column_adapter(column: str) -> TypeAdapter[Any]:
+    """A validator for one column's type (the dataclass's annotation), built once, when first needed."""
+    return TypeAdapter(typing.get_type_hints(ModelCapabilities)[column])
+
+
+def _checked_column(column: str, expected: str, value: Any) -> Any:
+    """``value`` as ``column`` holds it (lists become tuples), if it fits the column's type; a
+    string in an option column must be :data:`ANY`."""
+    held = tuple(value) if isinstance(value, list) else value
+    option = column in dict(OPTION_COLUMNS).values()
+    try:
+        _column_adapter(column).validate_python(held, strict=True)
+        fits = not (option and isinstance(held, str) and held != ANY)
+    except ValidationError:
+        fits = False
+    if not fits:
+        if option:
+            expected = f"a list of allowed values, {ANY!r} (any value) or None (not supported)"
+        raise CogVideoValidationError(
+            "capability_overrides", f"column {column!r} must be {expected}, got {value!r} ({type(value).__name__})"
+        )
+    return held
 
 
 OPTION_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -279,12 +314,7 @@ def capabilities_for(model: str, overrides: Mapping[str, Any] | None = None) -> 
                 "(pass capability_overrides to use a model this provider does not know yet)",
             )
         row = dataclasses.replace(_PERMISSIVE, name=model)
-    if overrides:
-        try:
-            row = row.with_overrides(overrides)
-        except (ValueError, TypeError) as exc:
-            raise CogVideoValidationError("capability_overrides", str(exc)) from None
-    return row
+    return row.with_overrides(overrides) if overrides else row
 
 
 def allowed_text(allowed: Sequence[Any]) -> str:

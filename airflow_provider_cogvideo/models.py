@@ -27,6 +27,7 @@ from airflow_provider_cogvideo.capabilities import (
     check_option,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.redact import scrub
 
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
 
@@ -78,6 +79,8 @@ class VideoGenerationRequest(BaseModel):
     def _prompt_length(cls, v: str | None) -> str | None:
         if v is not None and len(v) > PROMPT_MAX_CHARS:
             raise CogVideoValidationError("prompt", f"{len(v)} characters is over the limit of {PROMPT_MAX_CHARS}")
+        if v and not v.strip():  # a template that rendered to blanks: paying for it buys a random video
+            raise CogVideoValidationError("prompt", f"is only whitespace ({len(v)} characters); describe the video")
         return v
 
     @field_validator("user_id")
@@ -90,10 +93,14 @@ class VideoGenerationRequest(BaseModel):
 
     @field_validator("request_id")
     @classmethod
-    def _request_id_length(cls, v: str) -> str:
+    def _request_id_form(cls, v: str) -> str:
+        """Bounded, and printable without whitespace: the id is logged and named in errors, where a CR
+        or LF would forge log lines."""
         lo, hi = REQUEST_ID_LENGTH
         if not lo <= len(v) <= hi:
             raise CogVideoValidationError("request_id", f"must be {lo} to {hi} characters, got {len(v)}")
+        if not v.isprintable() or any(ch.isspace() for ch in v):
+            raise CogVideoValidationError("request_id", f"must be printable characters without whitespace, got {v!r}")
         return v
 
     @model_validator(mode="after")
@@ -226,13 +233,16 @@ class TaskResult(BaseModel):
 
     @property
     def error_text(self) -> str | None:
-        """A FAIL reason if the server sent one (not documented; some clients look for these)."""
+        """A FAIL reason if the server sent one (not documented; some clients look for these), capped
+        at :data:`~airflow_provider_cogvideo.redact.MAX_SERVER_TEXT` characters."""
         extra = self.model_extra or {}
         err = extra.get("error")
         if isinstance(err, dict):
-            return f"{err.get('code', '')} {err.get('message', '')}".strip() or None
-        msg = extra.get("message") or extra.get("msg")
-        return str(msg) if msg else None
+            text = f"{err.get('code', '')} {err.get('message', '')}".strip()
+        else:
+            text = str(extra.get("message") or extra.get("msg") or "")
+        # Server text headed for messages, XCom and events: capped, so a server cannot flood them.
+        return scrub(text, ()) if text else None
 
 
 __all__ = ["TERMINAL_STATUSES", "TaskResult", "VideoGenerationRequest", "describe_image", "new_request_id"]

@@ -202,3 +202,61 @@ def test_poll_schedule_adaptive_and_fixed() -> None:
 def test_table_renders_for_docs() -> None:
     table = capability_table_markdown()
     assert all(f"`{m}`" in table for m in MODEL_CAPABILITIES)
+
+
+@pytest.mark.parametrize("prompt", [" ", "   ", "\n\t ", "\u3000"])
+def test_whitespace_only_prompt_is_refused_before_paying(prompt: str) -> None:
+    with pytest.raises(CogVideoValidationError, match="prompt: is only whitespace") as exc:
+        VideoGenerationRequest.build(prompt=prompt, image_url=URL)
+    assert exc.value.field == "prompt"
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    ["req-123\r\nINFO forged", "req-123456\n", "req 123456", "req\t123456", "req-\x00123456", "r\u2028123456"],
+)
+def test_request_id_is_printable_without_whitespace(request_id: str) -> None:
+    with pytest.raises(
+        CogVideoValidationError, match="request_id: must be printable characters without whitespace"
+    ) as exc:
+        VideoGenerationRequest.build(prompt="p", request_id=request_id)
+    assert "\n" not in str(exc.value) and "\r" not in str(exc.value)
+
+
+@pytest.mark.parametrize("request_id", ["req-123456", "af-0123456789abcdef", "请求-123456", "a:b/c=d+e~f"])
+def test_printable_request_ids_are_kept(request_id: str) -> None:
+    assert VideoGenerationRequest.build(prompt="p", request_id=request_id).to_body()["request_id"] == request_id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "column", "expected"),
+    [
+        ({"sizes": 5}, "sizes", "a list of allowed values, '*' (any value) or None"),
+        ({"sizes": "1280x720"}, "sizes", "a list of allowed values"),
+        ({"fps": ["30"]}, "fps", "a list of allowed values"),
+        ({"min_images": "x"}, "min_images", "int"),
+        ({"max_images": 2.5}, "max_images", "int"),
+        ({"with_audio": "yes"}, "with_audio", "bool"),
+        ({"prompt_required": 1}, "prompt_required", "bool"),
+        ({"image_max_bytes": None}, "image_max_bytes", "int"),
+        ({"family": "sora"}, "family", "Literal['cogvideox', 'vidu']"),
+    ],
+)
+def test_capability_overrides_of_the_wrong_type_name_column_and_type(overrides, column, expected) -> None:
+    with pytest.raises(CogVideoValidationError) as exc:
+        VideoGenerationRequest.build(prompt="p", capability_overrides=overrides)
+    assert exc.value.field == "capability_overrides"
+    assert f"column {column!r} must be {expected}" in str(exc.value)
+    assert repr(overrides[column]) in str(exc.value)
+
+
+def test_a_string_override_does_not_pass_as_a_substring() -> None:
+    """Before the type check, {"sizes": "1280x7200"} let size "280x7" through ('in' on a string)."""
+    with pytest.raises(CogVideoValidationError, match="column 'sizes'"):
+        VideoGenerationRequest.build(prompt="p", size="280x7", capability_overrides={"sizes": "1280x7200"})
+
+
+def test_fail_reason_is_capped() -> None:
+    failed = TaskResult.model_validate({"task_status": "FAIL", "error": {"code": "1301", "message": "x" * 100_000}})
+    assert failed.error_text is not None and len(failed.error_text) < 600
+    assert failed.error_text.startswith("1301 xxx") and "more characters" in failed.error_text
