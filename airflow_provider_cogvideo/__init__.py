@@ -120,7 +120,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-module": "airflow_provider_cogvideo.transfers.cogvideo_to_s3",
             }
         ],
-        "extra-links": ["airflow_provider_cogvideo.links.CogVideoVideoLink"],
+        "extra-links": [
+            "airflow_provider_cogvideo.links.CogVideoVideoLink",
+            "airflow_provider_cogvideo.links.CogVideoS3VideoLink",
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook",

@@ -13,12 +13,12 @@ seconds nor an HTTP date is ignored, never an exception.
 
 from __future__ import annotations
 
+import calendar
 import email.utils
 import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
 EQUAL_JITTER = (0.5, 1.0)
@@ -62,13 +62,11 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
             return None
-        if parsed.tzinfo is None:  # "-0000": RFC 2822's "UTC, origin unknown"
-            parsed = parsed.replace(tzinfo=UTC)
-        seconds = parsed.timestamp() - (time.time() if now is None else now)
+        # An HTTP date is UTC; a missing offset ("-0000", RFC 2822's "origin unknown") is UTC too.
+        seconds = calendar.timegm(parsed[:9]) - (parsed[9] or 0) - (time.time() if now is None else now)
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from airflow_provider_cogvideo.models import TaskResult
 
 XCOM_JOB_ID = "job_id"
-XCOM_JOB_URL = "job_url"
 XCOM_VIDEO_URL = "video_url"
+XCOM_S3_LINK = "video_s3_link"
+"""Where a person opens the transfer's S3 copy of the video (its extra link)."""
 XCOM_REQUEST = "request"
 """The summary of the request as sent (:meth:`VideoGenerationRequest.describe`), pushed at submit."""
 XCOM_ERROR = "error"
@@ -137,8 +138,8 @@ __all__ = [
     "JOB_KEEPS_RUNNING",
     "XCOM_ERROR",
     "XCOM_JOB_ID",
-    "XCOM_JOB_URL",
     "XCOM_REQUEST",
+    "XCOM_S3_LINK",
     "XCOM_VIDEO_URL",
     "CogVideoHookMixin",
     "as_bool",

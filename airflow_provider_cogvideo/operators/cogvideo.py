@@ -44,7 +44,6 @@ from airflow_provider_cogvideo.common import (
     DRY_RUN_STATUS,
     JOB_KEEPS_RUNNING,
     XCOM_JOB_ID,
-    XCOM_JOB_URL,
     XCOM_REQUEST,
     XCOM_VIDEO_URL,
     CogVideoHookMixin,
@@ -520,7 +519,6 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self._job_id = job_id
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
-        ti.xcom_push(key=XCOM_JOB_URL, value=self.hook.job_url(job_id))
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
             job = TaskResult(id=job_id, model=self._model(), task_status="PROCESSING")

@@ -12,7 +12,14 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.common import DEFAULT_TIMEOUT, XCOM_JOB_ID, CogVideoHookMixin, job_result, seconds
+from airflow_provider_cogvideo.common import (
+    DEFAULT_TIMEOUT,
+    XCOM_JOB_ID,
+    XCOM_VIDEO_URL,
+    CogVideoHookMixin,
+    job_result,
+    seconds,
+)
 from airflow_provider_cogvideo.errors import CogVideoError
 from airflow_provider_cogvideo.events import JobEvent, raise_for_event, read_event
 from airflow_provider_cogvideo.links import CogVideoVideoLink
@@ -69,7 +76,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
             return super().execute(context)
         job = self._query()
         if job.is_terminal:  # nothing to wait for: skip the deferral
-            return self._result(job)
+            return self._result(context, job)
         self.defer(
             trigger=CogVideoTaskTrigger(
                 job_id=self.job_id,
@@ -91,9 +98,11 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
                 raise AirflowException(f"Cannot query job {self.job_id} right now: {exc}") from None
             raise AirflowFailException(f"Cannot query job {self.job_id}: {exc}") from None
 
-    def _result(self, job: TaskResult) -> dict[str, Any]:
+    def _result(self, context: Context, job: TaskResult) -> dict[str, Any]:
         if job.task_status == "FAIL":
             raise AirflowFailException(f"CogVideo job {self.job_id} ended with task_status FAIL")
+        if job.video_url:
+            context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=job.video_url)  # what the extra link opens
         return job_result(job, hook=self.hook, metadata=self.metadata, request={"model": job.model})
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -101,7 +110,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         if not job.is_terminal:
             self.log.info("Job %s is %s", self.job_id, job.task_status)
             return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(job))
+        return PokeReturnValue(is_done=True, xcom_value=self._result(context, job))
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         job_event = read_event(event, JobEvent)
@@ -109,4 +118,4 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
             # A sensor that ran out of time has answered its question; retrying would wait again.
             raise AirflowSensorTimeout(f"Sensor timed out: {job_event.message}")
         raise_for_event(job_event)
-        return self._result(TaskResult.model_validate(job_event.result))
+        return self._result(context, TaskResult.model_validate(job_event.result))

@@ -437,15 +437,23 @@ def test_no_state_store_warns_what_protection_remains(api, capsys, caplog) -> No
     assert "task_state_store is not available" in logged
 
 
-def test_extra_link_prefers_the_video_then_the_job(monkeypatch) -> None:
+def test_extra_link_opens_the_video_while_valid_never_the_api(api, context, monkeypatch) -> None:
     from airflow_provider_cogvideo import links as module
 
-    stored = {"job_url": f"{BASE_URL}/async-result/{JOB}"}
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    op = operator()
+    defer(op, context)
+    assert not any(str(v).startswith(BASE_URL) for v in context["ti"].xcom.values()), "no API URL for a browser"
+    stored: dict[str, str] = {}
     monkeypatch.setattr(module.XCom, "get_value", lambda key, ti_key: stored.get(key))
     link = module.CogVideoVideoLink()
-    assert link.get_link(operator(), ti_key=None) == stored["job_url"]
+    assert link.get_link(op, ti_key=None) == "", "nothing to open while the job renders"
     stored["video_url"] = VIDEO["url"]
-    assert link.get_link(operator(), ti_key=None) == VIDEO["url"]
+    assert link.get_link(op, ti_key=None) == VIDEO["url"]
+    stored["video_url"] = f"{VIDEO['url']}?expires={int(time.time()) + 600}&signature=s"
+    assert link.get_link(op, ti_key=None) == stored["video_url"]
+    stored["video_url"] = f"{VIDEO['url']}?expires={int(time.time()) - 1}&signature=s"
+    assert link.get_link(op, ti_key=None) == "", "an expired signed URL is not offered"
 
 
 def test_on_kill_on_the_worker_names_the_job(api, context, capsys, caplog) -> None:
