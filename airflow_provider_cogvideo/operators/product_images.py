@@ -13,14 +13,22 @@ Per image:
 * PNG or JPEG (RGB / L) up to ``image_max_bytes`` (5 MB, the CogVideoX limit): used as is;
 * decodable but another format (WebP, GIF, BMP, TIFF, CMYK JPEG…) or too big: re-encoded to an RGB
   JPEG that fits, stored under ``staging_prefix`` (quality, then size, reduced until it fits);
-* undecodable, an unreadable sidecar, or a duplicate product id: rejected, with the reason in the
-  log and in the XCom key ``rejected``; if nothing is usable the task fails.
+* undecodable, over the pixel budget (:data:`~airflow_provider_cogvideo.images.MAX_IMAGE_PIXELS`,
+  checked from the header before any pixel is decoded), over
+  :data:`~airflow_provider_cogvideo.images.MAX_SOURCE_BYTES`, an unreadable sidecar, or a duplicate
+  product id: rejected, with the reason in the log and in the XCom key ``rejected``; if nothing is
+  usable the task fails.
+
+Every object is read with a cap (images, sidecars, the catalog): its ``ContentLength`` first, and a
+read that stops one byte past the cap, so an object that grew since it was listed costs no more.
 
 Product fields come from ``<image name>.json`` next to the image and/or one ``catalog_key`` (CSV with
 a ``product_id`` column, or JSON: a list of objects with ``product_id`` or an object keyed by it);
 the sidecar wins. Missing fields are fine: a placeholder without a value renders as an empty string
 (with a warning), so a product without a sidecar still gets a prompt. Lists render as ``a, b, c``.
 Prompts are whitespace-normalised and cut at a word boundary to 512 characters (with a warning).
+Product fields that are http(s) URLs lose their query string (:func:`~.redact.redact_url`): a presigned
+link's signature would otherwise travel through XCom, logs, prompts and the videos' object metadata.
 """
 
 from __future__ import annotations
@@ -39,10 +47,17 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS, PROMPT_MAX_CHARS, MiB
+from airflow_provider_cogvideo.capabilities import (
+    COGVIDEOX_IMAGE_FORMATS,
+    MODEL_CAPABILITIES,
+    PROMPT_MAX_CHARS,
+    MiB,
+)
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import inspect_image
-from airflow_provider_cogvideo.s3 import get_or_none, head_or_none, s3_uri
+from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, inspect_image
+from airflow_provider_cogvideo.polling import bounded
+from airflow_provider_cogvideo.redact import redact_url
+from airflow_provider_cogvideo.s3 import ObjectTooLargeError, get_or_none, head_or_none, read_capped, s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,10 +69,20 @@ IMAGE_EXTENSIONS = frozenset(
 SIDECAR_EXTENSION = ".json"
 # Pillow modes a PNG/JPEG may have and still be sent unchanged (CMYK/16-bit/palette JPEGs are not).
 _PASS_THROUGH_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
-# Never read more than this into memory: nothing this big is a product photo.
-_MAX_SOURCE_BYTES = 100 * MiB
+_MAX_SIDECAR_BYTES = 1 * MiB
+"""A sidecar holds one product's fields: a megabyte is thousands of prompts' worth."""
+_MAX_CATALOG_BYTES = 32 * MiB
+"""Tens of thousands of products with long descriptions; parsed, a catalog costs a few times this."""
 _JPEG_QUALITIES = (90, 80, 70)
 _MIN_LONG_SIDE = 512
+IMAGE_MAX_BYTES_RANGE = (64 * 1024, max(c.image_max_bytes for c in MODEL_CAPABILITIES.values()))
+"""``image_max_bytes``: from what a JPEG of :data:`_MIN_LONG_SIDE` pixels (the smallest re-encode)
+needs, to the largest image any model accepts."""
+MAX_PROMPT_CHARS_RANGE = (1, PROMPT_MAX_CHARS)
+"""``max_prompt_chars``: the API refuses longer prompts."""
+MAX_PRODUCTS_RANGE = (1, 10_000)
+"""``max_products``: the products travel as one XCom value (about 1 KB each); a bigger batch is
+several runs, each checked and priced on its own."""
 
 
 @dataclass
@@ -129,6 +154,11 @@ def _parse_catalog(key: str, raw: bytes) -> dict[str, dict[str, Any]]:
     return catalog
 
 
+def _without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Product fields with every http(s) URL (alone or in a list) cut to scheme, host and path."""
+    return {k: [redact_url(x) for x in v] if isinstance(v, list) else redact_url(v) for k, v in fields.items()}
+
+
 def _to_rgb(img: PILImage.Image) -> PILImage.Image:
     """Flatten transparency onto white: JPEG has no alpha, and black backgrounds look broken."""
     from PIL import Image
@@ -172,9 +202,11 @@ class S3ProductImagesOperator(BaseOperator):
     :param only_new_in_data_interval: keep only images modified within the run's data interval.
     :param processed_key_template: keep only products whose output does not exist yet, e.g.
         ``"videos/{product_id}.mp4"`` (checked with HEAD in the same bucket).
-    :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB).
-    :param max_prompt_chars: prompts are cut at a word boundary to this length.
-    :param max_products: process at most this many products (sorted by key), as a spending guard.
+    :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB); 64 KiB to
+        50 MiB (:data:`IMAGE_MAX_BYTES_RANGE`).
+    :param max_prompt_chars: prompts are cut at a word boundary to this length; 1 to 512.
+    :param max_products: process at most this many products (sorted by key), as a spending guard;
+        1 to 10,000, or None for all.
     """
 
     template_fields: Sequence[str] = (
@@ -213,9 +245,11 @@ class S3ProductImagesOperator(BaseOperator):
         self.catalog_key = catalog_key
         self.only_new_in_data_interval = only_new_in_data_interval
         self.processed_key_template = processed_key_template
-        self.image_max_bytes = image_max_bytes
-        self.max_prompt_chars = max_prompt_chars
-        self.max_products = max_products
+        self.image_max_bytes = bounded("image_max_bytes", image_max_bytes, IMAGE_MAX_BYTES_RANGE, integer=True)
+        self.max_prompt_chars = bounded("max_prompt_chars", max_prompt_chars, MAX_PROMPT_CHARS_RANGE, integer=True)
+        self.max_products = (
+            None if max_products is None else bounded("max_products", max_products, MAX_PRODUCTS_RANGE, integer=True)
+        )
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -262,8 +296,8 @@ class S3ProductImagesOperator(BaseOperator):
     def _uri(self, key: str) -> str:
         return s3_uri(self.s3_bucket, key)
 
-    def _read(self, key: str) -> bytes:
-        return self._client.get_object(Bucket=self.s3_bucket, Key=key)["Body"].read()
+    def _read(self, key: str, max_bytes: int) -> bytes:
+        return read_capped(self._client, self.s3_bucket, key, max_bytes)
 
     def _exists(self, key: str) -> bool:
         return head_or_none(self._client, self.s3_bucket, key) is not None
@@ -272,8 +306,8 @@ class S3ProductImagesOperator(BaseOperator):
         if not self.catalog_key:
             return {}
         try:
-            return _parse_catalog(self.catalog_key, self._read(self.catalog_key))
-        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            return _parse_catalog(self.catalog_key, self._read(self.catalog_key, _MAX_CATALOG_BYTES))
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:  # ObjectTooLargeError included
             raise AirflowFailException(f"catalog {self._uri(self.catalog_key)} is unreadable: {exc}") from None
 
     # ------------------------------------------------------------------ listing
@@ -338,11 +372,13 @@ class S3ProductImagesOperator(BaseOperator):
     # ------------------------------------------------------------------ one product
     def _sidecar(self, candidate: _Candidate) -> dict[str, Any]:
         key = posixpath.splitext(candidate.key)[0] + SIDECAR_EXTENSION
-        raw = get_or_none(self._client, self.s3_bucket, key)
-        if raw is None:
-            return {}
         try:
+            raw = get_or_none(self._client, self.s3_bucket, key, max_bytes=_MAX_SIDECAR_BYTES)
+            if raw is None:
+                return {}
             data = json.loads(raw.decode("utf-8-sig"))
+        except ObjectTooLargeError as exc:
+            raise _Rejected(f"sidecar {exc}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise _Rejected(f"sidecar {self._uri(key)} is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
@@ -350,9 +386,9 @@ class S3ProductImagesOperator(BaseOperator):
         return data
 
     def _prepare(self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        if candidate.size > _MAX_SOURCE_BYTES:
+        if candidate.size > MAX_SOURCE_BYTES:
             raise _Rejected(f"{candidate.size / MiB:.0f} MiB is too big to be a product photo")
-        fields: dict[str, Any] = {**catalog.get(candidate.product_id, {}), **self._sidecar(candidate)}
+        fields = _without_signatures({**catalog.get(candidate.product_id, {}), **self._sidecar(candidate)})
         fields["product_id"] = candidate.product_id
         image_uri, reencoded = self._checked_image(candidate)
 
@@ -375,20 +411,22 @@ class S3ProductImagesOperator(BaseOperator):
         """The S3 URI to send and whether it was re-encoded; raises _Rejected if undecodable."""
         from PIL import Image
 
-        data = self._read(candidate.key)
         try:
+            data = self._read(candidate.key, MAX_SOURCE_BYTES)
             info = inspect_image(data, label=self._uri(candidate.key))
+        except ObjectTooLargeError as exc:
+            raise _Rejected(f"too big to be a product photo: {exc}") from None
         except CogVideoValidationError as exc:
             raise _Rejected(exc.reason) from None
         too_big = info.n_bytes > self.image_max_bytes
         if info.format in COGVIDEOX_IMAGE_FORMATS and info.mode in _PASS_THROUGH_MODES and not too_big:
             return self._uri(candidate.key), False
         why = f"{info.format} {info.mode}" + (f", {info.n_bytes / MiB:.1f} MiB" if too_big else "")
-        try:
+        try:  # within the pixel budget: inspect_image refused anything bigger from its header
             with Image.open(io.BytesIO(data)) as img:
                 jpeg = reencode_jpeg(img, self.image_max_bytes)
-        except ValueError as exc:
-            raise _Rejected(f"cannot be re-encoded to fit ({exc})") from None
+        except (ValueError, OSError, Image.DecompressionBombError) as exc:
+            raise _Rejected(f"cannot be re-encoded to fit ({type(exc).__name__}: {exc})") from None
         staged = f"{self._staging}{candidate.product_id}.jpg"
         self._client.put_object(
             Bucket=self.s3_bucket,

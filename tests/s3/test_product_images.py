@@ -184,3 +184,124 @@ def test_cmyk_jpeg_is_reencoded(s3: Any, bucket: str) -> None:
     assert product["image"].endswith("/incoming/_staged/c.jpg")
     staged = s3.get_object(Bucket=bucket, Key="incoming/_staged/c.jpg")["Body"].read()
     assert Image.open(io.BytesIO(staged)).mode == "RGB"
+
+
+# ------------------------------------------------------------------ memory bombs and caps
+def png_bomb() -> bytes:
+    """A few KB of PNG whose header announces 6400x6400 = 40.96 MP, just over the pixel budget."""
+    from airflow_provider_cogvideo.images import MAX_IMAGE_PIXELS
+
+    assert MAX_IMAGE_PIXELS < 6400 * 6400
+    return image_bytes("PNG", (6400, 6400), mode="1")
+
+
+def test_png_bomb_is_rejected_before_it_is_decoded(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    put(s3, bucket, "incoming/bomb.png", png_bomb())
+    put(s3, bucket, "incoming/mug.png", image_bytes("PNG"))
+    decoded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    context = make_context()
+    assert sorted(by_product(operator(bucket).execute(context))) == ["mug"]
+    (rejected,) = pushed(context, "rejected")
+    assert rejected["image"].endswith("/incoming/bomb.png")
+    assert "6400x6400 is 41.0 megapixels, over the 40-megapixel budget" in rejected["reason"]
+    assert (6400, 6400) not in decoded, "the bomb's pixels are never decoded"
+
+
+def test_pillow_bomb_warning_and_error_are_rejections(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Pillow's threshold lowered by a deployment, its warning and error reject the image
+    (before, the warning let it be decoded and re-encoded in full)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    put(s3, bucket, "incoming/warned.png", image_bytes("PNG", (120, 100)))  # over 1x: Pillow warns
+    put(s3, bucket, "incoming/refused.png", image_bytes("PNG", (150, 150)))  # over 2x: Pillow raises
+    put(s3, bucket, "incoming/small.png", image_bytes("PNG", (64, 48)))
+    context = make_context()
+    assert sorted(by_product(operator(bucket).execute(context))) == ["small"]
+    reasons = {r["image"].rsplit("/", 1)[1]: r["reason"] for r in pushed(context, "rejected")}
+    assert sorted(reasons) == ["refused.png", "warned.png"]
+    assert all(reason.startswith("image too large to decode safely") for reason in reasons.values())
+
+
+def test_image_that_grew_after_listing_is_read_only_up_to_the_cap(
+    s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_cogvideo.operators import product_images
+
+    monkeypatch.setattr(product_images, "MAX_SOURCE_BYTES", 1 * MiB)
+    put(s3, bucket, "incoming/grows.png", image_bytes("PNG"))
+    put(s3, bucket, "incoming/mug.png", image_bytes("PNG"))
+    listed = S3ProductImagesOperator._list_candidates
+
+    def list_then_grow(self: S3ProductImagesOperator, context: Any) -> Any:
+        found = listed(self, context)
+        put(s3, bucket, "incoming/grows.png", image_bytes("PNG", (800, 800), noise=True))  # ~1.9 MB now
+        return found
+
+    monkeypatch.setattr(S3ProductImagesOperator, "_list_candidates", list_then_grow)
+    context = make_context()
+    assert sorted(by_product(operator(bucket).execute(context))) == ["mug"]
+    (rejected,) = pushed(context, "rejected")
+    assert rejected["reason"].startswith(f"too big to be a product photo: s3://{bucket}/incoming/grows.png holds")
+    assert rejected["reason"].endswith(f"over the limit of {MiB} bytes")
+
+
+def test_oversized_sidecar_and_catalog_are_refused(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_cogvideo.operators import product_images
+
+    put(s3, bucket, "incoming/a.png", image_bytes("PNG"))
+    put(s3, bucket, "incoming/a.json", sidecar("A", notes="x" * (1 * MiB)))  # just over 1 MiB
+    put(s3, bucket, "incoming/b.png", image_bytes("PNG"))
+    context = make_context()
+    assert sorted(by_product(operator(bucket).execute(context))) == ["b"]
+    (rejected,) = pushed(context, "rejected")
+    assert rejected["reason"].startswith(f"sidecar s3://{bucket}/incoming/a.json holds")
+    assert rejected["reason"].endswith(f"over the limit of {MiB} bytes")
+
+    monkeypatch.setattr(product_images, "_MAX_CATALOG_BYTES", 1024)
+    put(s3, bucket, "incoming/catalog.csv", "product_id,title\n" + "b,Kettle\n" * 200)
+    with pytest.raises(AirflowFailException, match=r"catalog .*catalog\.csv is unreadable: .* over the limit of 1024"):
+        operator(bucket, catalog_key="incoming/catalog.csv").execute(make_context())
+
+
+def test_signed_urls_in_product_fields_are_redacted(s3: Any, bucket: str, caplog: pytest.LogCaptureFixture) -> None:
+    signed = "https://cdn.test/ref/mug.jpg?X-Amz-Signature=sig123&X-Amz-Security-Token=tok456"
+    put(s3, bucket, "incoming/mug.png", image_bytes("PNG"))
+    put(s3, bucket, "incoming/mug.json", sidecar("Mug", reference=signed, gallery=[signed, "plain"]))
+    caplog.set_level("DEBUG")
+    context = make_context()
+    (product,) = operator(bucket, prompt_template="{title} like {reference}").execute(context)
+    shown = "https://cdn.test/ref/mug.jpg?<redacted>"
+    assert product["metadata"]["reference"] == shown
+    assert product["metadata"]["gallery"] == [shown, "plain"]
+    assert product["prompt"] == f"Mug like {shown}"
+    everything = json.dumps(product) + caplog.text + repr(context["ti"].mock_calls)
+    assert "sig123" not in everything and "tok456" not in everything
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"image_max_bytes": 0}, "image_max_bytes"),
+        ({"image_max_bytes": 10**12}, "image_max_bytes"),
+        ({"image_max_bytes": True}, "image_max_bytes"),
+        ({"max_prompt_chars": 0}, "max_prompt_chars"),
+        ({"max_prompt_chars": 513}, "max_prompt_chars"),
+        ({"max_products": 0}, "max_products"),
+        ({"max_products": 10**6}, "max_products"),
+        ({"max_products": 2.5}, "max_products"),
+    ],
+)
+def test_numeric_parameters_are_bounded(kwargs: dict[str, Any], name: str) -> None:
+    (value,) = kwargs.values()
+    with pytest.raises(ValueError, match=rf"^{name}: ") as exc_info:
+        operator("b", **kwargs)
+    assert repr(value) in str(exc_info.value) and " to " in str(exc_info.value), "the value and the range"
+    assert operator("b", max_products=None).max_products is None
