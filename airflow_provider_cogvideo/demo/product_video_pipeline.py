@@ -9,11 +9,14 @@
 * ``product`` is a task group mapped over the products: ``generate`` (image-to-video, in the
   ``cogvideo`` pool) then ``upload`` (streams the MP4 and cover into ``output_bucket``). Because the
   whole group is mapped, one product's failure leaves the other products' uploads running.
-* ``manifest`` (runs whatever happened) writes ``manifests/<ds>/<run_id>.json`` to the output bucket:
+* ``manifest`` (runs whatever happened) writes ``manifests/<day>/<run_id>.json`` to the output bucket:
   per product the video URI, sha256, job id, model, prompt, price and status (``uploaded``,
   ``failed`` with the error, ``ambiguous`` with the ``request_id`` to look up in the console: a job
   may exist and be billed, ``rejected`` at ingestion with the reason, or ``planned`` in a dry run),
   the estimated and the actual cost, and logs the run's total.
+
+``<day>`` in every key is the run's logical date, or, for a run triggered without one (Airflow 3:
+the CLI, the REST API or the UI may leave it unset), the day it was triggered for (``run_after``).
 
 Params: ``dry_run`` validates and prices everything, sends nothing, and writes the manifest as a plan
 with what the run *would* cost; ``max_total_price`` (unset = no limit) is the run's budget.
@@ -41,6 +44,10 @@ POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
 # Fixed seconds between polls, for renders of seconds (the emulator in `make demo` and the integration
 # test); unset, the adaptive schedule suits real renders of minutes.
 POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or None
+# "none" for manually triggered runs only (the real-Airflow test triggers without a logical date).
+SCHEDULE = None if os.environ.get("COGVIDEO_PIPELINE_SCHEDULE", "@daily").lower() == "none" else "@daily"
+RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
+"""The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""
 PROMPT = (
     "{title}: {selling_points}. Product video in a {style} style, the product turning slowly in soft "
     "studio light, gentle camera push-in."
@@ -49,7 +56,7 @@ PROMPT = (
 with DAG(
     dag_id="product_video_pipeline",
     description="Product images in S3 -> CogVideoX videos -> S3, with a manifest",
-    schedule="@daily",
+    schedule=SCHEDULE,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -72,7 +79,7 @@ with DAG(
         task_id="ingest",
         s3_bucket="{{ params.source_bucket }}",
         prefix="{{ params.source_prefix }}",
-        staging_prefix="staging/{{ ds }}/",
+        staging_prefix=f"staging/{RUN_DAY}/",
         prompt_template=PROMPT,
     )
 
@@ -96,7 +103,7 @@ with DAG(
             task_id="upload",
             result=video.output,
             s3_bucket="{{ params.output_bucket }}",
-            s3_key="videos/{{ ds }}/{metadata[product_id]}.mp4",
+            s3_key=f"videos/{RUN_DAY}/{{metadata[product_id]}}.mp4",
             replace=True,
         )
 
@@ -224,7 +231,9 @@ with DAG(
             "budget": estimate.get("budget"),
             "currency": currency or estimate.get("currency"),
         }
-        key = f"manifests/{context['ds']}/{context['run_id']}.json".replace(":", "_").replace("+", "_")
+        dag_run = context["dag_run"]
+        day = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
+        key = f"manifests/{day}/{context['run_id']}.json".replace(":", "_").replace("+", "_")
         S3Hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=params["output_bucket"], replace=True)
         if document["plan"]:
             print(

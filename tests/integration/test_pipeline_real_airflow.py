@@ -83,7 +83,11 @@ def _deployment(home: Path, api_port: int, emulator: EmulatorHandle, s3: Seaweed
             "aws_default": json.dumps(aws_connection_json(s3)),
         },
         config=config,
-        extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": str(POLL_SECONDS), "COGVIDEO_PIPELINE_MODEL": MODEL},
+        extra_env={
+            "COGVIDEO_PIPELINE_POLL_INTERVAL": str(POLL_SECONDS),
+            "COGVIDEO_PIPELINE_MODEL": MODEL,
+            "COGVIDEO_PIPELINE_SCHEDULE": "none",
+        },
     )
 
 
@@ -191,10 +195,12 @@ def test_pipeline_with_scheduler_and_triggerer(
             alive = components.check_alive
             wait_until(lambda: _api_healthy(api_port), timeout=90, what="the api-server", alive=alive)
             wait_until(lambda: _dag_parsed(env), timeout=90, what="the DAG to be parsed", alive=alive)
-            # Unpausing makes the scheduler create today's run (@daily, catchup=False): the scheduled path.
+            # A manual run from the CLI, as Airflow 3 makes it: no logical date (keys use run_after's day).
             env.run("dags", "unpause", PIPELINE_DAG_ID)
+            env.run("dags", "trigger", PIPELINE_DAG_ID)
             monitor.start()
-            run_id, _ = wait_until(lambda: _run_state(env), timeout=60, what="the scheduled run", alive=alive)
+            run_id, _ = wait_until(lambda: _run_state(env), timeout=60, what="the triggered run", alive=alive)
+            assert env.query("SELECT logical_date FROM dag_run WHERE run_id = ?", run_id) == [(None,)]
 
             # Kill the triggerer while several jobs render, then start a new one.
             def rendering() -> bool:
@@ -233,7 +239,7 @@ def test_pipeline_with_scheduler_and_triggerer(
             raise
     elapsed = time.monotonic() - started
 
-    # One run (the scheduled one), every product through generate and upload. Airflow may retry a
+    # One run (the triggered one), every product through generate and upload. Airflow may retry a
     # generation task (a triggerer restart, an executor race that marks a finished try up_for_retry):
     # a retry reconnects to its job or returns the finished one, so it never costs a second job.
     assert len(env.query("SELECT 1 FROM dag_run WHERE dag_id = ?", PIPELINE_DAG_ID)) == 1
