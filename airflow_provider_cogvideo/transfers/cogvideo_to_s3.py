@@ -12,6 +12,12 @@ aborted deterministically. Here the multipart upload is explicit:
   ``upload_file`` speed; boto3's ``upload_fileobj`` on the same stream grows 150-200 MiB);
 * sha256 and the byte count are computed while streaming; a body shorter than ``Content-Length`` (or
   a dropped connection) aborts the multipart upload, so no partial object ever becomes visible;
+* sizes are capped as the body is read, not only from ``Content-Length`` (a gzip or chunked body has
+  none to trust): the video at ``max_video_bytes`` (4 GiB), the cover at 50 MiB. A ``Content-Length``
+  over the cap is refused before anything is uploaded; a body that grows past it is cut off and the
+  multipart upload aborted. The counting lives in the reader (``_chunks``), whatever uploads the
+  parts. (A compressed body is counted decoded; one network read may expand by zlib's ratio, ~1000x
+  of 64 KiB, before the count sees it.)
 * everything known before the download (job id, model, request id, prompt hash, product metadata) is
   set as object metadata when the upload is created; the sha256, only known at the end, is recorded
   as the object **tag** ``sha256`` right after completion (S3 metadata cannot change without copying
@@ -35,6 +41,17 @@ recorded sha256, ``replace=False``                           sha256 → leave al
 
 Signed result URLs expire: a 403/404/410 on download makes the operator query the job once for fresh
 URLs (``CogVideoHook.get_task``) and retry; then it fails naming the job id.
+
+What may be shown: result URLs carry signatures (``X-Amz-Signature``, ``X-Amz-Security-Token``...).
+They appear in messages only through :func:`~.redact.redact_url`, and the returned dict carries them
+redacted too (``video_url``/``cover_image_url``: scheme, host and path): downstream tasks and
+manifests use ``s3_uri``/``cover_s3_uri``, and a signed URL expires anyway. URLs in product metadata
+are redacted in the object metadata (anyone allowed to HEAD the object reads it); the ``metadata``
+dict itself is returned as given (ingestion already strips signatures from product fields).
+
+Keys cannot leave their prefix: the ``{…}`` placeholders of ``s3_key``/``cover_s3_key`` are result
+fields or indexes of one (``{id}``, ``{metadata[product_id]}``), never attributes, conversions or
+format specs, and a value that is empty or holds ``/``, ``\\`` or ``..`` is refused.
 """
 
 from __future__ import annotations
@@ -43,6 +60,7 @@ import hashlib
 import json
 import posixpath
 import re
+import string
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,6 +77,8 @@ from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.common import DRY_RUN_STATUS, CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.polling import bounded
+from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import IMAGE_CONTENT_TYPES, content_type, head_or_none, s3_uri
 
 if TYPE_CHECKING:
@@ -75,15 +95,49 @@ META_JOB_ID = "cogvideo-job-id"
 META_PREFIX_PRODUCT = "product-"
 # S3 caps user metadata at 2 KB (keys + values); product fields beyond that are dropped with a warning.
 _METADATA_BUDGET = 2000
+GiB = 1024 * MiB
 _S3_MIN_PART = 5 * MiB
+_S3_MAX_PART = 5 * GiB
 _S3_MAX_PARTS = 10_000
+_S3_MAX_OBJECT = 5 * 1024 * GiB
 _READ_CHUNK = 256 * 1024
 _COVER_MAX_BYTES = 50 * MiB
+"""Covers are tens of KB; past this a "cover" is a runaway body, cut off as it streams."""
 _META_KEY_RE = re.compile(r"[^a-z0-9-]+")
 _SHOWN_RESULT_CHARS = 200
+_URL_IN_TEXT_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_KEY_FIELD_RE = re.compile(r"[^.\[\]]+(?:\[[^\[\]]+\])*")
+"""A key placeholder: a result field, optionally indexed (``metadata[product_id]``); no ``.attribute``."""
+_UNSAFE_IN_KEY = ("/", "\\", "..")
+_URL_FIELDS = ("video_url", "cover_image_url")
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_PARTS_IN_FLIGHT = 4
 DEFAULT_UPLOAD_WORKERS = 3
+DEFAULT_MAX_VIDEO_BYTES = 4 * GiB
+"""The API's clips last seconds and weigh tens of MB even in 4K: 4 GiB is a hundred times that, and
+still stops a runaway body long before it fills a disk, a bucket or a bill."""
+PART_SIZE_RANGE = (_S3_MIN_PART, _S3_MAX_PART)
+"""S3's own bounds on a multipart part."""
+PARTS_IN_FLIGHT_RANGE = (1, 32)
+"""Past a few parts queued, more buy no overlap, only memory (``(n + 1) * part_size``)."""
+UPLOAD_WORKERS_RANGE = (1, 10)
+"""botocore keeps 10 connections per client (``max_pool_connections``): more threads only wait."""
+MAX_VIDEO_BYTES_RANGE = (1 * MiB, _S3_MAX_OBJECT)
+"""From less than any real video to S3's largest object."""
+
+
+@dataclass(frozen=True)
+class _SizeCap:
+    """How big one downloaded file may be; ``what`` names the file and the setting in the refusal."""
+
+    max_bytes: int
+    what: str
+
+    def refuse(self, job_id: str | None, held: str) -> AirflowFailException:
+        """Not retried: the same file will be as big next time."""
+        return AirflowFailException(
+            f"job {job_id}: the {self.what} is over its cap of {self.max_bytes} bytes ({held}); nothing was stored"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,8 +159,39 @@ class _Stored:
     already_present: bool
 
 
+def _redacted_url(url: str) -> str:
+    """:func:`redact_url` for http(s); any other scheme (a refused ``result``) loses its query too."""
+    if url.startswith(("http://", "https://")):
+        return redact_url(url)
+    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
+
+
+def _redacted(text: str) -> str:
+    """``text`` with every URL in it redacted: query strings, so signatures, dropped."""
+    return _URL_IN_TEXT_RE.sub(lambda match: _redacted_url(match[0]), text)
+
+
+def _shown(text: str) -> str:
+    """``text`` for a message: URLs redacted, cut to a readable length."""
+    return _redacted(text)[:_SHOWN_RESULT_CHARS]
+
+
+def _checked_url(field_name: str, value: Any) -> str:
+    """``value`` if it is an http(s) URL with a host and no whitespace, else a refusal naming the field.
+
+    Only the shape is checked here: where the URL may point (hosts, redirects) is the hook's rule."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        host = None
+    if text.startswith(("http://", "https://")) and host and not any(c.isspace() or not c.isprintable() for c in text):
+        return text
+    raise AirflowFailException(f"{field_name} must be an http(s) URL, got {_shown(repr(value))}")
+
+
 def _parse_result(result: Any) -> dict[str, Any]:
-    """Accept the generation result dict or a bare video URL.
+    """Accept the generation result dict or a bare http(s) video URL.
 
     A dict arrives as a dict when ``result`` is an XComArg (``generate.output``) or the DAG renders
     templates natively; a Jinja string such as ``"{{ ti.xcom_pull(...) }}"`` renders to text, which is
@@ -115,7 +200,7 @@ def _parse_result(result: Any) -> dict[str, Any]:
     if isinstance(result, Mapping):
         return dict(result)
     if isinstance(result, str) and result.strip().startswith(("http://", "https://")):
-        return {"video_url": result.strip()}
+        return {"video_url": _checked_url("result", result)}
     hint = (
         " A templated string is text: pass the XComArg (result=generate.output) or set "
         "render_template_as_native_obj=True on the DAG."
@@ -124,20 +209,55 @@ def _parse_result(result: Any) -> dict[str, Any]:
     )
     raise AirflowFailException(
         f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
-        f"{str(result)[:_SHOWN_RESULT_CHARS]!r}.{hint}"
+        f"{_shown(repr(str(result)))}.{hint}"
     )
 
 
-def _format_key(template: str, fields: Mapping[str, Any], what: str) -> str:
-    """Fill ``{…}`` placeholders of an S3 key from the result (``videos/{metadata[product_id]}.mp4``)."""
+def _placeholder_value(
+    formatter: string.Formatter, field: str, fields: Mapping[str, Any], template: str, what: str
+) -> str:
+    """The text one placeholder stands for; refused when it could move the key out of its prefix."""
     try:
-        key = template.format_map(fields)
-    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        value, _ = formatter.get_field(field, (), fields)
+    except (KeyError, IndexError, TypeError) as exc:
         raise AirflowFailException(
             f"{what} {template!r} cannot be filled from the result ({type(exc).__name__}: {exc}); "
             f"available fields: {sorted(fields)}"
         ) from None
-    key = key.lstrip("/")
+    text = "" if value is None else formatter.format_field(value, "")
+    if not text or any(unsafe in text for unsafe in _UNSAFE_IN_KEY):
+        raise AirflowFailException(
+            f"{what} {template!r}: placeholder {{{field}}} is {_shown(repr(text))}; a value must be a non-empty "
+            "name without '/', '\\' or '..', which would move the key out of its prefix"
+        )
+    return text
+
+
+def _format_key(template: str, fields: Mapping[str, Any], what: str) -> str:
+    """Fill ``{…}`` placeholders of an S3 key from the result (``videos/{metadata[product_id]}.mp4``).
+
+    Placeholders are read with ``string.Formatter().parse`` rather than trusted to ``str.format``:
+    attribute access (``{metadata.__class__}``), conversions (``{id!r}``) and format specs
+    (``{id:>10}``) reach beyond the result's data and are refused; indexing stays, it is the
+    documented form."""
+    formatter = string.Formatter()
+    try:
+        parsed = list(formatter.parse(template))
+    except ValueError as exc:
+        raise AirflowFailException(f"{what} {template!r} is not a valid key template: {exc}") from None
+    pieces: list[str] = []
+    for literal, field, spec, conversion in parsed:
+        pieces.append(literal)
+        if field is None:
+            continue
+        if conversion is not None or spec or not _KEY_FIELD_RE.fullmatch(field):
+            written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise AirflowFailException(
+                f"{what} {template!r}: placeholder {written} is not allowed; use a result field or an index "
+                "of one, e.g. {id} or {metadata[product_id]} (no attributes, conversions or format specs)"
+            )
+        pieces.append(_placeholder_value(formatter, field, fields, template, what))
+    key = "".join(pieces).lstrip("/")
     if not key or key.endswith("/"):
         raise AirflowFailException(f"{what} {template!r} rendered to {key!r}, which is not an object key")
     return key
@@ -152,13 +272,16 @@ def _header_safe(value: str) -> str:
 
 
 def _metadata_text(value: Any) -> str | None:
+    """A product field as object metadata, URLs redacted: anyone allowed to HEAD the object reads it."""
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+        text = ", ".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    else:
+        text = str(value)
+    return _redacted(text)
 
 
 def _s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[str, str]:
@@ -258,10 +381,14 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     :param cogvideo_conn_id: CogVideo connection (to refresh expired URLs; downloads send no key).
     :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
         S3-compatible store).
-    :param part_size: multipart part size (>= 5 MiB; grown automatically for huge files).
-    :param max_parts_in_flight: parts queued or uploading at once; with the part being filled this
-        bounds memory to about ``(max_parts_in_flight + 1) * part_size``.
-    :param upload_workers: threads uploading parts.
+    :param part_size: multipart part size, 5 MiB to 5 GiB (S3's bounds); grown automatically so the
+        largest allowed video (its ``Content-Length``, or ``max_video_bytes`` when unknown) fits in
+        S3's 10,000 parts.
+    :param max_parts_in_flight: parts queued or uploading at once, 1 to 32; with the part being filled
+        this bounds memory to about ``(max_parts_in_flight + 1) * part_size``.
+    :param upload_workers: threads uploading parts, 1 to 10 (botocore's connection pool).
+    :param max_video_bytes: the largest video accepted, 1 MiB to 5 TiB (default 4 GiB), enforced as
+        it streams: over it, the transfer fails without retry and nothing is stored.
     :param asset_alias: name of the ``AssetAlias`` outlet that receives an asset event for the video
         object (``s3://bucket/key``), so downstream DAGs can be scheduled on it; ``None`` disables.
     """
@@ -283,16 +410,19 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         part_size: int = DEFAULT_PART_SIZE,
         max_parts_in_flight: int = DEFAULT_PARTS_IN_FLIGHT,
         upload_workers: int = DEFAULT_UPLOAD_WORKERS,
+        max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
         if asset_alias:
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), AssetAlias(name=asset_alias)]
         super().__init__(**kwargs)
-        if part_size < _S3_MIN_PART:
-            raise ValueError(f"part_size must be at least 5 MiB (S3's minimum), got {part_size}")
-        if max_parts_in_flight < 1 or upload_workers < 1:
-            raise ValueError("max_parts_in_flight and upload_workers must be at least 1")
+        self.part_size = bounded("part_size", part_size, PART_SIZE_RANGE, integer=True)
+        self.max_parts_in_flight = bounded(
+            "max_parts_in_flight", max_parts_in_flight, PARTS_IN_FLIGHT_RANGE, integer=True
+        )
+        self.upload_workers = bounded("upload_workers", upload_workers, UPLOAD_WORKERS_RANGE, integer=True)
+        self.max_video_bytes = bounded("max_video_bytes", max_video_bytes, MAX_VIDEO_BYTES_RANGE, integer=True)
         self.result = result
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
@@ -300,9 +430,6 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self.replace = replace
         self.cogvideo_conn_id = cogvideo_conn_id
         self.aws_conn_id = aws_conn_id
-        self.part_size = part_size
-        self.max_parts_in_flight = max_parts_in_flight
-        self.upload_workers = upload_workers
         self.asset_alias = asset_alias
         # Per-run state of execute(): current URLs (replaced once if they expire) and the job id.
         self._urls: dict[str, str | None] = {}
@@ -330,11 +457,12 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             raise AirflowFailException(f"job {job_id}: task_status is {status}, there is no video to transfer")
         if not result.get("video_url"):
             raise AirflowFailException(f"job {job_id}: the result has no video_url")
-        self._urls = {"video": result["video_url"], "cover": result.get("cover_image_url")}
+        self._urls = self._checked_urls(result["video_url"], result.get("cover_image_url"))
         self._job_id = job_id
         self._refreshed = False
 
-        fields = {**result, "url_stem": posixpath.splitext(posixpath.basename(urlsplit(result["video_url"]).path))[0]}
+        url_stem = posixpath.splitext(posixpath.basename(urlsplit(self._urls["video"] or "").path))[0]
+        fields = {**result, "url_stem": url_stem}
         video_key = _format_key(self.s3_key, fields, "s3_key")
         cover_key = self._cover_key(fields, video_key)
         metadata = _s3_metadata(result, self.log.warning)
@@ -361,11 +489,20 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         )
         return {
             **result,
+            **{name: redact_url(result[name]) for name in _URL_FIELDS if name in result},
             "s3_uri": video.uri,
             "cover_s3_uri": cover.uri if cover else None,
             "size": video.size,
             "sha256": video.sha256,
             "already_present": video.already_present,
+        }
+
+    @staticmethod
+    def _checked_urls(video: Any, cover: Any) -> dict[str, str | None]:
+        """The URLs to download, each an http(s) URL (checked before anything is downloaded)."""
+        return {
+            "video": _checked_url("video_url", video),
+            "cover": _checked_url("cover_image_url", cover) if cover else None,
         }
 
     def _cover_key(self, fields: Mapping[str, Any], video_key: str) -> str | None:
@@ -454,7 +591,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
                 f"job {self._job_id}: the {kind} URL expired and the job now reports status {job.task_status} "
                 "without a video URL"
             ) from cause
-        self._urls = {"video": job.video_url, "cover": job.cover_image_url or self._urls["cover"]}
+        self._urls = self._checked_urls(job.video_url, job.cover_image_url or self._urls["cover"])
 
     # ------------------------------------------------------------------ video
     def _store_video(self, url: str, key: str, plan: tuple[str, _Existing | None], metadata: dict[str, str]) -> _Stored:
@@ -475,14 +612,31 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         size, digest = self._stream_to_s3(url, key, metadata)
         return _Stored(self._uri(key), size, digest, already_present=False)
 
-    def _chunks(self, response: httpx.Response, expected: int | None) -> Iterator[bytes]:
-        """Body chunks; a dropped connection becomes a retryable CogVideoDownloadError with the count."""
+    @cached_property
+    def _video_cap(self) -> _SizeCap:
+        return _SizeCap(self.max_video_bytes, "video (max_video_bytes)")
+
+    def _chunks(self, response: httpx.Response, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
+        """The body's chunks, counted as they are read: the one place a download's size is enforced.
+
+        Called eagerly, so a ``Content-Length`` over ``cap`` is refused before the caller starts an
+        upload; the chunks then stop as soon as the count passes the cap (a compressed or chunked
+        body announces nothing, or lies)."""
+        if expected is not None and expected > cap.max_bytes:
+            raise cap.refuse(self._job_id, f"Content-Length {expected}")
+        return self._counted(response, expected, cap)
+
+    def _counted(self, response: httpx.Response, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
+        """Body chunks within ``cap``; a dropped connection becomes a retryable CogVideoDownloadError
+        with the count, a short body (against ``Content-Length``) or an empty one too."""
         import httpx
 
         received = 0
         try:
             for chunk in response.iter_bytes(chunk_size=_READ_CHUNK):
                 received += len(chunk)
+                if received > cap.max_bytes:
+                    raise cap.refuse(self._job_id, f"{received} bytes received when the download was stopped")
                 yield chunk
         except httpx.TransportError as exc:
             raise CogVideoDownloadError(
@@ -502,15 +656,14 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         digest = hashlib.sha256()
         size = 0
         with self.hook.stream_download(url) as response:
-            for chunk in self._chunks(response, _content_length(response)):
+            for chunk in self._chunks(response, _content_length(response), self._video_cap):
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
 
-    def _part_size_for(self, expected: int | None) -> int:
-        if expected is None:
-            return self.part_size
-        needed = -(-expected // _S3_MAX_PARTS)
+    def _part_size_for(self, largest: int) -> int:
+        """``part_size``, grown (in whole MiB) so ``largest`` bytes fit in S3's 10,000 parts."""
+        needed = -(-largest // _S3_MAX_PARTS)
         return max(self.part_size, -(-needed // MiB) * MiB)
 
     def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> tuple[int, str]:
@@ -518,7 +671,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         client = self.s3_client
         with self.hook.stream_download(url) as response:
             expected = _content_length(response)
-            part_size = self._part_size_for(expected)
+            chunks = self._chunks(response, expected, self._video_cap)  # refuses before an upload exists
+            part_size = self._part_size_for(self.max_video_bytes if expected is None else expected)
             upload_id = client.create_multipart_upload(
                 Bucket=self.s3_bucket,
                 Key=key,
@@ -537,7 +691,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             size = 0
             try:
                 buffer = bytearray()
-                for chunk in self._chunks(response, expected):
+                for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                     buffer += chunk
@@ -576,17 +730,16 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     def _store_cover(
         self, url: str, key: str, plan: tuple[str, _Existing | None] | None, metadata: dict[str, str]
     ) -> _Stored:
-        """Covers are small (tens of KB): one download into memory and one PUT with the tag attached."""
+        """Covers are small (tens of KB): one download into memory (capped as it streams) and one PUT
+        with the tag attached."""
         assert plan is not None
         action, existing = plan
         if action == "skip":
             assert existing is not None and existing.sha256 is not None
             return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
         with self.hook.stream_download(url) as response:
-            expected = _content_length(response)
-            if expected is not None and expected > _COVER_MAX_BYTES:
-                raise CogVideoDownloadError(f"job {self._job_id}: cover image of {expected} bytes is implausibly big")
-            body = b"".join(self._chunks(response, expected))
+            cap = _SizeCap(_COVER_MAX_BYTES, "cover image")
+            body = b"".join(self._chunks(response, _content_length(response), cap))
             cover_type = content_type(response.headers.get("content-type"), kind="image", key=key)
         sha256 = hashlib.sha256(body).hexdigest()
         if action == "verify":

@@ -18,7 +18,7 @@ import pytest
 
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
-from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID
+from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, GzipFileServer
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +31,13 @@ def seaweedfs() -> Iterator[SeaweedFS]:
 def result_server() -> Iterator[ResultFileServer]:
     with ResultFileServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def gzip_server() -> Iterator[GzipFileServer]:
+    server = GzipFileServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

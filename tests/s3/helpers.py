@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import zlib
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from unittest import mock
 
 AWS_CONN_ID = "aws_s3test"
 COGVIDEO_CONN_ID = "cogvideo_s3test"
+_GZIP_BLOCK = 1024 * 1024
 
 
 def make_context(**extra: Any) -> dict[str, Any]:
@@ -30,3 +35,60 @@ def object_keys(s3: Any, bucket: str) -> list[str]:
 
 def pending_uploads(s3: Any, bucket: str) -> list[str]:
     return [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+class GzipFileServer:
+    """Serves ``/gz/<name>`` as a gzip-encoded, chunked body (no ``Content-Length``), compressed on
+    the fly from zeros: a few KB on the wire that decode to ``size`` bytes, as a compressing CDN (or
+    a hostile one) would send. ``sent[name]`` counts the compressed bytes written."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, str]] = {}
+        self.sent: Counter[str] = Counter()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="gzip-file-server", daemon=True)
+        self._thread.start()
+
+    def add(self, name: str, size: int, content_type: str = "video/mp4") -> str:
+        self.files[name] = (size, content_type)
+        return f"{self.base_url}/gz/{name}"
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _chunk(self, name: str, data: bytes) -> None:
+                if data:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    server.sent[name] += len(data)
+
+            def do_GET(self) -> None:
+                name = self.path.split("?", 1)[0].removeprefix("/gz/")
+                size, content_type = server.files[name]
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                gzip = zlib.compressobj(9, zlib.DEFLATED, 31)
+                block = bytes(_GZIP_BLOCK)
+                try:
+                    for start in range(0, size, _GZIP_BLOCK):
+                        self._chunk(name, gzip.compress(block[: min(_GZIP_BLOCK, size - start)]))
+                    self._chunk(name, gzip.flush())
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        return Handler

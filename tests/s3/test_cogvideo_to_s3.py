@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import re
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from email.header import decode_header
 from typing import Any
@@ -18,7 +21,14 @@ from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
-from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, make_context, object_keys, pending_uploads
+from tests.s3.helpers import (
+    AWS_CONN_ID,
+    COGVIDEO_CONN_ID,
+    GzipFileServer,
+    make_context,
+    object_keys,
+    pending_uploads,
+)
 
 VIDEO_SIZE = 12 * MiB + 12345  # three 5 MiB parts, the last one short
 COVER = b"\x89PNG\r\n\x1a\n fake cover bytes"
@@ -302,3 +312,176 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+# ------------------------------------------------------------------ sizes capped as they stream
+class CountingClient:
+    """The real S3 client, with the multipart calls counted."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("create_multipart_upload", "upload_part", "abort_multipart_upload", "put_object"):
+            self.calls[name] += 1
+        return getattr(self.real, name)
+
+
+def test_video_over_max_video_bytes_by_content_length_is_refused_before_an_upload_exists(
+    s3: Any, bucket: str, job: dict[str, Any]
+) -> None:
+    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB)
+    op.s3_client = client = CountingClient(op.s3_client)
+    with pytest.raises(AirflowFailException, match=rf"over its cap of {6 * MiB} bytes \(Content-Length {VIDEO_SIZE}\)"):
+        op.execute(make_context())
+    assert client.calls["create_multipart_upload"] == 0
+    assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
+
+
+def test_gzip_chunked_video_is_cut_off_at_the_cap_and_aborted(
+    s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer
+) -> None:
+    """No Content-Length to trust: 20 MiB of zeros travel as ~20 KB of gzip. The count of decoded
+    bytes stops the download past 6 MiB; the multipart upload is aborted, nothing is visible."""
+    name = f"{job['id']}-bomb.mp4"
+    job["video_url"] = gzip_server.add(name, 20 * MiB)
+    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB)
+    op.s3_client = client = CountingClient(op.s3_client)
+    with pytest.raises(AirflowFailException, match=r"video \(max_video_bytes\) is over its cap of 6291456 bytes"):
+        op.execute(make_context())
+    assert client.calls["abort_multipart_upload"] == 1
+    assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
+
+    # Within the cap, the same kind of body is stored decoded, with the decoded bytes' checksum.
+    small = f"{job['id']}-small.mp4"
+    job["video_url"] = gzip_server.add(small, 5 * MiB + 17)
+    out = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB).execute(make_context())
+    assert out["size"] == 5 * MiB + 17
+    assert out["sha256"] == hashlib.sha256(bytes(5 * MiB + 17)).hexdigest()
+
+
+def test_gzip_cover_is_capped_as_it_streams(
+    s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer
+) -> None:
+    """The cover's cap (50 MiB) held only against Content-Length: ~60 KB of gzip became 60 MiB in memory."""
+    job["cover_image_url"] = gzip_server.add(f"{job['id']}-cover.png", 60 * MiB, content_type="image/png")
+    with pytest.raises(AirflowFailException, match=rf"cover image is over its cap of {50 * MiB} bytes"):
+        transfer(bucket, job).execute(make_context())
+    assert object_keys(s3, bucket) == [f"videos/{job['metadata']['product_id']}.mp4"], "no cover stored"
+    assert pending_uploads(s3, bucket) == []
+
+
+# ------------------------------------------------------------------ where downloads go, what is shown
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"video_url": "file:///etc/passwd"}, "video_url"),
+        ({"video_url": "http://"}, "video_url"),
+        ({"video_url": "https:///no-host.mp4"}, "video_url"),
+        ({"video_url": "https://cdn.test/a b.mp4"}, "video_url"),
+        ({"cover_image_url": "ftp://cdn.test/c.png?X-Amz-Signature=sig123"}, "cover_image_url"),
+    ],
+)
+def test_only_http_urls_are_downloaded(
+    bucket: str, job: dict[str, Any], result_server: ResultFileServer, change: dict[str, str], field: str
+) -> None:
+    with pytest.raises(AirflowFailException, match=rf"^{field} must be an http\(s\) URL") as exc_info:
+        transfer(bucket, {**job, **change}).execute(make_context())
+    assert "sig123" not in str(exc_info.value)
+    assert downloads(result_server, f"{job['id']}.mp4") == 0
+
+
+@pytest.mark.parametrize("result", ["http://", "https://:80/x.mp4", "http://cdn.test/x.mp4\n?next"])
+def test_plain_url_result_must_be_an_http_url(bucket: str, result: str) -> None:
+    with pytest.raises(AirflowFailException, match=r"^result must be an http\(s\) URL"):
+        transfer(bucket, result, s3_key="plain/{url_stem}.mp4", cover_s3_key=None).execute(make_context())
+
+
+def test_signed_urls_stay_out_of_logs_results_and_metadata(
+    s3: Any, bucket: str, job: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    signature = "?X-Amz-Signature=sig123&X-Amz-Security-Token=tok456"
+    job["video_url"] += signature
+    job["cover_image_url"] += signature
+    job["metadata"]["reference"] = "https://cdn.test/ref.jpg" + signature
+    caplog.set_level("DEBUG")
+    context = make_context()
+    out = transfer(bucket, job).execute(context)
+    assert out["video_url"] == job["video_url"].split("?")[0] + "?<redacted>"
+    assert out["cover_image_url"] == job["cover_image_url"].split("?")[0] + "?<redacted>"
+    stored = s3.head_object(Bucket=bucket, Key=f"videos/{job['metadata']['product_id']}.mp4")["Metadata"]
+    assert stored["product-reference"] == "https://cdn.test/ref.jpg?<redacted>"
+    assert out["metadata"] == job["metadata"], "the caller's metadata is passed through as given"
+    returned = {k: v for k, v in out.items() if k != "metadata"}
+    shown = json.dumps(returned) + caplog.text + repr(context["ti"].mock_calls) + json.dumps(stored)
+    assert "sig123" not in shown and "tok456" not in shown
+
+
+# ------------------------------------------------------------------ keys stay under their prefix
+@pytest.mark.parametrize("product_id", ["../../etc/cron", "a/b", "a\\b", "..", "v1..2", ""])
+def test_placeholder_values_cannot_leave_the_prefix(
+    bucket: str, job: dict[str, Any], result_server: ResultFileServer, product_id: str
+) -> None:
+    job["metadata"]["product_id"] = product_id
+    with pytest.raises(AirflowFailException) as exc_info:
+        transfer(bucket, job).execute(make_context())
+    message = str(exc_info.value)
+    assert message.startswith("s3_key 'videos/{metadata[product_id]}.mp4': placeholder {metadata[product_id]} is ")
+    assert repr(product_id) in message and "without '/', '\\' or '..'" in message
+    assert downloads(result_server, f"{job['id']}.mp4") == 0
+
+
+@pytest.mark.parametrize(
+    ("template", "written"),
+    [
+        ("videos/{metadata.__class__}.mp4", "{metadata.__class__}"),
+        ("videos/{metadata[product_id].__class__}.mp4", "{metadata[product_id].__class__}"),
+        ("videos/{id!r}.mp4", "{id!r}"),
+        ("videos/{id:>30}.mp4", "{id:>30}"),
+        ("videos/{}.mp4", "{}"),
+    ],
+)
+def test_attribute_access_conversions_and_format_specs_are_refused(
+    bucket: str, job: dict[str, Any], template: str, written: str
+) -> None:
+    with pytest.raises(AirflowFailException, match=rf"^s3_key '.*': placeholder {re.escape(written)} is not allowed"):
+        transfer(bucket, job, s3_key=template).execute(make_context())
+    with pytest.raises(AirflowFailException, match=rf"^cover_s3_key '.*': placeholder {re.escape(written)} is not"):
+        transfer(bucket, job, s3_key="videos/{id}.mp4", cover_s3_key=template).execute(make_context())
+
+
+def test_indexing_and_url_stem_stay_allowed(bucket: str, job: dict[str, Any]) -> None:
+    out = transfer(bucket, job, s3_key="v/{metadata[product_id]}/{url_stem}-{{raw}}.mp4").execute(make_context())
+    assert out["s3_uri"] == f"s3://{bucket}/v/{job['metadata']['product_id']}/{job['id']}-{{raw}}.mp4"
+
+
+# ------------------------------------------------------------------ every number has bounds
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("part_size", 1 * MiB),
+        ("part_size", 6 * 1024 * MiB),
+        ("max_parts_in_flight", 0),
+        ("max_parts_in_flight", 33),
+        ("upload_workers", 0),
+        ("upload_workers", 11),
+        ("upload_workers", 2.5),
+        ("max_video_bytes", 0),
+        ("max_video_bytes", 6 * 1024 * 1024 * MiB),
+        ("max_video_bytes", True),
+    ],
+)
+def test_numeric_parameters_are_bounded(name: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"^{name}: ") as exc_info:
+        CogVideoToS3Operator(task_id="t", result="http://x/a.mp4", s3_bucket="b", s3_key="k.mp4", **{name: value})
+    assert repr(value) in str(exc_info.value) and " to " in str(exc_info.value), "the value and the range"
+
+
+def test_unknown_length_sizes_parts_for_the_largest_allowed_video() -> None:
+    """Without Content-Length, parts must still fit max_video_bytes into S3's 10,000 parts."""
+    op = CogVideoToS3Operator(
+        task_id="t", result="http://x/a.mp4", s3_bucket="b", s3_key="k.mp4", max_video_bytes=200 * 1024 * MiB
+    )
+    assert op._part_size_for(op.max_video_bytes) * 10_000 >= 200 * 1024 * MiB
+    assert op._part_size_for(12 * MiB) == 8 * MiB
