@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES, MiB
-from airflow_provider_cogvideo.errors import API_ERROR_CODES
+from airflow_provider_cogvideo.errors import API_ERROR_CODES, SUBMIT_POLICY
 from airflow_provider_cogvideo.metrics import METRICS
 
 
@@ -53,6 +53,13 @@ def error_table_markdown() -> str:
     return "\n".join(rows)
 
 
+def submit_policy_markdown() -> str:
+    """The README's submit policy, generated from :data:`~airflow_provider_cogvideo.errors.SUBMIT_POLICY`."""
+    rows = ["| a submit answered | the hook | why |", "|---|---|---|"]
+    rows += [f"| {rule.answer} | {rule.decision} | {rule.why} |" for rule in SUBMIT_POLICY.values()]
+    return "\n".join(rows)
+
+
 def metrics_table_markdown() -> str:
     """The README's metrics table, generated from :data:`~airflow_provider_cogvideo.metrics.METRICS`."""
     rows = ["| metric | kind | meaning |", "|---|---|---|"]
@@ -61,4 +68,5 @@ def metrics_table_markdown() -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation helper
-    print(capability_table_markdown(), error_table_markdown(), metrics_table_markdown(), sep="\n\n")
+    tables = (capability_table_markdown(), error_table_markdown(), submit_policy_markdown(), metrics_table_markdown())
+    print(*tables, sep="\n\n")

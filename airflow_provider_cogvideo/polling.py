@@ -132,6 +132,21 @@ def error_reason(exc: BaseException) -> str:
     return "unexpected"
 
 
+EVENT_RESULT_FIELDS: dict[str, Any] = {
+    "id": True,
+    "model": True,
+    "request_id": True,
+    "task_status": True,
+    "video_result": {"__all__": {"url", "cover_image_url"}},
+}
+"""What of a job's answer travels in an event: the documented fields only. Anything else a server adds
+(possibly large, possibly echoing the request) stays out of the trigger table, XCom and logs."""
+
+
+def _event_result(job: TaskResult) -> dict[str, Any]:
+    return job.model_dump(mode="json", include=EVENT_RESULT_FIELDS)
+
+
 class JobWatch:
     """One wait for one job: when to poll next and what an answer (or a failed poll) means.
 
@@ -231,11 +246,11 @@ class JobWatch:
             )
             self.last_status = job.task_status
         if job.task_status == "SUCCESS":
-            return self._event("success", "completed", f"job {self.job_id} succeeded", job.model_dump(mode="json"))
+            return self._event("success", "completed", f"job {self.job_id} succeeded", _event_result(job))
         if job.task_status == "FAIL":
             detail = job.error_text
             message = f"job {self.job_id} ended with task_status FAIL" + (f": {detail}" if detail else "")
-            return self._event("failed", "job_failed", message, job.model_dump(mode="json"))
+            return self._event("failed", "job_failed", message, _event_result(job))
         self._delay = self.schedule.delay(self.waited(), self.polls)
         return None
 

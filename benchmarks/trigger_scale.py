@@ -206,6 +206,7 @@ async def _apply_experiment(variant: str) -> None:
         hookmod._ASYNC_CLIENTS.setdefault(asyncio.get_running_loop(), {})[settings.transport_key] = client
         return
 
+    from airflow_provider_cogvideo.backoff import retry_after_seconds
     from airflow_provider_cogvideo.errors import CogVideoTransportError, api_error
     from airflow_provider_cogvideo.hooks import cogvideo as hookmod
 
@@ -221,7 +222,7 @@ async def _apply_experiment(variant: str) -> None:
             headers = self.__dict__.get("_exp_headers")
             if headers is None:  # api_key auth only (a JWT would need refreshing): fine for an experiment
                 headers = self.__dict__["_exp_headers"] = self._request_headers()
-            response = await hookmod._send_async(lambda: client.get(path, headers=headers), None)
+            response = await hookmod._send_async(lambda: client.get(path, headers=headers))
             return hookmod._queried(self._raise_for_answer(response), job_id)
 
         hookmod.CogVideoHook.aget_task = lean_aget_task  # type: ignore[method-assign]
@@ -264,7 +265,7 @@ async def _apply_experiment(variant: str) -> None:
             if 200 <= status < 300 and isinstance(body, dict):
                 return hookmod._queried(body, job_id)
             code, message = hookmod._error_fields(body)
-            raise api_error(status, code, message or reason or "no message", hookmod._retry_after_seconds(retry_after))
+            raise api_error(status, code, message or reason or "no message", retry_after_seconds(retry_after))
 
         hookmod.CogVideoHook.aget_task = aiohttp_aget_task  # type: ignore[method-assign]
         return

@@ -113,3 +113,45 @@ def test_synchronous_path_against_the_emulator(cogvideo_emulator, cogvideo_conn)
     assert (result["task_status"], result["model"], result["metadata"]) == ("SUCCESS", "vidu2-reference", {"sku": "b1"})
     assert result["video_url"].startswith(cogvideo_emulator.url_root)
     assert cogvideo_emulator.stats()["submits"] == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"submit_created_error_rate": 1.0, "submit_created_error_codes": ("500",)},
+        {"submit_created_error_rate": 1.0, "submit_created_error_codes": ("502",)},
+        {"submit_lost_rate": 1.0},
+        {"submit_malformed_id_rate": 1.0, "malformed_id_kinds": ("dotdot",)},
+    ],
+    ids=["created-then-500", "created-then-502", "answer-lost", "malformed-id"],
+)
+def test_a_submit_that_may_have_created_a_job_is_paid_once(
+    airflow_db, cogvideo_emulator, cogvideo_conn, faults: dict
+) -> None:
+    """Step 8, item 1-2, in real Airflow against a server that creates the job and then answers badly:
+    the task fails without retrying (retries=2 notwithstanding), the job is paid once, and the failure
+    is recorded as ambiguous with the request_id to look up."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from .dag_files.cogvideo_test_dags import paid_once_dag
+
+    cogvideo_emulator.faults.set(**faults)
+    run = paid_once_dag.test()
+    assert run.state == "failed"
+    (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "generate"]
+    assert ti.try_number == 1, "not retried: a retry could pay twice"
+    stats = cogvideo_emulator.stats()
+    assert stats["submits"] == 1 and len(stats["request_ids"]) == 1, "exactly one paid job"
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == paid_once_dag.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == "generate",
+                XComModel.key == "error",
+            )
+        ).one()
+        error = XComModel.deserialize_value(row)
+    assert (error["status"], error["request_id"]) == ("ambiguous", stats["request_ids"][0])

@@ -280,12 +280,8 @@ def test_every_failure_lands_in_a_row_and_every_row_is_reachable() -> None:
     assert {rule.decision for rule in SUBMIT_POLICY.values()} == {"resend", "final", "ambiguous"}
 
 
-def submit_policy_markdown() -> str:
-    rows = ["| a submit answered | the hook | why |", "|---|---|---|"]
-    rows += [f"| {rule.answer} | {rule.decision} | {rule.why} |" for rule in SUBMIT_POLICY.values()]
-    return "\n".join(rows)
-
-
 def test_readme_shows_the_policy_table() -> None:
+    from airflow_provider_cogvideo.docs import submit_policy_markdown
+
     section = README.read_text().split("<!-- submit-policy:start -->\n", 1)[1].split("\n<!-- submit-policy:end -->")[0]
     assert section == submit_policy_markdown()

@@ -200,3 +200,26 @@ def test_rate_limit_trigger_kwargs_are_bounded() -> None:
         CogVideoSubmitBackoffTrigger(time.time(), time.time() + 60, 1.5)
     with pytest.raises(ValueError, match=r"resume_at: inf is out of range"):
         CogVideoSubmitBackoffTrigger(float("inf"), time.time() + 60, 1)
+
+
+@pytest.mark.asyncio
+async def test_only_documented_fields_of_an_answer_travel_in_the_event() -> None:
+    """A server may add anything to its answer (huge, or echoing the request): the event, stored in
+    the trigger table and handed to the task, carries the documented fields only."""
+    hostile = {
+        "model": "cogvideox-3",
+        "task_status": "SUCCESS",
+        "echo": "x" * 100_000,
+        "video_result": [{"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png", "k": "y"}],
+    }
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=hostile))
+        (event,) = await run_once(make_trigger())
+    assert event["status"] == "success"
+    assert event["result"] == {
+        "id": JOB,
+        "model": "cogvideox-3",
+        "request_id": None,
+        "task_status": "SUCCESS",
+        "video_result": [{"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}],
+    }

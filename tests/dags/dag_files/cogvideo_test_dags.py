@@ -86,3 +86,16 @@ with DAG("cogvideo_test_lost_success", schedule=None, start_date=datetime(2026, 
         retry_delay=timedelta(seconds=0),
     )
     collect(lost.output)
+
+
+with DAG("cogvideo_test_one_paid_job", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as paid_once_dag:
+    # Retries on: an automatic retry is exactly what must not pay a second time.
+    CogVideoGenerateOperator(
+        task_id="generate",
+        prompt="a clock",
+        model="cogvideox-flash",
+        poll_interval=1,
+        deferrable=True,
+        retries=2,
+        retry_delay=timedelta(seconds=0),
+    )
