@@ -7,6 +7,11 @@ users copy into their DAGs folder) with nothing but this package installed (the 
 The harness it shares with the integration tests lives in :mod:`airflow_provider_cogvideo.testing`
 (``products``, ``processes``, ``airflow_env``, ``seaweedfs``).
 
+The pipeline writes its review gallery to the local S3, which stops with the demo: the demo also
+writes a local copy (``.demo/gallery.html``) that plays the downloaded videos from ``.demo/videos/``
+by relative paths, and a screenshot of it (``.demo/gallery.png``) taken with headless Chromium when
+one is installed.
+
 A tool, like the emulator: the provider's runtime modules never import this package. Importing it
 imports neither Airflow nor Pillow nor boto3, nor the emulator's Starlette and uvicorn.
 """
@@ -15,9 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import posixpath
 import re
 import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -138,6 +148,62 @@ def _download_videos(s3_client: Any, rows: list[dict[str, Any]], target: Path) -
     return local
 
 
+def _local_gallery(s3_client: Any, manifest: dict[str, Any], demo_dir: Path) -> Path:
+    """A copy of the run's gallery under ``demo_dir`` that needs no server: covers next to the videos
+    in ``videos/``, source images in ``images/``, all referenced by paths relative to the page."""
+    from airflow_provider_cogvideo.gallery import mapped_media, parse_s3_uri, render_gallery
+
+    paths: dict[str, str] = {}
+    for index, row in enumerate(manifest["products"]):
+        product_id = str(row["product_id"])
+        if row.get("video"):
+            paths[row["video"]] = f"videos/{product_id}.mp4"  # downloaded (and checked) by _download_videos
+        wanted = [(row.get("cover"), "videos", f"{product_id}{posixpath.splitext(str(row.get('cover')))[1]}")]
+        wanted.append((row.get("image"), "images", f"{index}-{posixpath.basename(str(row.get('image')))}"))
+        for uri, folder, name in wanted:
+            parsed = parse_s3_uri(uri)
+            if parsed is None or uri in paths:
+                continue
+            with suppress(Exception):  # a missing cover or source image leaves a gap, not a failed demo
+                data = s3_client.get_object(Bucket=parsed[0], Key=parsed[1])["Body"].read()
+                (demo_dir / folder).mkdir(exist_ok=True)
+                (demo_dir / folder / name).write_bytes(data)
+                paths[uri] = f"{folder}/{name}"
+    page = demo_dir / "gallery.html"
+    run = manifest.get("dag_run")
+    page.write_text(render_gallery(manifest, mapped_media(paths), title=f"Product videos (local copy): {run}"))
+    return page
+
+
+def _screenshot(page: Path, target: Path, cards: int) -> bool:
+    """``page`` rendered by headless Chromium into ``target`` (tall enough for every card); False when
+    no Chromium is installed or it fails (the demo does not depend on it)."""
+    chromium = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if chromium is None:
+        return False
+    height = 300 + math.ceil(max(cards, 1) / 3) * 760  # three columns at 1280 px; a card is ~700-800 px tall
+    with tempfile.TemporaryDirectory(prefix="cogvideo-chromium-") as profile:
+        argv = [
+            chromium,
+            "--headless",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--mute-audio",
+            f"--user-data-dir={profile}",
+            f"--window-size=1280,{height}",
+            "--virtual-time-budget=10000",  # lets the videos' posters and the images load first
+            f"--screenshot={target}",
+            page.as_uri(),
+        ]
+        if os.geteuid() == 0:
+            argv.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        try:
+            subprocess.run(argv, capture_output=True, timeout=90, check=True, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return target.exists()
+
+
 def _reencoded_notes(airflow_log: Path) -> list[str]:
     """Which images ingestion re-encoded, from Airflow's log (the manifest lists outcomes, not inputs)."""
     notes = []
@@ -217,7 +283,13 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         failed = [row for row in manifest["products"] if row["status"] == "failed"]
         rejected = [row for row in manifest["products"] if row["status"] == "rejected"]
         local = _download_videos(client, uploaded, demo_dir / "videos")
+        gallery_uri = manifest.get("gallery")
+        bucket, _, gallery_key = str(gallery_uri).removeprefix("s3://").partition("/")
+        client.head_object(Bucket=bucket, Key=gallery_key)  # the pipeline wrote it (else this raises)
+        gallery_copy = _local_gallery(client, manifest, demo_dir)
         stats = emulator.stats()
+    screenshot = demo_dir / "gallery.png"
+    shot = _screenshot(gallery_copy, screenshot, len(manifest["products"]))
 
     _say(
         f"\nDone in {time.monotonic() - run_started:.0f} s: {len(uploaded)} videos uploaded, {len(failed)} failed, "
@@ -231,6 +303,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     _say("")
     width = max([len(r["product_id"]) for r in manifest["products"]] + [7])
     _say(f"{'product':<{width}}  {'size':>7}  {'sha256':<12}  S3 video / cover / local copy")
+    local_dir = demo_dir / "videos"
     for row in uploaded:
         _say(f"{row['product_id']:<{width}}  {_human_size(row['size']):>7}  {row['sha256'][:12]}  {row['video']}")
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {row['cover']}")
@@ -241,6 +314,9 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     currency = manifest.get("currency") or ""
     _say(f"Total cost:  {manifest['total_price']:.2f} {currency} (list price; emulated, nothing billed)")
     _say(f"Videos:      {_shown(demo_dir / 'videos')}/  (open with any video player, e.g. xdg-open or open)")
+    _say(f"Gallery:     {gallery_uri}  (the pipeline's review page; its presigned links need the S3 server)")
+    _say(f"             local copy {_shown(gallery_copy)}  (open it in a browser: plays from {_shown(local_dir)}/)")
+    _say(f"Screenshot:  {_shown(screenshot) if shot else 'skipped (no Chromium found: apt-get install chromium)'}")
     _say(f"Logs:        {_shown(airflow_log)}, {_shown(demo_dir / 'setup.log')}")
     _say(f"Stopped the emulator, SeaweedFS and Airflow ({time.monotonic() - started:.0f} s in all).")
     return 0 if not failed else 1

@@ -13,7 +13,12 @@
   per product the video URI, sha256, job id, model, prompt, price and status (``uploaded``,
   ``failed`` with the error, ``ambiguous`` with the ``request_id`` to look up in the console: a job
   may exist and be billed, ``rejected`` at ingestion with the reason, or ``planned`` in a dry run),
-  the estimated and the actual cost, and logs the run's total.
+  the estimated and the actual cost, and logs the run's total. It pushes the document (XCom
+  ``document``) for the gallery: the one source of the rows.
+* ``gallery`` (runs whatever happened) writes ``gallery/<day>/<run_id>.html`` next to it: the review
+  page (``S3VideoGalleryOperator``), one card per product with its cover, a video player, the prompt,
+  options, checksum, price and status or reason, media by presigned URLs valid 7 days; the task logs
+  the page's URL, and the manifest records where it is.
 
 ``<day>`` in every key is the run's logical date, or, for a run triggered without one (Airflow 3:
 the CLI, the REST API or the UI may leave it unset), the day it was triggered for (``run_after``).
@@ -30,12 +35,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
+from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 
@@ -48,6 +54,9 @@ POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or
 SCHEDULE = None if os.environ.get("COGVIDEO_PIPELINE_SCHEDULE", "@daily").lower() == "none" else "@daily"
 RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 """The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""
+RUN_KEY = RUN_DAY + "/{{ run_id | replace(':', '_') | replace('+', '_') }}"
+"""``<day>/<run_id>`` in the manifest's and the gallery's keys (``:`` and ``+`` of the run id replaced)."""
+GALLERY_KEY = f"gallery/{RUN_KEY}.html"
 PROMPT = (
     "{title}: {selling_points}. Product video in a {style} style, the product turning slowly in soft "
     "studio light, gentle camera push-in."
@@ -131,7 +140,7 @@ with DAG(
         return products
 
     @task(trigger_rule="all_done")
-    def manifest(products: list[dict[str, Any]]) -> dict[str, Any]:
+    def manifest(products: list[dict[str, Any]], key: str, gallery_key: str) -> dict[str, Any]:
         """Write the run manifest; list failed products with their error; log the total cost."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -142,12 +151,13 @@ with DAG(
         for index, item in enumerate(products):
             upload = ti.xcom_pull(task_ids="product.upload", map_indexes=index)
             product_id = item["metadata"].get("product_id")
+            known = {"product_id": product_id, "title": item["metadata"].get("title"), "image": item["image"]}
             if upload:
                 total += upload.get("price") or 0.0
                 currency = upload.get("price_currency") or currency
                 rows.append(
                     {
-                        "product_id": product_id,
+                        **known,
                         "status": "uploaded",
                         "video": upload["s3_uri"],
                         "cover": upload.get("cover_s3_uri"),
@@ -156,6 +166,7 @@ with DAG(
                         "job_id": upload.get("id"),
                         "model": upload.get("model"),
                         "prompt": upload.get("prompt"),
+                        "request": upload.get("request"),
                         "price": upload.get("price"),
                     }
                 )
@@ -166,9 +177,8 @@ with DAG(
                 currency = generated.get("price_currency") or currency
                 rows.append(
                     {
-                        "product_id": product_id,
+                        **known,
                         "status": "planned",
-                        "image": item["image"],
                         "model": generated.get("model"),
                         "prompt": generated.get("prompt"),
                         "request": generated.get("request"),
@@ -179,9 +189,8 @@ with DAG(
             if estimate.get("refused"):
                 rows.append(
                     {
-                        "product_id": product_id,
+                        **known,
                         "status": "not_submitted",
-                        "image": item["image"],
                         "error": f"the run's estimate {estimate['price']:g} is over "
                         f"max_total_price={estimate['budget']:g}: nothing was submitted",
                     }
@@ -193,9 +202,8 @@ with DAG(
             if isinstance(error, dict) and error.get("status") == "ambiguous":
                 rows.append(
                     {
-                        "product_id": product_id,
+                        **known,
                         "status": "ambiguous",
-                        "image": item["image"],
                         "request_id": error.get("request_id"),
                         "error": error,
                         "check": f"Look up request_id {error.get('request_id')} in the BigModel console (billing / "
@@ -203,7 +211,7 @@ with DAG(
                     }
                 )
                 continue
-            rows.append({"product_id": product_id, "status": "failed", "image": item["image"], "error": error})
+            rows.append({**known, "status": "failed", "error": error})
         failed = [row for row in rows if row["status"] in ("failed", "ambiguous", "not_submitted")]
         planned = [row for row in rows if row["status"] == "planned"]
         # Images ingestion refused (undecodable, bad sidecar, duplicate id) never became a product: listed
@@ -215,8 +223,12 @@ with DAG(
         spend = ti.xcom_pull(task_ids="product.generate", key="spend") or []
         spend = [spend] if isinstance(spend, dict) else spend
         actual = round(sum(float(e.get("paid") or 0.0) for e in spend if isinstance(e, dict)), 4)
+        dag_run = context["dag_run"]
+        started = dag_run.start_date
         document = {
             "dag_run": context["run_id"],
+            "gallery": f"s3://{params['output_bucket']}/{gallery_key}",
+            "elapsed_seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 1) if started else None,
             "plan": bool(params.get("dry_run")),
             "products": rows,
             "uploaded": len(rows) - len(failed) - len(rejected) - len(planned),
@@ -231,9 +243,7 @@ with DAG(
             "budget": estimate.get("budget"),
             "currency": currency or estimate.get("currency"),
         }
-        dag_run = context["dag_run"]
-        day = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
-        key = f"manifests/{day}/{context['run_id']}.json".replace(":", "_").replace("+", "_")
+        ti.xcom_push(key="document", value=document)  # the gallery's rows: the same, not rebuilt
         S3Hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=params["output_bucket"], replace=True)
         if document["plan"]:
             print(
@@ -259,4 +269,12 @@ with DAG(
         return {"manifest": f"s3://{params['output_bucket']}/{key}", **summary}
 
     planned = plan(products.output)
-    manifest(products.output) << product.expand_kwargs(planned)
+    report = manifest(products.output, key=f"manifests/{RUN_KEY}.json", gallery_key=GALLERY_KEY)
+    report << product.expand_kwargs(planned)
+    S3VideoGalleryOperator(
+        task_id="gallery",
+        manifest=report["document"],
+        s3_bucket="{{ params.output_bucket }}",
+        s3_key=GALLERY_KEY,
+        trigger_rule="all_done",  # a refused run's manifest task fails after writing: its gallery still shows why
+    )

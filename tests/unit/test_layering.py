@@ -26,8 +26,10 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.metrics": 1,
     "airflow_provider_cogvideo.models": 2,
     "airflow_provider_cogvideo.events": 2,
+    "airflow_provider_cogvideo.gallery": 2,
+    "airflow_provider_cogvideo.images": 2,
     "airflow_provider_cogvideo.polling": 3,
-    "airflow_provider_cogvideo.images": 3,
+    "airflow_provider_cogvideo.prepare": 3,
     "airflow_provider_cogvideo.hooks": 4,
     "airflow_provider_cogvideo.common": 5,
     "airflow_provider_cogvideo.budget": 5,
@@ -99,7 +101,14 @@ def test_every_runtime_module_has_a_layer() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["sensors.cogvideo", "operators.cogvideo", "transfers.cogvideo_to_s3", "triggers.cogvideo", "hooks.cogvideo"],
+    [
+        "sensors.cogvideo",
+        "operators.cogvideo",
+        "operators.gallery",
+        "transfers.cogvideo_to_s3",
+        "triggers.cogvideo",
+        "hooks.cogvideo",
+    ],
 )
 def test_runtime_import_loads_no_tooling_or_heavy_libraries(module: str) -> None:
     """DAG files import these at parse time: no test framework, web server, Pillow or boto3."""

@@ -1,0 +1,348 @@
+"""The review gallery: one self-contained HTML page per pipeline run, one card per product.
+
+The people who decide about the videos open it in a browser (a phone will do). Each card shows the
+product's cover, a ``<video controls>`` player, the product id and title, the prompt, the model and
+its options, the duration, the file size, the sha256 (short), the price and the status, with the
+reason for anything that did not become a video (``failed``, ``ambiguous`` with its request id,
+``rejected`` at ingestion, ``not_submitted``) and the source image where one exists; above the cards
+the run's totals (videos, failures, cost, time taken).
+
+Self-contained: inline CSS, no fonts, no scripts (the page's Content-Security-Policy allows none),
+a grid that reflows to one column on a phone.
+
+* Input is a **run manifest** (the document the pipeline writes to ``manifests/<day>/<run_id>.json``):
+  the gallery shows the rows the manifest holds and recomputes none of them.
+* Media are named by ``s3://`` URIs in the manifest. A :data:`MediaUrl` callable turns each into what
+  the page loads: a presigned URL (:class:`~.operators.gallery.S3VideoGalleryOperator`'s default), a
+  key relative to the page (:func:`relative_media`, for a bucket served as a static website), a local
+  file (:func:`mapped_media`, the demo's copy), or None (shown as its URI, not loaded).
+* **Escaping**: every text of the run (prompts, sidecar fields, server error messages) reaches the
+  page through Jinja's autoescape, in a sandboxed environment; a user's template is sandboxed and
+  autoescaped too. Media URLs are accepted only as ``http(s)://`` or relative references, never
+  ``javascript:`` or ``data:``.
+* **The template** is :data:`DEFAULT_TEMPLATE` (Jinja, shipped in this package). Pass your own file to
+  replace it: it receives the context :func:`gallery_context` builds (documented there).
+
+Importing this module imports neither Airflow nor Jinja (they load when a page is rendered).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+
+TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
+DEFAULT_TEMPLATE = TEMPLATES_DIR / "gallery.html"
+"""The shipped page template (package data)."""
+
+MediaUrl = Callable[[str], "str | None"]
+"""``s3://bucket/key`` -> the URL the page loads it from, or None to show the URI only."""
+
+STATUS_LABELS: dict[str, str] = {
+    "uploaded": "Uploaded",
+    "failed": "Failed",
+    "ambiguous": "Ambiguous: check before re-running",
+    "rejected": "Rejected at ingestion",
+    "not_submitted": "Not submitted",
+    "planned": "Planned (dry run)",
+}
+"""The manifest's statuses, as the page names them."""
+
+MAX_TEXT = 4000
+"""Characters kept of any one text of the run (a runaway sidecar field cannot bloat the page)."""
+
+_NOT_OPTIONS = frozenset({"model", "prompt", "image_url", "request_id", "user_id"})
+"""Fields of the request summary shown elsewhere on the card (or not at all), not as options."""
+_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def parse_s3_uri(uri: Any) -> tuple[str, str] | None:
+    """``(bucket, key)`` of ``s3://bucket/key``; None for anything else."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return (bucket, key) if bucket and key else None
+
+
+def quote_path(path: str) -> str:
+    """A relative path as a URL path: each segment percent-encoded (``:`` too, so no segment reads as a
+    scheme), ``/`` kept."""
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
+def relative_media(page_key: str, bucket: str) -> MediaUrl:
+    """Objects of ``bucket`` by their key relative to the page at ``page_key`` (a bucket served as a
+    static website); objects of other buckets are not linked (a public page must not point into a
+    private bucket)."""
+    base = posixpath.dirname(page_key) or "."
+
+    def media_url(uri: str) -> str | None:
+        parsed = parse_s3_uri(uri)
+        if parsed is None or parsed[0] != bucket:
+            return None
+        return quote_path(posixpath.relpath(parsed[1], base))
+
+    return media_url
+
+
+def mapped_media(paths: Mapping[str, str]) -> MediaUrl:
+    """URIs to relative file paths (e.g. a local copy of a run's media next to the page)."""
+    return lambda uri: quote_path(paths[uri]) if uri in paths else None
+
+
+def safe_url(url: Any) -> str | None:
+    """``url`` if the page may load it: ``http(s)://`` or a relative reference; otherwise None."""
+    if not isinstance(url, str) or not url.strip() or any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    if url.startswith(("http://", "https://")):
+        return url
+    first_segment = url.split("/", 1)[0]
+    return None if _SCHEME_RE.match(first_segment) or url.startswith("//") else url
+
+
+def text(value: Any, limit: int = MAX_TEXT) -> str | None:
+    """A value of the run as display text (lists joined, mappings as JSON), capped at ``limit``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        shown = value
+    elif isinstance(value, (list, tuple)):
+        shown = ", ".join(t for t in (text(v, limit) for v in value) if t)
+    elif isinstance(value, Mapping):
+        shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    else:
+        shown = str(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}… ({len(shown) - limit} more characters)"
+
+
+def human_size(size: Any) -> str | None:
+    """``12.3 MB`` / ``456 KB`` / ``789 bytes``."""
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0:
+        return None
+    if size < 1024:
+        return f"{size:.0f} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def human_seconds(seconds: Any) -> str | None:
+    """``45 s``, ``3 min 05 s``, ``2 h 04 min``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return None
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _money(amount: Any, currency: str | None) -> str | None:
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        return None
+    return f"{amount:.2f} {currency or ''}".strip()
+
+
+def _duration(request: Mapping[str, Any], model: Any) -> str | None:
+    """The clip's length as requested, or the model's default (its first allowed duration)."""
+    requested = request.get("duration")
+    if isinstance(requested, (int, float)) and not isinstance(requested, bool):
+        return f"{requested:g} s"
+    caps = MODEL_CAPABILITIES.get(model) if isinstance(model, str) else None
+    if caps is not None and isinstance(caps.durations, tuple) and caps.durations:
+        return f"{caps.durations[0]:g} s (model default)"
+    return None
+
+
+def _reason(row: Mapping[str, Any]) -> str | None:
+    """Why a product has no video: the recorded error's message (or the whole record), or a pointer
+    to the log when a failure left none."""
+    error = row.get("error")
+    if isinstance(error, Mapping):
+        return text(error.get("error")) or text(error)
+    if error:
+        return text(error)
+    if row.get("status") in ("failed", "ambiguous"):
+        return "No error was recorded for this product: see its task's log."
+    return None
+
+
+def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> dict[str, Any]:
+    """One product's card (see :func:`gallery_context` for the fields)."""
+    status = text(row.get("status"), 40) or "unknown"
+    request = row.get("request") if isinstance(row.get("request"), Mapping) else {}
+    model = row.get("model") or request.get("model")
+
+    def media(uri: Any) -> str | None:
+        return safe_url(media_url(uri)) if parse_s3_uri(uri) else None
+
+    sha256 = text(row.get("sha256"), 128)
+    image, error = row.get("image"), row.get("error")
+    return {
+        "product_id": text(row.get("product_id"), 200) or "(no product id)",
+        "title": text(row.get("title"), 500),
+        "status": status,
+        "status_label": STATUS_LABELS.get(status, status),
+        "video_url": media(row.get("video")),
+        "video_uri": text(row.get("video")),
+        "cover_url": media(row.get("cover")),
+        "image_url": media(image) if status != "rejected" else None,
+        "file_url": media(image) if status == "rejected" else None,
+        "image_uri": text(image),
+        "prompt": text(row.get("prompt") or request.get("prompt")),
+        "model": text(model, 200),
+        "options": [
+            (str(name), shown)
+            for name, value in request.items()
+            if name not in _NOT_OPTIONS and (shown := text(value, 500)) is not None
+        ],
+        "duration": _duration(request, model),
+        "size": human_size(row.get("size")),
+        "sha256": sha256,
+        "sha256_short": sha256[:12] if sha256 else None,
+        "price": _money(row.get("price"), currency),
+        "reason": _reason(row),
+        "request_id": text(row.get("request_id") or (error.get("request_id") if isinstance(error, Mapping) else None)),
+        "check": text(row.get("check")),
+        "job_id": text(row.get("job_id"), 200),
+    }
+
+
+def gallery_context(
+    document: Mapping[str, Any],
+    media_url: MediaUrl,
+    *,
+    title: str | None = None,
+    links_expire_at: datetime | None = None,
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
+    """What the template receives: ``{"page": {...}, "cards": [...]}``, every value plain text (or
+    None), numbers formatted, URLs checked.
+
+    ``page``: ``title``, ``run_id``, ``plan`` (a dry run's plan), ``generated_at`` and
+    ``links_expire_at`` (ISO text, UTC, or None), ``totals`` (a list of ``(label, value)`` for the
+    totals bar: products, videos, failed, ambiguous, rejected, not submitted, planned, cost, spent,
+    time taken; zero counts of the rare statuses left out), ``counts`` (status -> number).
+
+    ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status``
+    (``uploaded``/``failed``/``ambiguous``/``rejected``/``not_submitted``/``planned``),
+    ``status_label``, ``video_url``, ``cover_url``, ``image_url`` (the source image, shown),
+    ``file_url`` (a rejected file, linked, not shown: it may not be an image at all), ``video_uri``,
+    ``image_uri``, ``prompt``, ``model``, ``options`` (list of ``(name, value)``), ``duration``,
+    ``size``, ``sha256``, ``sha256_short``, ``price``, ``reason``, ``request_id``, ``check`` (what to
+    do about an ambiguous submit), ``job_id``.
+    """
+    currency = text(document.get("currency"), 10)
+    rows = document.get("products") or []
+    cards = [_card(row, media_url, currency) for row in rows if isinstance(row, Mapping)]
+    counts: dict[str, int] = {}
+    for card in cards:
+        counts[card["status"]] = counts.get(card["status"], 0) + 1
+    plan = bool(document.get("plan"))
+    run_id = text(document.get("dag_run"), 250)
+    totals: list[tuple[str, str]] = [("Products", str(len(cards))), ("Videos", str(counts.get("uploaded", 0)))]
+    totals.append(("Failed", str(counts.get("failed", 0))))
+    for status, label in (("ambiguous", "Ambiguous"), ("rejected", "Rejected"), ("not_submitted", "Not submitted")):
+        if counts.get(status):
+            totals.append((label, str(counts[status])))
+    if plan or counts.get("planned"):
+        totals.append(("Planned", str(counts.get("planned", 0))))
+    cost = _money(document.get("total_price"), currency)
+    if cost:
+        totals.append(("Would cost" if plan else "Cost", f"{cost} (list price)"))
+    spent = _money(document.get("actual_price"), currency)
+    if spent and not plan:
+        totals.append(("Submits paid", spent))
+    taken = human_seconds(document.get("elapsed_seconds"))
+    totals.append(("Time taken", taken or "not recorded"))
+    default_title = f"Product videos: {run_id}" if run_id else "Product videos"
+    return {
+        "page": {
+            "title": text(title, 300) or default_title,
+            "run_id": run_id,
+            "plan": plan,
+            "generated_at": _iso(generated_at or datetime.now(timezone.utc)),
+            "links_expire_at": _iso(links_expire_at) if links_expire_at else None,
+            "totals": totals,
+            "counts": counts,
+        },
+        "cards": cards,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def find_template(template: str | Path, search_path: Iterable[str | Path] = ()) -> Path:
+    """A user's template file: an absolute path, or a relative one found in ``search_path`` (e.g. the
+    DAG's folder and ``template_searchpath``) or the working directory."""
+    path = Path(template).expanduser()
+    candidates = [path] if path.is_absolute() else [Path(base) / path for base in search_path] + [path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"gallery template {str(template)!r} not found (looked in: {looked})")
+
+
+def render_gallery(
+    document: Mapping[str, Any],
+    media_url: MediaUrl,
+    *,
+    template: str | Path | None = None,
+    search_path: Iterable[str | Path] = (),
+    title: str | None = None,
+    links_expire_at: datetime | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    """The gallery page of a run manifest, as HTML text (see :func:`gallery_context` for what a
+    template receives). ``template``: a Jinja file replacing :data:`DEFAULT_TEMPLATE`."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    path = DEFAULT_TEMPLATE if template is None else find_template(template, search_path)
+    # Autoescape always on, whatever the file is called: a user's template escapes the run's text too.
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader(str(path.parent)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    context = gallery_context(
+        document, media_url, title=title, links_expire_at=links_expire_at, generated_at=generated_at
+    )
+    return env.get_template(path.name).render(**context)
+
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "STATUS_LABELS",
+    "MediaUrl",
+    "find_template",
+    "gallery_context",
+    "human_seconds",
+    "human_size",
+    "mapped_media",
+    "parse_s3_uri",
+    "quote_path",
+    "relative_media",
+    "render_gallery",
+    "safe_url",
+]

@@ -1,0 +1,210 @@
+"""Write a run's review gallery to S3: one self-contained HTML page, one card per product.
+
+``S3VideoGalleryOperator`` renders a run manifest with :func:`~airflow_provider_cogvideo.gallery.render_gallery`
+(the page, the escaping and the template are described there) and stores the page with
+``Content-Type: text/html; charset=utf-8``, next to the manifest::
+
+    S3VideoGalleryOperator(
+        task_id="gallery",
+        manifest=manifest_task["document"],  # the manifest dict (an XComArg), or "s3://…/manifest.json"
+        s3_bucket="product-videos",
+        s3_key="gallery/{{ ds }}/{{ run_id }}.html",
+    )
+
+How the page reaches its media (``media``):
+
+* ``"presigned"`` (default): every video, cover and source image by a presigned GET URL valid for
+  ``url_expires`` (7 days, SigV4's maximum; credentials of a temporary session end sooner). The task
+  logs a presigned URL of the page itself, valid as long: the address to send to reviewers. Whoever
+  holds it can watch the run's media until it expires.
+* ``"relative"``: objects of the gallery's bucket by their key relative to the page, for a bucket
+  served as a static website (objects in other buckets, e.g. the source images, are listed, not
+  shown: a public page must not point into a private bucket). Set ``website_url`` (the bucket's
+  website endpoint) to have the page's address logged.
+
+The return value (XCom): ``gallery`` (``s3://`` URI), ``url`` (the address logged, or None),
+``expires_at`` (ISO, presigned only) and ``products`` (cards on the page).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import BaseOperator
+
+from airflow_provider_cogvideo.common import seconds
+from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
+from airflow_provider_cogvideo.polling import bounded
+from airflow_provider_cogvideo.s3 import read_capped, s3_uri
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MEDIA_MODES = ("presigned", "relative")
+DEFAULT_URL_EXPIRES = timedelta(days=7)
+URL_EXPIRES_RANGE = (1.0, 7 * 24 * 3600.0)
+"""Seconds a presigned URL may be valid: SigV4 refuses more than 7 days."""
+PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
+_MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+"""A manifest read from S3: tens of thousands of products' rows."""
+
+
+class S3VideoGalleryOperator(BaseOperator):
+    """Render a run manifest as a review gallery page and write it to S3.
+
+    :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals, as
+        the pipeline's ``manifest`` task pushes it (XCom ``document``), or the ``s3://`` URI of a
+        manifest JSON. A bare list is taken as the rows.
+    :param s3_bucket: bucket of the page.
+    :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``.
+    :param media: ``"presigned"`` (default) or ``"relative"`` (see the module docstring).
+    :param url_expires: validity of the presigned URLs, seconds or a ``timedelta``: 1 s to 7 days
+        (default 7 days).
+    :param template_file: a Jinja template replacing the shipped one; a relative path is looked up in
+        the DAG's folder and ``template_searchpath``. It receives what
+        :func:`~airflow_provider_cogvideo.gallery.gallery_context` documents, autoescaped and sandboxed.
+    :param title: the page's title (default ``Product videos: <run id>``).
+    :param website_url: with ``media="relative"``, the base URL the bucket is served at: the page's
+        logged address is this plus the key.
+    :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
+        S3-compatible store; presigned URLs point there).
+    """
+
+    template_fields: Sequence[str] = ("manifest", "s3_bucket", "s3_key", "title", "template_file", "website_url")
+    template_fields_renderers = {"manifest": "json"}
+    ui_color = "#e8f0ff"
+
+    def __init__(
+        self,
+        *,
+        manifest: Any,
+        s3_bucket: str,
+        s3_key: str,
+        media: str = "presigned",
+        url_expires: float | timedelta = DEFAULT_URL_EXPIRES,
+        template_file: str | None = None,
+        title: str | None = None,
+        website_url: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if media not in MEDIA_MODES:
+            raise CogVideoValidationError("media", f"must be one of {list(MEDIA_MODES)}, got {media!r}")
+        self.url_expires = int(bounded("url_expires", seconds(url_expires), URL_EXPIRES_RANGE))
+        self.manifest = manifest
+        self.s3_bucket = s3_bucket
+        self.s3_key = s3_key
+        self.media = media
+        self.template_file = template_file
+        self.title = title
+        self.website_url = website_url
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def s3_hook(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        document = self._document()
+        key = self.s3_key.lstrip("/")
+        if not key or key.endswith("/"):
+            raise AirflowFailException(f"s3_key {self.s3_key!r} is not an object key")
+        expires_at = None
+        if self.media == "presigned":
+            expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.url_expires)
+            media_url: MediaUrl = self._presigned
+        else:
+            media_url = relative_media(key, self.s3_bucket)
+        page = render_gallery(
+            document,
+            media_url,
+            template=self.template_file or None,
+            search_path=self._search_path(),
+            title=self.title or None,
+            links_expire_at=expires_at,
+        )
+        client = self.s3_hook.get_conn()
+        client.put_object(
+            Bucket=self.s3_bucket,
+            Key=key,
+            Body=page.encode("utf-8"),
+            ContentType=PAGE_CONTENT_TYPE,
+            CacheControl="no-cache",
+        )
+        uri = s3_uri(self.s3_bucket, key)
+        products = len(document.get("products") or [])
+        if self.media == "presigned":
+            url = self._presigned(uri)
+            self.log.info(
+                "Review gallery of %d product(s) at %s; open it (valid until %s): %s",
+                products,
+                uri,
+                expires_at.strftime("%Y-%m-%d %H:%M UTC") if expires_at else "?",
+                url,
+            )
+        else:
+            url = f"{self.website_url.rstrip('/')}/{key}" if self.website_url else None
+            self.log.info(
+                "Review gallery of %d product(s) at %s (media by relative keys: serve the bucket as a "
+                "static website)%s",
+                products,
+                uri,
+                f"; open it: {url}" if url else "",
+            )
+        return {
+            "gallery": uri,
+            "url": url,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "products": products,
+        }
+
+    def _document(self) -> Mapping[str, Any]:
+        manifest = self.manifest
+        if isinstance(manifest, str) and manifest.startswith("s3://"):
+            parsed = parse_s3_uri(manifest)
+            if parsed is None:
+                raise AirflowFailException(f"manifest {manifest!r} is not an s3://bucket/key URI")
+            raw = read_capped(self.s3_hook.get_conn(), parsed[0], parsed[1], _MAX_MANIFEST_BYTES)
+            try:
+                manifest = json.loads(raw)
+            except ValueError as exc:
+                raise AirflowFailException(f"manifest {self.manifest} is not JSON: {exc}") from None
+        if isinstance(manifest, list):
+            manifest = {"products": manifest}
+        if not isinstance(manifest, Mapping) or not isinstance(manifest.get("products", []), list):
+            raise AirflowFailException(
+                "manifest must be a run manifest (a dict with a 'products' list), its s3:// URI or a list of "
+                f"rows; got {type(manifest).__name__}. A templated string is text: pass the XComArg."
+            )
+        return manifest
+
+    def _presigned(self, uri: str) -> str | None:
+        parsed = parse_s3_uri(uri)
+        if parsed is None:
+            return None
+        return self.s3_hook.generate_presigned_url(
+            client_method="get_object",
+            params={"Bucket": parsed[0], "Key": parsed[1]},
+            expires_in=self.url_expires,
+        )
+
+    def _search_path(self) -> list[str]:
+        """Where a relative ``template_file`` is looked for: the DAG's folder, then its template_searchpath."""
+        dag = getattr(self, "dag", None) if self.has_dag() else None
+        if dag is None:
+            return []
+        paths = [str(dag.folder)] if getattr(dag, "folder", None) else []
+        searchpath = getattr(dag, "template_searchpath", None) or []
+        return paths + ([searchpath] if isinstance(searchpath, str) else list(searchpath))
+
+
+__all__ = ["DEFAULT_URL_EXPIRES", "MEDIA_MODES", "PAGE_CONTENT_TYPE", "S3VideoGalleryOperator"]
