@@ -48,8 +48,8 @@ MAX_PATH_CHARS = 4096
 MAX_IMAGE_PIXELS = 40_000_000
 """Images with more pixels are refused from their header, before a pixel is decoded.
 
-40 megapixels holds every camera's full-resolution photo up to 40 MP (8000x5000) and is about 20 times
-the largest video frame any model renders (1920x1080), while a full decode stays under 160 MB (RGBA).
+40 megapixels holds a full-resolution photo of up to 40 MP (8000x5000) and is nearly five times the
+largest video frame any model renders (3840x2160), while a full decode stays under 160 MB (RGBA).
 It is well below Pillow's own thresholds (``Image.MAX_IMAGE_PIXELS``, ~89 MP, warns; twice that
 raises), between which an image would otherwise be decoded in full: a 640 KB PNG costs 650 MB."""
 MAX_SOURCE_BYTES = 100 * MiB
