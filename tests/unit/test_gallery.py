@@ -1,0 +1,388 @@
+"""The review gallery page: valid HTML5, every text of the run escaped, URLs checked, totals right,
+a user's template sandboxed and autoescaped; the operator writes it to S3 (moto) with its media.
+
+HTML validity is checked with Python's ``html.parser`` plus :class:`StrictHtml5Check` below, the HTML5
+parse errors a page like this can have: no doctype, a tag closed out of order or never, an end tag for
+a void element, a self-closed non-void element, a block element opened inside ``<p>`` (HTML5 closes the
+``<p>``, and the explicit ``</p>`` becomes an error), ``<a>`` in ``<a>``, wrong children of
+``<dl>``/``<ul>``, duplicate attributes or ids, an ``<img>`` without ``alt``. (html5lib is not in the
+locks; a real browser parses the page in ``tests/browser/``.)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.gallery import (
+    DEFAULT_TEMPLATE,
+    gallery_context,
+    human_seconds,
+    mapped_media,
+    relative_media,
+    render_gallery,
+    safe_url,
+)
+from airflow_provider_cogvideo.links import signed_url_expiry
+
+VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
+BLOCKS = frozenset(
+    {"address", "article", "aside", "blockquote", "div", "dl", "fieldset", "figure", "footer", "form", "h1", "h2",
+     "h3", "h4", "h5", "h6", "header", "hr", "main", "nav", "ol", "p", "pre", "section", "table", "ul"}
+)  # fmt: skip
+"""Start tags that close an open ``<p>`` in HTML5's tree construction."""
+CHILDREN = {"dl": {"dt", "dd", "div"}, "ul": {"li"}, "ol": {"li"}}
+
+SCRIPT_TITLE = '<script>window.__pwned = 1</script>Mug "Deluxe" & co'
+RUN = "manual__2026-12-01T10:00:00+00:00"
+IMG_ATTACK = "<img src=x onerror=alert(1)>"
+
+
+class StrictHtml5Check(HTMLParser):
+    """Collects HTML5 parse errors (see the module docstring) while ``html.parser`` tokenizes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.doctypes = 0
+        self.ids: set[str] = set()
+        self.tags: list[str] = []
+
+    def error_at(self, message: str) -> None:
+        self.errors.append(f"line {self.getpos()[0]}: {message}")
+
+    def handle_decl(self, decl: str) -> None:
+        if decl.lower() != "doctype html" or self.tags:
+            self.error_at(f"unexpected declaration <!{decl}>")
+        self.doctypes += 1
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        names = [name for name, _ in attrs]
+        if len(names) != len(set(names)):
+            self.error_at(f"<{tag}> has duplicate attributes {names}")
+        for name, value in attrs:
+            if name == "id":
+                if value in self.ids:
+                    self.error_at(f"duplicate id {value!r}")
+                self.ids.add(value or "")
+        if tag == "img" and "alt" not in names:
+            self.error_at("<img> without alt")
+        if tag in BLOCKS and "p" in self.stack:
+            self.error_at(f"<{tag}> inside <p>")
+        if tag == "a" and "a" in self.stack:
+            self.error_at("<a> inside <a>")
+        parent = self.stack[-1] if self.stack else None
+        if parent in CHILDREN and tag not in CHILDREN[parent]:
+            self.error_at(f"<{tag}> is not allowed as a child of <{parent}>")
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in VOID:
+            self.error_at(f"<{tag}/> self-closes a non-void element")
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID:
+            self.error_at(f"</{tag}> closes a void element")
+        elif not self.stack or self.stack[-1] != tag:
+            self.error_at(f"</{tag}> does not close the open <{self.stack[-1] if self.stack else None}>")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if data.strip() and self.stack and self.stack[-1] in CHILDREN:
+            self.error_at(f"text {data.strip()[:20]!r} directly in <{self.stack[-1]}>")
+
+
+def html5_errors(page: str) -> list[str]:
+    checker = StrictHtml5Check()
+    checker.feed(page)
+    checker.close()
+    errors = list(checker.errors)
+    if checker.doctypes != 1:
+        errors.append(f"{checker.doctypes} doctypes")
+    if checker.stack:
+        errors.append(f"elements never closed: {checker.stack}")
+    if checker.tags[:1] != ["html"]:
+        errors.append("the page does not start with <html>")
+    return errors
+
+
+def _row(product_id: str, status: str, **fields: Any) -> dict[str, Any]:
+    return {"product_id": product_id, "status": status, "image": f"s3://products/incoming/{product_id}.png", **fields}
+
+
+def manifest(**overrides: Any) -> dict[str, Any]:
+    """A manifest with one product of every status, as the pipeline's manifest task writes it."""
+    uploaded = _row(
+        "mug-01",
+        "uploaded",
+        title=SCRIPT_TITLE,
+        video="s3://out/videos/2026-12-01/mug-01.mp4",
+        cover="s3://out/videos/2026-12-01/mug-01.png",
+        sha256="c7ee77b49ef8" + "0" * 52,
+        size=415_000,
+        job_id="8123456789012345678",
+        model="cogvideox-3",
+        prompt='A mug <b>bold</b> & "quoted" </blockquote>',
+        request={"model": "cogvideox-3", "prompt": "…", "image_url": "s3://x", "quality": "speed", "fps": 30},
+        price=1.0,
+    )
+    rows = [
+        uploaded,
+        _row("lamp-02", "failed", error={"error": f"job 81: FAIL {IMG_ATTACK}", "type": "X"}, title="Lamp"),
+        _row(
+            "cup-03",
+            "ambiguous",
+            request_id="req-3",
+            error={"error": "submit answer lost", "status": "ambiguous", "request_id": "req-3"},
+            check="Look up request_id req-3 in the BigModel console",
+        ),
+        _row("tea-04", "not_submitted", error="the run's estimate 4 is over max_total_price=3: nothing was submitted"),
+        _row("pot-05", "planned", model="vidu2-image", request={"model": "vidu2-image", "duration": 4}, price=0.5),
+        {"product_id": "broken", "status": "rejected", "image": "s3://products/incoming/broken.jpg", "error": "x"},
+    ]
+    rows[-1]["error"] = "not a decodable image"
+    document = {
+        "dag_run": RUN,
+        "plan": False,
+        "products": rows,
+        "total_price": 1.0,
+        "actual_price": 2.0,
+        "estimated_price": 5.0,
+        "currency": "CNY",
+        "elapsed_seconds": 125.4,
+    }
+    return {**document, **overrides}
+
+
+def presigned(uri: str) -> str:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return f"http://s3.test/{bucket}/{key}?X-Amz-Signature=abc&X-Amz-Expires=604800"
+
+
+def test_the_page_is_valid_html5_and_self_contained() -> None:
+    page = render_gallery(manifest(), presigned)
+    assert html5_errors(page) == []
+    assert page.startswith('<!DOCTYPE html>\n<html lang="en">')
+    assert '<meta charset="utf-8">' in page[:200]
+    assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
+    assert "minmax(min(100%, 340px), 1fr)" in page  # the grid reflows to one column on a phone
+    # No scripts, no external stylesheets or fonts; the CSP allows no script at all.
+    assert not re.search(r"<script|<link|@import|@font-face|url\(", page, re.IGNORECASE)
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)[1]
+    assert "default-src 'none'" in csp and "script-src" not in csp
+    assert html5_errors(render_gallery(manifest(products=[]), presigned)) == []
+
+
+def test_every_text_of_the_run_is_escaped() -> None:
+    page = render_gallery(manifest(), presigned)
+    assert "<script" not in page and "onerror=" not in page.replace("onerror=alert", "")  # only as escaped text
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;Mug &#34;Deluxe&#34; &amp; co" in page
+    assert "A mug &lt;b&gt;bold&lt;/b&gt; &amp; &#34;quoted&#34; &lt;/blockquote&gt;" in page
+    assert "FAIL &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<b>" not in page and "<img src=x" not in page
+
+
+def test_hostile_ids_cannot_leave_their_attribute() -> None:
+    row = _row('x" onmouseover="alert(1)', "failed", error="boom")
+    page = render_gallery(manifest(products=[row]), presigned)
+    assert 'data-product-id="x&#34; onmouseover=&#34;alert(1)"' in page
+    assert html5_errors(page) == []
+
+
+def test_cards_carry_what_a_reviewer_needs() -> None:
+    context = gallery_context(manifest(), presigned)
+    cards = {card["product_id"]: card for card in context["cards"]}
+    assert list(cards) == ["mug-01", "lamp-02", "cup-03", "tea-04", "pot-05", "broken"]
+    mug = cards["mug-01"]
+    assert mug["video_url"] == presigned("s3://out/videos/2026-12-01/mug-01.mp4")
+    assert mug["cover_url"] == presigned("s3://out/videos/2026-12-01/mug-01.png")
+    assert mug["image_url"] == presigned("s3://products/incoming/mug-01.png")
+    assert (mug["sha256_short"], mug["size"], mug["price"], mug["model"]) == (
+        "c7ee77b49ef8",
+        "405 KB",
+        "1.00 CNY",
+        "cogvideox-3",
+    )
+    assert mug["options"] == [("quality", "speed"), ("fps", "30")]  # model, prompt, image_url shown elsewhere
+    assert mug["duration"] == "5 s (model default)"
+    assert cards["pot-05"]["duration"] == "4 s"
+    assert cards["lamp-02"]["reason"] == "job 81: FAIL <img src=x onerror=alert(1)>"  # escaped by the template
+    assert (cards["cup-03"]["request_id"], cards["cup-03"]["check"]) == (
+        "req-3",
+        "Look up request_id req-3 in the BigModel console",
+    )
+    assert cards["tea-04"]["reason"].startswith("the run's estimate 4 is over")
+    # A rejected file may not be an image at all: linked, not shown.
+    assert cards["broken"]["image_url"] is None and cards["broken"]["file_url"].startswith("http://s3.test/products/")
+    assert cards["broken"]["reason"] == "not a decodable image"
+    assert cards["lamp-02"]["image_url"]  # a failed product shows the image it was made from
+    assert gallery_context(manifest(products=[_row("a", "failed")]), presigned)["cards"][0]["reason"].startswith(
+        "No error was recorded"
+    )  # fmt: skip
+
+
+def test_totals() -> None:
+    totals = dict(gallery_context(manifest(), presigned)["page"]["totals"])
+    assert totals == {
+        "Products": "6",
+        "Videos": "1",
+        "Failed": "1",
+        "Ambiguous": "1",
+        "Rejected": "1",
+        "Not submitted": "1",
+        "Planned": "1",
+        "Cost": "1.00 CNY (list price)",
+        "Submits paid": "2.00 CNY",
+        "Time taken": "2 min 05 s",
+    }
+    plan = dict(gallery_context(manifest(plan=True, products=[]), presigned)["page"]["totals"])
+    assert plan["Would cost"] == "1.00 CNY (list price)" and "Submits paid" not in plan
+    assert [human_seconds(s) for s in (4.4, 65, 7300, None)] == ["4 s", "1 min 05 s", "2 h 01 min", None]
+
+
+def test_media_urls_are_http_or_relative_only() -> None:
+    assert safe_url("https://cdn.test/a.mp4?sig=1") == "https://cdn.test/a.mp4?sig=1"
+    assert safe_url("../../videos/a.mp4") == "../../videos/a.mp4"
+    for bad in (
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "data:text/html,x",
+        "//evil.test/a",
+        "vbscript:x",
+        "a b",
+        "",
+    ):
+        assert safe_url(bad) is None, bad
+    page = render_gallery(manifest(), lambda uri: "javascript:alert(1)")
+    assert "javascript:" not in page and "<video" not in page
+
+
+def test_relative_media_for_a_static_website_bucket() -> None:
+    media = relative_media("gallery/2026-12-01/run.html", "out")
+    assert media("s3://out/videos/2026-12-01/mug-01.mp4") == "../../videos/2026-12-01/mug-01.mp4"
+    assert media("s3://out/gallery/2026-12-01/javascript:x.png") == "javascript%3Ax.png"  # never a scheme
+    assert media("s3://products/incoming/mug-01.png") is None  # other buckets are not linked from a public page
+    assert mapped_media({"s3://out/a b.mp4": "videos/a b.mp4"})("s3://out/a b.mp4") == "videos/a%20b.mp4"
+
+
+def test_a_user_template_replaces_the_default_sandboxed_and_autoescaped(tmp_path: Path) -> None:
+    from jinja2.exceptions import SecurityError, UndefinedError
+
+    (tmp_path / "mine.txt").write_text(
+        "{% for c in cards %}[{{ c.title }}|{{ c.status }}]{% endfor %} {{ page.title }}"
+    )
+    out = render_gallery(manifest(), presigned, template="mine.txt", search_path=[tmp_path])
+    assert out.startswith("[&lt;script&gt;window.__pwned = 1&lt;/script&gt;Mug &#34;Deluxe&#34; &amp; co|uploaded]")
+    assert out.endswith(f" Product videos: {RUN}")
+    (tmp_path / "escape.html").write_text("{{ cards.__class__.__mro__ }}")
+    with pytest.raises(SecurityError):
+        render_gallery(manifest(), presigned, template=tmp_path / "escape.html")
+    (tmp_path / "typo.html").write_text("{{ page.titel }}")
+    with pytest.raises(UndefinedError):
+        render_gallery(manifest(), presigned, template=tmp_path / "typo.html")
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.html"):
+        render_gallery(manifest(), presigned, template="nowhere.html", search_path=[tmp_path])
+
+
+def test_the_template_ships_in_the_package() -> None:
+    from importlib.resources import files
+
+    shipped = files("airflow_provider_cogvideo") / "templates" / "gallery.html"
+    assert shipped.is_file() and DEFAULT_TEMPLATE.read_text() == shipped.read_text()
+
+
+def test_long_texts_are_capped() -> None:
+    card = gallery_context(manifest(products=[_row("a", "failed", error="x" * 10_000)]), presigned)["cards"][0]
+    assert len(card["reason"]) < 4100 and card["reason"].endswith("(6000 more characters)")
+
+
+# ------------------------------------------------------------------ the operator, on moto's S3
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch):
+    boto3 = pytest.importorskip("boto3")
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="out")
+        yield client
+
+
+def gallery_operator(**kwargs: Any):
+    from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
+
+    defaults = {"task_id": "gallery", "manifest": manifest(), "s3_bucket": "out", "aws_conn_id": "aws_test"}
+    return S3VideoGalleryOperator(**{**defaults, "s3_key": "gallery/2026-12-01/run.html", **kwargs})
+
+
+def test_operator_writes_the_page_with_presigned_media(s3, capsys: pytest.CaptureFixture[str]) -> None:
+    before = datetime.now(timezone.utc)
+    result = gallery_operator(url_expires=timedelta(days=2)).execute({})
+    answer = s3.get_object(Bucket="out", Key="gallery/2026-12-01/run.html")
+    assert answer["ContentType"] == "text/html; charset=utf-8"
+    page = answer["Body"].read().decode()
+    assert html5_errors(page) == []
+    videos = re.findall(r'<video[^>]* src="([^"]+)"', page)
+    assert len(videos) == 1 and videos[0].startswith("https://out.s3.amazonaws.com/videos/2026-12-01/mug-01.mp4?")
+    valid_for = signed_url_expiry(html.unescape(videos[0])) - before.timestamp()
+    assert timedelta(days=2) <= timedelta(seconds=valid_for) < timedelta(days=2, minutes=1)
+    assert result["gallery"] == "s3://out/gallery/2026-12-01/run.html" and result["products"] == 6
+    assert result["url"].startswith("https://out.s3.amazonaws.com/gallery/2026-12-01/run.html?")
+    expires = datetime.fromisoformat(result["expires_at"])
+    assert timedelta(days=2) <= expires - before < timedelta(days=2, minutes=1)
+    logged = "".join(capsys.readouterr())  # the task's log: Airflow's structlog writes to the console
+    assert result["url"] in logged and "Review gallery of 6 product(s)" in logged
+
+
+def test_operator_relative_media_and_a_manifest_from_s3(s3) -> None:
+    s3.put_object(Bucket="out", Key="manifests/m.json", Body=json.dumps(manifest()).encode())
+    op = gallery_operator(manifest="s3://out/manifests/m.json", media="relative", website_url="http://site.test/")
+    result = op.execute({})
+    page = s3.get_object(Bucket="out", Key="gallery/2026-12-01/run.html")["Body"].read().decode()
+    assert '<video controls preload="metadata" playsinline src="../../videos/2026-12-01/mug-01.mp4"' in page
+    assert "http" not in "".join(re.findall(r'(?:src|href)="([^"]+)"', page))  # nothing presigned
+    assert (result["url"], result["expires_at"]) == ("http://site.test/gallery/2026-12-01/run.html", None)
+
+
+def test_operator_refuses_bad_settings_and_input(s3) -> None:
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    with pytest.raises(CogVideoValidationError, match="url_expires"):
+        gallery_operator(url_expires=timedelta(days=8))
+    with pytest.raises(CogVideoValidationError, match="media"):
+        gallery_operator(media="public")
+    with pytest.raises(AirflowFailException, match="pass the XComArg"):
+        gallery_operator(manifest="{'products': []}").execute({})
+    assert gallery_operator(manifest=manifest()["products"]).execute({})["products"] == 6  # bare rows
+
+
+def test_the_pipeline_writes_its_gallery_where_its_manifest_says() -> None:
+    from airflow_provider_cogvideo.demo import pipeline_dag_file
+    from tests.unit.test_example_dags import _dagbag
+
+    dag = _dagbag(pipeline_dag_file()).dags["product_video_pipeline"]
+    gallery, report = dag.get_task("gallery"), dag.get_task("manifest")
+    assert gallery.upstream_task_ids == {"manifest"} and gallery.trigger_rule == "all_done"
+    assert gallery.s3_key == report.op_kwargs["gallery_key"]  # one template for both: the manifest records it
+    assert gallery.s3_key.startswith("gallery/") and gallery.s3_key.endswith(".html")
+    assert (
+        report.op_kwargs["key"]
+        == "manifests/" + gallery.s3_key.removeprefix("gallery/").removesuffix(".html") + ".json"
+    )
