@@ -18,7 +18,10 @@ in one place; the branches say what went wrong and so what to do about it::
     │   └── CogVideoServerError           5xx / 500, 1200, 1230, 1234 (retryable)
     ├── CogVideoTransportError            no answer arrived (retryable)
     ├── CogVideoAmbiguousSubmitError      a submit may have created a job: never resent blindly
-    └── CogVideoDownloadError             a result file could not be downloaded completely
+    ├── CogVideoDownloadError             a result file could not be downloaded completely
+    └── CogVideoJobError                  how waiting for a job ended (``CogVideoHook.generate``)
+        ├── CogVideoJobFailedError        FAIL, or the job cannot be followed (key refused, unknown job)
+        └── CogVideoJobTimeoutError       the deadline passed (the job keeps running) (retryable)
 
 ``retryable`` is decided when the exception is built (from the table below, or by the class) and
 never changed afterwards: whoever catches one can trust it.
@@ -151,6 +154,25 @@ class CogVideoAmbiguousSubmitError(CogVideoError):
             "created and billed. Not resubmitted automatically: look for that request_id in the "
             "console's usage/billing records (BigModel or Z.AI) before submitting again."
         )
+
+
+class CogVideoJobError(CogVideoError):
+    """Waiting for a job ended without a video; ``job_id`` names the job and ``event`` says how."""
+
+    def __init__(self, message: str, *, job_id: str, event: dict | None = None) -> None:
+        self.job_id = job_id
+        self.event = event or {}
+        super().__init__(message)
+
+
+class CogVideoJobFailedError(CogVideoJobError):
+    """The job ended with task_status FAIL, or it cannot be followed (refused key, unknown job)."""
+
+
+class CogVideoJobTimeoutError(CogVideoJobError):
+    """The wait's deadline passed, or polls kept failing; the job itself may still finish."""
+
+    retryable = True
 
 
 class CogVideoDownloadError(CogVideoError):
@@ -369,6 +391,9 @@ __all__ = [
     "CogVideoDownloadError",
     "CogVideoDuplicateRequestError",
     "CogVideoError",
+    "CogVideoJobError",
+    "CogVideoJobFailedError",
+    "CogVideoJobTimeoutError",
     "CogVideoNotFoundError",
     "CogVideoPermissionError",
     "CogVideoRateLimitError",

@@ -64,6 +64,7 @@ from airflow_provider_cogvideo import (
     PACKAGE_NAME,
     RESEND_SUBMIT_ON_5XX,
     __version__,
+    metrics,
 )
 from airflow_provider_cogvideo.backoff import Backoff, retry_after_seconds
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY, estimate_price
@@ -75,12 +76,17 @@ from airflow_provider_cogvideo.errors import (
     CogVideoConnectionConfigError,
     CogVideoDownloadError,
     CogVideoError,
+    CogVideoJobFailedError,
+    CogVideoJobTimeoutError,
     CogVideoTransportError,
     CogVideoValidationError,
     api_error,
     submit_answer,
 )
+from airflow_provider_cogvideo.events import JobEvent, read_event
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch, checked_wait_settings
+from airflow_provider_cogvideo.prepare import prepare_request
 from airflow_provider_cogvideo.redact import redact_url, scrub
 
 if TYPE_CHECKING:
@@ -90,6 +96,8 @@ DEFAULT_HOST = "open.bigmodel.cn"
 DEFAULT_PATH = "api/paas/v4"
 DEFAULT_BASE_URL = f"https://{DEFAULT_HOST}/{DEFAULT_PATH}"
 SUBMIT_PATH = "videos/generations"
+DEFAULT_GENERATE_TIMEOUT = 7200.0
+"""How long :meth:`CogVideoHook.generate` waits for a job by default (seconds), as the operator."""
 QUERY_PATH = "async-result/{job_id}"
 # A job id no real job has: test_connection() queries it, which costs nothing.
 PROBE_JOB_ID = "0"
@@ -692,6 +700,103 @@ class CogVideoHook(BaseHook):
                 ) from exc
             finally:
                 response.close()
+
+    # ------------------------------------------------------------------ waiting
+    async def await_job(self, watch: JobWatch) -> dict[str, Any]:
+        """Poll ``watch.job_id`` on ``watch``'s schedule until it ends; returns the one event payload.
+
+        The triggerer runs this (the trigger's loop), and so do the operator's synchronous path and
+        :meth:`generate`: one loop, one behaviour. Single-attempt polls: ``watch`` owns the error budget.
+        """
+        model = watch.model or "unknown"
+        while (sleep := watch.next_sleep()) is not None:
+            await asyncio.sleep(sleep)
+            try:
+                job = await self.aget_task(watch.job_id, retry=False)
+            except Exception as exc:
+                metrics.incr("cogvideo.poll_errors", model=model)
+                event = watch.on_error(exc)
+            else:
+                metrics.incr("cogvideo.polls", model=model)
+                event = watch.on_result(job)
+            if event is not None:
+                if event["status"] == "success":
+                    metrics.timing("cogvideo.render_time", event["waited_seconds"], model=model)
+                return event
+        return watch.timeout_event()
+
+    def generate(
+        self,
+        *,
+        image: str | list[str] | None = None,
+        aws_conn_id: str | None = "aws_default",
+        timeout: float = DEFAULT_GENERATE_TIMEOUT,
+        poll_interval: float | None = None,
+        error_budget: int = DEFAULT_ERROR_BUDGET,
+        **fields: Any,
+    ) -> TaskResult:
+        """Submit one job and wait for it, in one call (for ``@task`` functions): the operator's
+        validation, submit policy and poll schedule, without Airflow's deferral or crash-safe store.
+
+        ``fields`` are the request's (``model``, ``prompt``, ``size``, ``fps``...; ``image`` as for the
+        operator). Returns the finished job (``video_url``, ``cover_image_url``). Raises
+        ``CogVideoValidationError`` before paying, ``CogVideoAmbiguousSubmitError`` when a submit may
+        have created a job, ``CogVideoJobFailedError`` or ``CogVideoJobTimeoutError`` after waiting.
+        A retry of the calling task submits (and pays for) a new job: use the operator for that.
+        """
+
+        async def submit_and_wait() -> TaskResult:
+            try:
+                return await self.agenerate(
+                    image=image,
+                    aws_conn_id=aws_conn_id,
+                    timeout=timeout,
+                    poll_interval=poll_interval,
+                    error_budget=error_budget,
+                    **fields,
+                )
+            finally:
+                await aclose_clients()
+
+        return asyncio.run(submit_and_wait())
+
+    async def agenerate(
+        self,
+        *,
+        image: str | list[str] | None = None,
+        aws_conn_id: str | None = "aws_default",
+        timeout: float = DEFAULT_GENERATE_TIMEOUT,
+        poll_interval: float | None = None,
+        error_budget: int = DEFAULT_ERROR_BUDGET,
+        **fields: Any,
+    ) -> TaskResult:
+        """Async :meth:`generate` (reading ``s3://`` or file images happens in a worker thread)."""
+        poll_interval, error_budget, timeout = checked_wait_settings(
+            poll_interval=poll_interval, error_budget=error_budget, timeout=timeout
+        )
+        prepared = await asyncio.to_thread(prepare_request, image=image, aws_conn_id=aws_conn_id, **fields)
+        job = await self.asubmit(prepared.request)
+        assert job.id is not None
+        submitted_at = time.time()
+        price, currency = self.price_of(job.model)  # the settings are cached by the submit: no lookup
+        metrics.incr("cogvideo.submits", model=prepared.request.model)
+        metrics.count_price(price, currency, model=prepared.request.model)
+        self.log.info("Submitted job %s (%s), list price %s %s", job.id, job.model, price, currency)
+        watch = JobWatch(
+            job.id,
+            deadline=submitted_at + (timeout or DEFAULT_GENERATE_TIMEOUT),
+            waiting_since=submitted_at,
+            model=prepared.request.model,
+            poll_interval=poll_interval,
+            error_budget=error_budget,
+            log=self.log,
+        )
+        event = read_event(await self.await_job(watch), JobEvent)
+        if event.status == "success":
+            return TaskResult.model_validate(event.result)
+        if event.status == "timeout" or not event.is_final:
+            raise CogVideoJobTimeoutError(event.message, job_id=job.id, event=event.payload())
+        raise CogVideoJobFailedError(event.message, job_id=job.id, event=event.payload())
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key without paying: query a job id that cannot exist.

@@ -24,11 +24,8 @@ What it does, in order, on every try:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -38,7 +35,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.backoff import Backoff
 from airflow_provider_cogvideo.budget import SpendLedger, parse_budget
-from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
+from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL
 from airflow_provider_cogvideo.common import (
     DEFAULT_TIMEOUT,
     DRY_RUN_STATUS,
@@ -64,6 +61,7 @@ from airflow_provider_cogvideo.events import JobEvent, ResubmitEvent, raise_for_
 from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings, is_unknown_job
+from airflow_provider_cogvideo.prepare import PreparedRequest, prepare_request
 from airflow_provider_cogvideo.triggers.cogvideo import (
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
@@ -77,25 +75,6 @@ STATE_KEY = "cogvideo_job"
 RATE_LIMIT_BACKOFF = Backoff(first=15.0, ceiling=300.0, jitter=(0.8, 1.2))
 """A submit refused with 429 (tier limit or overload): 15 s doubling to 300 s, +-20 % so that a
 pool's worth of refused tasks does not come back in one burst; a Retry-After up to 300 s wins."""
-
-
-@dataclass(frozen=True)
-class PreparedRequest:
-    """A validated request, what makes it "the same job" on a retry, and its summary for logs/XCom."""
-
-    request: VideoGenerationRequest
-    fingerprint: str
-    summary: dict[str, Any]
-
-
-def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], generation: str | None = None) -> str:
-    """What makes two submits 'the same job': the body without request_id, images by content hash,
-    and the ``regenerate`` label when one is given (a new label asks for a new job)."""
-    canonical: dict[str, Any] = {k: v for k, v in body.items() if k not in ("request_id", "image_url")}
-    canonical["images"] = list(image_digests)
-    if generation is not None:
-        canonical["generation"] = generation
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
@@ -231,34 +210,20 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
         """The validated request, its fingerprint and its summary. Raises ``AirflowFailException`` on bad input."""
-        from airflow_provider_cogvideo.images import prepare_images
-
         try:
             if self.metadata is not None and not isinstance(self.metadata, dict):
                 raise CogVideoValidationError("metadata", f"must be a dict, got {type(self.metadata).__name__}")
-            caps = capabilities_for(self._model(), self.capability_overrides)
-            images = prepare_images(self.image, caps, aws_conn_id=self.aws_conn_id)
-            wire_images: str | list[str] | None = None
-            if images:
-                single = isinstance(self.image, str) or (len(images) == 1 and caps.max_images == 1)
-                wire_images = images[0].wire if single else [i.wire for i in images]
             fields = {name: rendered_none(getattr(self, name)) for name in VideoGenerationRequest.api_fields()}
-            fields.update(
-                model=self._model(),
-                prompt=self.prompt or None,
-                size=rendered_none(self.size) or None,
-                image_url=wire_images,
+            fields.update(model=self._model(), prompt=self.prompt or None, size=rendered_none(self.size) or None)
+            return prepare_request(
+                image=self.image,
+                aws_conn_id=self.aws_conn_id,
+                generation=self._generation_label(),
+                request_id=self.request_id,
+                **fields,
             )
-            if self.request_id:
-                fields["request_id"] = self.request_id
-            request = VideoGenerationRequest.build(**fields)
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
-        return PreparedRequest(
-            request=request,
-            fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images], self._generation_label()),
-            summary=request.describe([i.source for i in images]),
-        )
 
     def _model(self) -> str:
         return rendered_none(self.model) or DEFAULT_MODEL

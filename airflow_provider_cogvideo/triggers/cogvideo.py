@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
+from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
 from airflow_provider_cogvideo.events import resubmit_event
 from airflow_provider_cogvideo.polling import (
@@ -141,23 +141,7 @@ async def wait_for_job_async(trigger: CogVideoTaskTrigger) -> dict[str, Any]:
     """The trigger's polling loop (also run on a worker by the synchronous path); returns the one event."""
     from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
-    hook = CogVideoHook(trigger.cogvideo_conn_id)
-    watch = trigger.watch()
-    while (sleep := watch.next_sleep()) is not None:
-        await asyncio.sleep(sleep)
-        try:
-            job = await hook.aget_task(trigger.job_id, retry=False)
-        except Exception as exc:
-            metrics.incr("cogvideo.poll_errors", model=trigger.model or "unknown")
-            event = watch.on_error(exc)
-        else:
-            metrics.incr("cogvideo.polls", model=trigger.model or "unknown")
-            event = watch.on_result(job)
-        if event is not None:
-            if event["status"] == "success":
-                metrics.timing("cogvideo.render_time", event["waited_seconds"], model=trigger.model or "unknown")
-            return event
-    return watch.timeout_event()
+    return await CogVideoHook(trigger.cogvideo_conn_id).await_job(trigger.watch())
 
 
 __all__ = ["CogVideoSubmitBackoffTrigger", "CogVideoTaskTrigger", "wait_for_job_async"]

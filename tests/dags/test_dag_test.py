@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig
 
-from .dag_files.cogvideo_test_dags import clear_dag, lost_dag, mapped_dag, retry_dag, twins_dag
+from .dag_files.cogvideo_test_dags import clear_dag, lost_dag, mapped_dag, retry_dag, taskflow_dag, twins_dag
 
 
 @pytest.fixture
@@ -155,3 +155,11 @@ def test_a_submit_that_may_have_created_a_job_is_paid_once(
         ).one()
         error = XComModel.deserialize_value(row)
     assert (error["status"], error["request_id"]) == ("ambiguous", stats["request_ids"][0])
+
+
+def test_hook_generate_in_a_taskflow_dag(airflow_db, cogvideo_emulator, cogvideo_conn, out: Path) -> None:
+    """CogVideoHook.generate as a @task user writes it, run by real Airflow: one call, one paid job."""
+    run = taskflow_dag.test()
+    assert run.state == "success"
+    assert json.loads(out.read_text())["task_status"] == "SUCCESS"
+    assert cogvideo_emulator.stats()["submits"] == 1

@@ -99,3 +99,16 @@ with DAG("cogvideo_test_one_paid_job", schedule=None, start_date=datetime(2026, 
         retries=2,
         retry_delay=timedelta(seconds=0),
     )
+
+
+with DAG("cogvideo_test_taskflow", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as taskflow_dag:
+
+    @task
+    def make_video() -> dict:
+        """A @task user's one call: submit and wait, with the operator's validation and schedule."""
+        from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+        job = CogVideoHook().generate(model="cogvideox-flash", prompt="a lamp", poll_interval=1)
+        return job.model_dump(mode="json")
+
+    collect(make_video())
