@@ -431,6 +431,36 @@ class CogVideoHook(BaseHook):
             "placeholders": behaviour["placeholders"],
         }
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The extras' form fields for Airflow < 3.2, built from the declarative ``conn-fields`` that
+        3.2+ reads (one definition: the same labels, descriptions, choices and types on every version).
+
+        Airflow 3.1's UI shows a field per widget with its description; numbers with a fractional
+        range are text fields (3.1 accepts only string, integer, password and boolean fields) and the
+        hook enforces their bounds when the connection is used."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, StringField
+        from wtforms.validators import Optional, any_of
+
+        from airflow_provider_cogvideo import get_provider_info
+
+        widgets: dict[str, Any] = {}
+        for name, spec in get_provider_info()["connection-types"][0]["conn-fields"].items():
+            schema, label, description = spec["schema"], lazy_gettext(spec["label"]), spec.get("description", "")
+            if "boolean" in schema["type"]:
+                widgets[name] = BooleanField(label, description=description, default=schema.get("default", False))
+                continue
+            validators: list[Any] = [Optional()]
+            if "enum" in schema:
+                validators.append(any_of([value for value in schema["enum"] if value is not None]))
+            field_class = IntegerField if "integer" in schema["type"] else StringField
+            widgets[name] = field_class(
+                label, validators=validators, widget=BS3TextFieldWidget(), description=description
+            )
+        return widgets
+
     @staticmethod
     def _settings_from_connection(conn: Any) -> CogVideoConnectionSettings:
         return CogVideoConnectionSettings.from_fields(
