@@ -19,6 +19,9 @@ MODULES = (
     "airflow_provider_cogvideo.testing.products",
     "airflow_provider_cogvideo.testing.processes",
     "airflow_provider_cogvideo.testing.airflow_env",
+    "airflow_provider_cogvideo.testing.postgres",
+    "airflow_provider_cogvideo.testing.redis_server",
+    "airflow_provider_cogvideo.testing.distributed",
     "airflow_provider_cogvideo.demo",
 )
 # pytest and the emulator's server stack never; Airflow, Pillow and boto3 only once used (lazy imports).
