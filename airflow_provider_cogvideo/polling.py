@@ -91,11 +91,17 @@ def bounded(field_name: str, value: Any, bounds: tuple[float, float], *, integer
     The bounds are read when called, not frozen at import, so every caller shares one definition."""
     lo, hi = bounds
     kind = "an integer" if integer else "a number"
+    allowed = f"{_plain(lo)} to {_plain(hi)}"
     if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
-        raise CogVideoValidationError(field_name, f"must be {kind} from {lo:g} to {hi:g}, got {value!r}")
+        raise CogVideoValidationError(field_name, f"must be {kind} from {allowed}, got {value!r}")
     if not math.isfinite(value) or not lo <= value <= hi:
-        raise CogVideoValidationError(field_name, f"{value!r} is out of range; allowed: {lo:g} to {hi:g}")
+        raise CogVideoValidationError(field_name, f"{value!r} is out of range; allowed: {allowed}")
     return int(value) if integer else float(value)
+
+
+def _plain(number: float) -> str:
+    """``5242880`` rather than ``5.24288e+06``; ``0.5`` stays ``0.5``."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def checked_wait_settings(

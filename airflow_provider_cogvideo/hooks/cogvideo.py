@@ -712,7 +712,11 @@ class CogVideoHook(BaseHook):
         settings = self.settings
         allow_loopback = _is_loopback(urlsplit(settings.base_url).hostname or "")
         with httpx.Client(
-            timeout=self._timeout(settings), headers={"User-Agent": _user_agent()}, follow_redirects=False
+            timeout=self._timeout(settings),
+            # identity: the bytes counted against a size cap are the bytes received (a gzip body
+            # could otherwise expand many-fold within one read before any cap sees it).
+            headers={"User-Agent": _user_agent(), "Accept-Encoding": "identity"},
+            follow_redirects=False,
         ) as client:
             response = _open_download(client, url, allow_loopback=allow_loopback)
             shown = redact_url(str(response.url))

@@ -171,3 +171,11 @@ def test_emulator_on_loopback_still_may_not_reach_other_inside_addresses(emulato
         mock.get("http://127.0.0.1:8765/files/v.mp4").mock(return_value=redirect("http://169.254.169.254/"))
         assert "link-local" in str(refused(emulator_hook, "http://127.0.0.1:8765/files/v.mp4"))
         assert "private" in str(refused(emulator_hook, "http://10.0.0.5/v.mp4"))
+
+
+def test_downloads_ask_for_the_bytes_as_stored(hook) -> None:
+    """Accept-Encoding: identity, so a size cap counts the bytes that arrive (no gzip expanding in a read)."""
+    with respx.mock() as api:
+        route = api.get("https://cdn.test/v.mp4").mock(return_value=httpx.Response(200, content=b"mp4"))
+        assert download(hook, "https://cdn.test/v.mp4") == b"mp4"
+    assert route.calls[0].request.headers["accept-encoding"] == "identity"
