@@ -52,6 +52,8 @@ POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
 POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or None
 # "none" for manually triggered runs only (the real-Airflow test triggers without a logical date).
 SCHEDULE = None if os.environ.get("COGVIDEO_PIPELINE_SCHEDULE", "@daily").lower() == "none" else "@daily"
+PRODUCT_ID = "{{ task.metadata['product_id'] if task.metadata is defined else task.result['metadata']['product_id'] }}"
+"""The label of a mapped product task in the grid: its product id."""
 RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 """The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""
 RUN_KEY = RUN_DAY + "/{{ run_id | replace(':', '_') | replace('+', '_') }}"
@@ -107,9 +109,11 @@ with DAG(
             timeout=timedelta(hours=1),
             dry_run="{{ params.dry_run }}",
             max_total_price="{{ params.max_total_price }}",
+            map_index_template=PRODUCT_ID,  # the grid shows product ids, not 0..N
         )
         CogVideoToS3Operator(
             task_id="upload",
+            map_index_template=PRODUCT_ID,
             result=video.output,
             s3_bucket="{{ params.output_bucket }}",
             s3_key=f"videos/{RUN_DAY}/{{metadata[product_id]}}.mp4",

@@ -249,6 +249,13 @@ def test_pipeline_with_scheduler_and_triggerer(
         GENERATE,
     )
     assert sorted((i, state) for i, state, _ in tries) == [(i, "success") for i in range(PRODUCTS)]
+    labels = env.query(
+        "SELECT rendered_map_index FROM task_instance WHERE dag_id = ? AND task_id IN (?, ?)",
+        PIPELINE_DAG_ID,
+        GENERATE,
+        "product.upload",
+    )
+    assert sorted(label for (label,) in labels) == sorted(2 * list(seeded.product_ids)), "the grid shows product ids"
     retried = sorted(i for i, _, try_number in tries if try_number > 1)
 
     # Every video is in S3 and its bytes hash to what the manifest and the object's tag say.
