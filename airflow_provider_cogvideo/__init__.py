@@ -98,6 +98,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_cogvideo.operators.cogvideo",
                     "airflow_provider_cogvideo.operators.product_images",
+                    "airflow_provider_cogvideo.operators.gallery",
                 ],
             }
         ],

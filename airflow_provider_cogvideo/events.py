@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 EVENT_VERSION = 1
-FINAL_REASONS = frozenset({"job_failed", "auth", "unknown_job"})
+FINAL_REASONS = frozenset({"job_failed", "auth", "unknown_job", "content_policy"})
 """Failure reasons that a retry of the task cannot fix: it fails without retrying."""
 
 

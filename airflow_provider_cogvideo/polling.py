@@ -22,6 +22,7 @@ from airflow_provider_cogvideo.errors import (
     CogVideoAPIError,
     CogVideoAuthError,
     CogVideoBadRequestError,
+    CogVideoContentPolicyError,
     CogVideoError,
     CogVideoNotFoundError,
     CogVideoValidationError,
@@ -131,6 +132,8 @@ def error_reason(exc: BaseException) -> str:
     """A machine-readable reason for a non-retryable poll error."""
     if isinstance(exc, CogVideoAuthError):
         return "auth"
+    if isinstance(exc, CogVideoContentPolicyError):
+        return "content_policy"
     if is_unknown_job(exc):
         return "unknown_job"
     if isinstance(exc, CogVideoAPIError):

@@ -29,5 +29,6 @@ with DAG(
         job_id="{{ ti.xcom_pull(task_ids='submit')['id'] }}",
         metadata={"submitted_by": "{{ ti.task_id }}"},
         timeout=3600,
+        deferrable=True,  # waits in the triggerer: run one
     )
     submit >> wait

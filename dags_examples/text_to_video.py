@@ -21,4 +21,5 @@ with DAG(
         prompt="{{ dag_run.conf.get('prompt', 'A paper boat drifting down a rainy street, cinematic') }}",
         size="1920x1080",
         pool="cogvideo",
+        deferrable=True,  # waits in the triggerer: run one (the default follows [operators] default_deferrable)
     )

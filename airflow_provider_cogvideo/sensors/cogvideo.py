@@ -40,6 +40,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         ``[operators] default_deferrable``, as for Airflow's own providers.
     :param poll_interval: fixed seconds between polls when deferred (1 to 3600); unset = the adaptive schedule.
         (``poke_interval`` governs the non-deferrable path, as for every sensor.)
+    :param error_budget: consecutive transient poll errors tolerated when deferred (0 to 100).
     :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred; reaching it
         raises ``AirflowSensorTimeout`` (not retried), deferred or not.
     """

@@ -223,3 +223,15 @@ async def test_only_documented_fields_of_an_answer_travel_in_the_event() -> None
         "task_status": "SUCCESS",
         "video_result": [{"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}],
     }
+
+
+@pytest.mark.asyncio
+async def test_content_policy_while_polling_is_final() -> None:
+    """A job blocked by content policy (1301) will be blocked again: the task fails without retrying."""
+    from airflow_provider_cogvideo.events import JobEvent
+
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=err(400, "1301"))
+        (event,) = await run_once(make_trigger())
+    assert (event["status"], event["reason"]) == ("error", "content_policy")
+    assert JobEvent.model_validate(event).is_final
