@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_cogvideo.docs import capability_table_markdown, error_table_markdown
+from airflow_provider_cogvideo.docs import capability_table_markdown, error_table_markdown, metrics_table_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -20,6 +20,10 @@ def test_models_table_matches_capability_table() -> None:
 
 def test_errors_table_matches_error_table() -> None:
     assert _section("errors-table") == error_table_markdown()
+
+
+def test_metrics_table_matches_the_metrics_module() -> None:
+    assert _section("metrics-table") == metrics_table_markdown()
 
 
 def test_quick_start_has_the_two_commands() -> None:
