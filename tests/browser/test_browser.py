@@ -1,0 +1,266 @@
+"""The provider checked in a real browser (Chromium through Playwright) against one real deployment.
+
+* the review gallery of a real pipeline run, opened from SeaweedFS over HTTP with the presigned URL
+  the gallery task returned: one card per product, covers and videos loaded (the clips' real
+  duration), failures with their reason, an injected ``<script>`` shown as text and never run, no
+  console errors, readable on a phone;
+* Airflow 3's connection form for type ``cogvideo``: the extras appear as fields with their
+  descriptions, and what the form saves is what the hook reads back;
+* a finished task's extra link, opened from its task instance page and followed.
+
+The deployment (``conftest.deployment``) is built once for the module: about a minute of setup and
+pipeline run, then a few seconds per test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from airflow_provider_cogvideo import get_provider_info
+from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID
+from airflow_provider_cogvideo.emulator.media import DEFAULT_FPS
+from airflow_provider_cogvideo.links import signed_url_expiry
+from tests.browser.conftest import CORRUPT, SCRIPT_TITLE, Deployment, WatchedPage
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+MODEL = "cogvideox-3"  # the pipeline's default
+
+
+def clip_seconds(model: str = MODEL) -> float:
+    """How long the emulator's clip of a request without duration/fps lasts: ``frames / fps`` with
+    frames = fps x the model's first duration (``emulator/media.py``, ``plan_media``)."""
+    caps = MODEL_CAPABILITIES[model]
+    fps = DEFAULT_FPS[caps.family]
+    frames = fps * caps.durations[0]
+    return frames / fps
+
+
+CARDS_JS = """() => [...document.querySelectorAll('article.card')].map(card => ({
+    id: card.dataset.productId,
+    status: card.dataset.status,
+    title: card.querySelector('h2').textContent,
+    reason: card.querySelector('.reason') && card.querySelector('.reason').textContent,
+    covers: [...card.querySelectorAll('img.cover')].map(img => img.naturalWidth),
+    images: [...card.querySelectorAll('img')].map(img => [img.className, img.complete, img.naturalWidth]),
+    videos: [...card.querySelectorAll('video')].map(v => ({ready: v.readyState, duration: v.duration,
+        width: v.videoWidth, error: v.error && v.error.code})),
+    left: Math.round(card.getBoundingClientRect().left),
+}))"""
+
+
+def test_gallery_of_a_real_run(pipeline: Deployment, watched: WatchedPage, tmp_path) -> None:
+    page = watched.page
+    gallery = pipeline.xcom("gallery")
+    assert gallery["gallery"] == pipeline.manifest["gallery"], "the manifest records where the gallery is"
+    assert gallery["url"].startswith(pipeline.s3.endpoint_url), "presigned on the S3 endpoint"
+    rows = pipeline.manifest["products"]
+
+    page.goto(gallery["url"])
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('video')].every(v => v.readyState >= 1 || v.error)"
+        " && [...document.images].every(i => i.complete)"
+    )
+    cards = page.evaluate(CARDS_JS)
+    assert [c["id"] for c in cards] == [row["product_id"] for row in rows], "one card per product"
+    by_id = {c["id"]: c for c in cards}
+    uploaded = [c for c in cards if c["status"] == "uploaded"]
+    assert len(uploaded) == pipeline.manifest["uploaded"] >= 1
+    for card in uploaded:
+        assert card["covers"] and all(width > 0 for width in card["covers"]), card
+        (video,) = card["videos"]
+        assert video["error"] is None and video["ready"] >= 1 and video["width"] > 0, card
+        assert video["duration"] == pytest.approx(clip_seconds(), abs=0.1), card
+    assert all(loaded and width > 0 for card in cards for _, loaded, width in card["images"]), cards
+
+    failed = by_id[pipeline.failing_product]
+    assert failed["status"] == "failed" and failed["videos"] == []
+    assert "1301" in failed["reason"] and "sensitive content" in failed["reason"]
+    rejected = by_id[CORRUPT]
+    assert rejected["status"] == "rejected" and rejected["reason"].startswith("not a decodable image")
+
+    # The sidecar's <script> is text on the page, and never ran.
+    assert by_id[pipeline.script_product]["title"] == SCRIPT_TITLE
+    assert page.evaluate("() => window.__gallery_pwned") is None
+    assert page.title() == f"Product videos: {pipeline.run_id}"
+    assert page.locator("script").count() == 0
+    videos_total = page.locator(".totals div").filter(has=page.locator("dt", has_text=re.compile("^Videos$")))
+    assert videos_total.locator("dd").inner_text() == str(len(uploaded))
+    page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
+
+    # A phone: one column, nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert len({c["left"] for c in page.evaluate(CARDS_JS)}) == 1
+    page.screenshot(path=str(tmp_path / "gallery-phone.png"))
+    assert watched.console_errors == [] and watched.page_errors == []
+
+
+def _field(dialog: Any, label: str) -> Any:
+    """A form field (label, control, description) of Airflow's connection form, by its label."""
+    exact = re.compile(rf"^\s*{re.escape(label)}\s*\*?\s*$")
+    return dialog.locator('[data-part="root"][role="group"]').filter(has=dialog.page.locator("label", has_text=exact))
+
+
+def _add_connection(page: Any, api_url: str, conn_id: str, standard: dict[str, str], extras: dict[str, str]) -> None:
+    """Fill Airflow's "Add Connection" form for type cogvideo by the fields' labels, and save it."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{api_url}/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Connection ID").fill(conn_id)
+    dialog.get_by_role("combobox").first.fill("cogvideo")
+    page.get_by_role("option", name="CogVideoX", exact=True).click()
+    for label, value in standard.items():
+        dialog.get_by_label(label, exact=True).fill(value)
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    for label, value in extras.items():
+        field = _field(dialog, label)
+        if field.get_by_role("combobox").count():  # an enum: a select
+            field.get_by_role("combobox").click()
+            page.get_by_role("option", name=value, exact=True).click()
+        else:  # the form's own ids do not always tie label and input: take the field's one input
+            field.get_by_role("spinbutton").or_(field.get_by_role("textbox")).fill(value)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+
+
+READ_BACK = textwrap.dedent(
+    """
+    import json, os, sys
+    from airflow.models.connection import Connection
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+    out = {}
+    for conn_id in sys.argv[1:]:
+        # The row the form saved (the metastore, decrypted), handed to the hook as Airflow hands it to a task.
+        stored = Connection.get_connection_from_secrets(conn_id)
+        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = stored.as_json()
+        s = CogVideoHook(conn_id).settings
+        out[conn_id] = {"tier": s.tier, "auth": s.auth, "base_url": s.base_url, "request_timeout": s.request_timeout,
+                        "max_retries": s.max_retries, "ignored": list(s.ignored_extras), "key": s.api_key}
+    print("READ-BACK " + json.dumps(out))
+    """
+)
+
+
+def test_connection_form_shows_the_extras_and_saves_what_the_hook_reads(
+    pipeline: Deployment, watched: WatchedPage
+) -> None:
+    from playwright.sync_api import expect
+
+    page = watched.page
+    (conn_type,) = get_provider_info()["connection-types"]
+    fields: dict[str, dict[str, Any]] = conn_type["conn-fields"]
+    page.goto(f"{pipeline.api_url}/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("combobox").first.fill("cogvideo")
+    page.get_by_role("option", name="CogVideoX", exact=True).click()
+    for label in conn_type["ui-field-behaviour"]["relabeling"].values():
+        expect(dialog.get_by_label(label, exact=True)).to_be_visible()
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    assert {"tier", "auth", "request_timeout", "connect_timeout", "base_url"} <= set(fields)
+    for spec in fields.values():  # every extra of the provider info is a field, with its description
+        field = _field(dialog, spec["label"])
+        expect(field).to_be_visible()
+        expect(field.locator('[data-part="helper-text"]')).to_have_text(spec["description"])
+        if {"number", "integer"} & set(spec["schema"]["type"]):
+            expect(field.get_by_role("spinbutton")).to_be_visible()
+        if "enum" in spec["schema"]:
+            expect(field.get_by_role("combobox")).to_be_visible()
+
+    key = "uikeyid.uiSecretTypedIntoTheForm"
+    labels = {name: spec["label"] for name, spec in fields.items()}
+    relabel = conn_type["ui-field-behaviour"]["relabeling"]
+    _add_connection(
+        page,
+        pipeline.api_url,
+        "cogvideo_zai",
+        {relabel["host"]: "api.z.ai", relabel["schema"]: "api/paas/v4", relabel["password"]: key},
+        {labels["tier"]: "V2", labels["auth"]: "jwt", labels["request_timeout"]: "90"},
+    )
+    _add_connection(
+        page,
+        pipeline.api_url,
+        "cogvideo_proxy",
+        {relabel["host"]: "ignored.example", relabel["password"]: key},
+        {labels["base_url"]: "https://proxy.example/api/paas/v4", labels["tier"]: "V1", labels["max_retries"]: "5"},
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", READ_BACK, "cogvideo_zai", "cogvideo_proxy"],
+        env=pipeline.env.env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("READ-BACK ")), None)
+    assert line, done.stdout[-3000:] + done.stderr[-3000:]
+    read = json.loads(line.removeprefix("READ-BACK "))
+    zai, proxy = read["cogvideo_zai"], read["cogvideo_proxy"]
+    assert (zai["tier"], zai["auth"], zai["request_timeout"], zai["key"]) == ("V2", "jwt", 90.0, key)
+    assert zai["base_url"] == "https://api.z.ai/api/paas/v4"  # host + path; https for a public host
+    assert zai["max_retries"] == 3 and zai["ignored"] == []  # fields left empty mean the defaults
+    assert (proxy["tier"], proxy["auth"], proxy["max_retries"]) == ("V1", "api_key", 5)
+    assert proxy["base_url"] == "https://proxy.example/api/paas/v4"  # the base_url extra wins over host
+    assert watched.page_errors == []
+
+
+def _task_details(pipeline: Deployment, task_id: str, map_index: int) -> str:
+    run = quote(pipeline.run_id, safe="")
+    return f"{pipeline.api_url}/dags/{PIPELINE_DAG_ID}/runs/{run}/tasks/{task_id}/mapped/{map_index}/details"
+
+
+def _follow(page: Any, link: Any) -> Any:
+    """Click an extra link (it opens a new tab: another origin) and wait for what it opens."""
+    with page.context.expect_page() as opened:
+        link.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    return tab
+
+
+def test_extra_links_open_the_video(pipeline: Deployment, watched: WatchedPage) -> None:
+    from playwright.sync_api import expect
+
+    from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+
+    page = watched.page
+    index = next(i for i, row in enumerate(pipeline.manifest["products"]) if row["status"] == "uploaded")
+    signed = pipeline.xcom("product.generate", "video_url", map_index=index)
+    assert signed_url_expiry(signed) > time.time(), "the emulator signs its result URLs"
+
+    page.goto(_task_details(pipeline, "product.generate", index))
+    link = page.get_by_role("link", name="CogVideo video", exact=True)
+    expect(link).to_be_visible()
+    assert link.get_attribute("href") == signed  # the video itself, never the key-protected API URL
+    tab = _follow(page, link)
+    assert tab.url == signed
+    tab.wait_for_function("() => document.querySelector('video') && document.querySelector('video').readyState >= 1")
+    assert tab.evaluate("() => document.querySelector('video').duration") == pytest.approx(clip_seconds(), abs=0.1)
+    tab.close()
+
+    declared = {type(link).__name__ for link in CogVideoToS3Operator.operator_extra_links}
+    if "CogVideoS3VideoLink" not in declared:
+        pytest.skip("the transfer declares no 'Video in S3' extra link yet (links.CogVideoS3VideoLink)")
+    page.goto(_task_details(pipeline, "product.upload", index))
+    link = page.get_by_role("link", name="Video in S3", exact=True)
+    expect(link).to_be_visible()
+    video_key = pipeline.manifest["products"][index]["video"].removeprefix("s3://")
+    assert link.get_attribute("href") == f"{pipeline.s3.endpoint_url}/{video_key}"
+    tab = _follow(page, link)
+    tab.wait_for_function("() => document.querySelector('video') && document.querySelector('video').readyState >= 1")
+    assert tab.evaluate("() => document.querySelector('video').duration") == pytest.approx(clip_seconds(), abs=0.1)
+    assert watched.page_errors == []
