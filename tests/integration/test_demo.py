@@ -4,7 +4,9 @@ would break ``make demo`` on a fresh clone fails the suite first."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -37,3 +39,16 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.Captur
     assert [v.stem for v in videos] == sorted(p.product_id for p in SAMPLE_PRODUCTS[:products])
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
     assert "Total cost:  5.00 CNY" in out
+
+    # The gallery: in S3 (the demo checks the pipeline wrote it), and a local copy that plays from
+    # .demo/videos/ by relative paths (the local S3 server is gone), rendered to a screenshot.
+    demo = tmp_path / ".demo"
+    assert "Gallery:     s3://product-videos/gallery/" in out
+    assert f"local copy {demo / 'gallery.html'}" in out and f"Screenshot:  {demo / 'gallery.png'}" in out
+    page = (demo / "gallery.html").read_text()
+    media = re.findall(r'(?:src|poster|href)="([^"]+)"', page)
+    assert media and not [m for m in media if "://" in m and not m.startswith("data:")], "only relative paths"
+    assert all((demo / unquote(m)).is_file() for m in media if m != "data:,"), media
+    assert sorted(re.findall(r'<video[^>]* src="videos/([^"]+)\.mp4"', page)) == [v.stem for v in videos]
+    assert page.count('<article class="card') == products + 1  # and the rejected upload
+    assert (demo / "gallery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
