@@ -10,9 +10,15 @@ Images travel by S3 URI only, never as base64 through XCom (XCom rows are small 
 
 Per image:
 
-* PNG or JPEG (RGB / L) up to ``image_max_bytes`` (5 MB, the CogVideoX limit): used as is;
-* decodable but another format (WebP, GIF, BMP, TIFF, CMYK JPEG…) or too big: re-encoded to an RGB
-  JPEG that fits, stored under ``staging_prefix`` (quality, then size, reduced until it fits);
+* PNG or JPEG up to ``image_max_bytes`` (5 MB, the CogVideoX limit) that any decoder shows the same
+  way (8-bit RGB or grey, opaque, upright, sRGB or no colour profile): used as is;
+* anything else decodable is re-encoded to an RGB JPEG that fits, stored under ``staging_prefix``
+  (quality, then size, reduced until it fits), because the service reads pixels and ignores
+  metadata: another format (WebP, GIF, BMP, TIFF, HEIC/HEIF with the ``heif`` extra), too big, an EXIF
+  orientation other than 1 (a phone portrait; turned upright), a non-sRGB ICC profile (converted to
+  sRGB, see :func:`~airflow_provider_cogvideo.images.normalized_rgb`), CMYK, a palette, transparency
+  (flattened on white) or 16-bit channels (scaled, not clipped);
+* a HEIC/HEIF photo without the ``heif`` extra: rejected with the ``pip install`` line to fix it;
 * undecodable, over the pixel budget (:data:`~airflow_provider_cogvideo.images.MAX_IMAGE_PIXELS`,
   checked from the header before any pixel is decoded), over
   :data:`~airflow_provider_cogvideo.images.MAX_SOURCE_BYTES`, an unreadable sidecar, or a duplicate
@@ -29,6 +35,9 @@ the sidecar wins. Missing fields are fine: a placeholder without a value renders
 Prompts are whitespace-normalised and cut at a word boundary to 512 characters (with a warning).
 Product fields that are http(s) URLs lose their query string (:func:`~.redact.redact_url`): a presigned
 link's signature would otherwise travel through XCom, logs, prompts and the videos' object metadata.
+
+OpenLineage (with ``apache-airflow-providers-openlineage``): every object read (images, sidecars, the
+catalog) is an input dataset and every staged JPEG an output (``s3://bucket`` / key).
 """
 
 from __future__ import annotations
@@ -54,12 +63,13 @@ from airflow_provider_cogvideo.capabilities import (
     MiB,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, inspect_image
+from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, encode_jpeg, inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import ObjectTooLargeError, get_or_none, head_or_none, read_capped, s3_uri
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from PIL import Image as PILImage
 
@@ -67,17 +77,13 @@ IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
 SIDECAR_EXTENSION = ".json"
-# Pillow modes a PNG/JPEG may have and still be sent unchanged (CMYK/16-bit/palette JPEGs are not).
-_PASS_THROUGH_MODES = frozenset({"RGB", "RGBA", "L", "LA", "P"})
 _MAX_SIDECAR_BYTES = 1 * MiB
 """A sidecar holds one product's fields: a megabyte is thousands of prompts' worth."""
 _MAX_CATALOG_BYTES = 32 * MiB
 """Tens of thousands of products with long descriptions; parsed, a catalog costs a few times this."""
-_JPEG_QUALITIES = (90, 80, 70)
-_MIN_LONG_SIDE = 512
 IMAGE_MAX_BYTES_RANGE = (64 * 1024, max(c.image_max_bytes for c in MODEL_CAPABILITIES.values()))
-"""``image_max_bytes``: from what a JPEG of :data:`_MIN_LONG_SIDE` pixels (the smallest re-encode)
-needs, to the largest image any model accepts."""
+"""``image_max_bytes``: from what a JPEG of 512 pixels (the smallest re-encode) needs, to the largest
+image any model accepts."""
 MAX_PROMPT_CHARS_RANGE = (1, PROMPT_MAX_CHARS)
 """``max_prompt_chars``: the API refuses longer prompts."""
 MAX_PRODUCTS_RANGE = (1, 10_000)
@@ -159,31 +165,10 @@ def _without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: [redact_url(x) for x in v] if isinstance(v, list) else redact_url(v) for k, v in fields.items()}
 
 
-def _to_rgb(img: PILImage.Image) -> PILImage.Image:
-    """Flatten transparency onto white: JPEG has no alpha, and black backgrounds look broken."""
-    from PIL import Image
-
-    if img.mode in ("RGBA", "LA", "P", "PA"):
-        img = img.convert("RGBA")
-        background = Image.new("RGB", img.size, (255, 255, 255))
-        background.paste(img, mask=img.getchannel("A"))
-        return background
-    return img.convert("RGB")
-
-
 def reencode_jpeg(img: PILImage.Image, max_bytes: int) -> bytes:
-    """An RGB JPEG of ``img`` no bigger than ``max_bytes``: lower quality first, then scale down."""
-    rgb = _to_rgb(img)
-    while True:
-        for quality in _JPEG_QUALITIES:
-            out = io.BytesIO()
-            rgb.save(out, format="JPEG", quality=quality, optimize=True)
-            if out.tell() <= max_bytes:
-                return out.getvalue()
-        width, height = rgb.size
-        if max(width, height) * 3 // 4 < _MIN_LONG_SIDE:
-            raise ValueError(f"cannot fit into {max_bytes} bytes as a JPEG")
-        rgb = rgb.resize((width * 3 // 4, height * 3 // 4))
+    """An upright, sRGB, opaque RGB JPEG of ``img`` no bigger than ``max_bytes`` (see
+    :func:`~airflow_provider_cogvideo.images.encode_jpeg`): lower quality first, then scale down."""
+    return encode_jpeg(img, max_bytes)
 
 
 class S3ProductImagesOperator(BaseOperator):
@@ -260,6 +245,8 @@ class S3ProductImagesOperator(BaseOperator):
         except (ValueError, IndexError) as exc:
             raise AirflowFailException(f"prompt_template is not a valid format string: {exc}") from None
         self._client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        self._read_keys: list[str] = []  # what OpenLineage reports: objects read and written
+        self._written_keys: list[str] = []
         staging = self.staging_prefix.strip("/")
         if not staging:
             raise AirflowFailException("staging_prefix must not be empty (re-encoded images would land at the root)")
@@ -306,7 +293,9 @@ class S3ProductImagesOperator(BaseOperator):
         if not self.catalog_key:
             return {}
         try:
-            return _parse_catalog(self.catalog_key, self._read(self.catalog_key, _MAX_CATALOG_BYTES))
+            raw = self._read(self.catalog_key, _MAX_CATALOG_BYTES)
+            self._read_keys.append(self.catalog_key)
+            return _parse_catalog(self.catalog_key, raw)
         except (ValueError, UnicodeDecodeError, csv.Error) as exc:  # ObjectTooLargeError included
             raise AirflowFailException(f"catalog {self._uri(self.catalog_key)} is unreadable: {exc}") from None
 
@@ -376,6 +365,7 @@ class S3ProductImagesOperator(BaseOperator):
             raw = get_or_none(self._client, self.s3_bucket, key, max_bytes=_MAX_SIDECAR_BYTES)
             if raw is None:
                 return {}
+            self._read_keys.append(key)
             data = json.loads(raw.decode("utf-8-sig"))
         except ObjectTooLargeError as exc:
             raise _Rejected(f"sidecar {exc}") from None
@@ -408,25 +398,27 @@ class S3ProductImagesOperator(BaseOperator):
         return {"image": image_uri, "prompt": prompt or None, "metadata": metadata}
 
     def _checked_image(self, candidate: _Candidate) -> tuple[str, bool]:
-        """The S3 URI to send and whether it was re-encoded; raises _Rejected if undecodable."""
-        from PIL import Image
-
+        """The S3 URI to send and whether it was re-encoded; raises _Rejected if unusable."""
+        label = self._uri(candidate.key)
         try:
             data = self._read(candidate.key, MAX_SOURCE_BYTES)
-            info = inspect_image(data, label=self._uri(candidate.key))
+            self._read_keys.append(candidate.key)
+            info = inspect_image(data, label=label)
         except ObjectTooLargeError as exc:
             raise _Rejected(f"too big to be a product photo: {exc}") from None
         except CogVideoValidationError as exc:
             raise _Rejected(exc.reason) from None
-        too_big = info.n_bytes > self.image_max_bytes
-        if info.format in COGVIDEOX_IMAGE_FORMATS and info.mode in _PASS_THROUGH_MODES and not too_big:
-            return self._uri(candidate.key), False
-        why = f"{info.format} {info.mode}" + (f", {info.n_bytes / MiB:.1f} MiB" if too_big else "")
+        reasons = info.reencode_reasons()
+        if info.format not in COGVIDEOX_IMAGE_FORMATS:
+            reasons.insert(0, info.format)
+        if info.n_bytes > self.image_max_bytes:
+            reasons.append(f"{info.n_bytes / MiB:.1f} MiB")
+        if not reasons:
+            return label, False
         try:  # within the pixel budget: inspect_image refused anything bigger from its header
-            with Image.open(io.BytesIO(data)) as img:
-                jpeg = reencode_jpeg(img, self.image_max_bytes)
-        except (ValueError, OSError, Image.DecompressionBombError) as exc:
-            raise _Rejected(f"cannot be re-encoded to fit ({type(exc).__name__}: {exc})") from None
+            jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
+        except CogVideoValidationError as exc:
+            raise _Rejected(exc.reason) from None
         staged = f"{self._staging}{candidate.product_id}.jpg"
         self._client.put_object(
             Bucket=self.s3_bucket,
@@ -435,10 +427,30 @@ class S3ProductImagesOperator(BaseOperator):
             ContentType="image/jpeg",
             Metadata={"source-key": quote(candidate.key, safe="/")},
         )
+        self._written_keys.append(staged)
         self.log.info(
-            "%s: %s re-encoded to JPEG (%d bytes) at %s", candidate.product_id, why, len(jpeg), self._uri(staged)
+            "%s: %s (%s) re-encoded to JPEG (%d bytes) at %s",
+            candidate.product_id,
+            info.format,
+            ", ".join(reasons),
+            len(jpeg),
+            self._uri(staged),
         )
         return self._uri(staged), True
+
+    # ------------------------------------------------------------------ OpenLineage
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Inputs: every object this try read (images, sidecars, catalog); outputs: the staged JPEGs."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_cogvideo.lineage import s3_dataset
+
+        read = getattr(self, "_read_keys", [])
+        written = getattr(self, "_written_keys", [])
+        return OperatorLineage(
+            inputs=[s3_dataset(self.s3_bucket, key) for key in dict.fromkeys(read)],
+            outputs=[s3_dataset(self.s3_bucket, key) for key in dict.fromkeys(written)],
+        )
 
 
 class _Rejected(Exception):

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.common": 5,
     "airflow_provider_cogvideo.budget": 5,
     "airflow_provider_cogvideo.links": 6,
+    "airflow_provider_cogvideo.lineage": 6,
     "airflow_provider_cogvideo.triggers": 6,
     "airflow_provider_cogvideo.operators": 7,
     "airflow_provider_cogvideo.sensors": 7,
