@@ -208,7 +208,8 @@ def _reencoded_notes(airflow_log: Path) -> list[str]:
     """Which images ingestion re-encoded, from Airflow's log (the manifest lists outcomes, not inputs)."""
     notes = []
     for line in airflow_log.read_text(errors="replace").splitlines():
-        found = re.search(r"(\S+): (\S+ \S+) re-encoded to JPEG \(\d+ bytes\) at (s3://\S+)", line)
+        # "<id>: <format> (<reasons>) re-encoded ..." (or, from older releases, "<id>: <format> <mode> ...")
+        found = re.search(r"(\S+): (\S+ (?:\([^)]*\)|\S+)) re-encoded to JPEG \(\d+ bytes\) at (s3://\S+)", line)
         if found:
             product, source, staged = found.groups()
             notes.append(f"{product}: {source} re-encoded to a JPEG at {staged}")

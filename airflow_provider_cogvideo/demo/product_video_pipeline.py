@@ -13,12 +13,10 @@
   per product the video URI, sha256, job id, model, prompt, price and status (``uploaded``,
   ``failed`` with the error, ``ambiguous`` with the ``request_id`` to look up in the console: a job
   may exist and be billed, ``rejected`` at ingestion with the reason, or ``planned`` in a dry run),
-  the estimated and the actual cost, and logs the run's total. It pushes the document (XCom
-  ``document``) for the gallery: the one source of the rows.
-* ``gallery`` (runs whatever happened) writes ``gallery/<day>/<run_id>.html`` next to it: the review
-  page (``S3VideoGalleryOperator``), one card per product with its cover, a video player, the prompt,
-  options, checksum, price and status or reason, media by presigned URLs valid 7 days; the task logs
-  the page's URL, and the manifest records where it is.
+  the estimated and the actual cost, and logs the run's total. From the same rows it writes the
+  review gallery ``gallery/<day>/<run_id>.html`` (``write_gallery``): one card per product with its
+  cover, a video player, the prompt, options, checksum, price and status or reason, media by
+  presigned URLs valid 7 days. It logs the page's URL; the manifest records where the page is.
 
 ``<day>`` in every key is the run's logical date, or, for a run triggered without one (Airflow 3:
 the CLI, the REST API or the UI may leave it unset), the day it was triggered for (``run_after``).
@@ -41,7 +39,6 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
-from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 
@@ -58,7 +55,6 @@ RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }
 """The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""
 RUN_KEY = RUN_DAY + "/{{ run_id | replace(':', '_') | replace('+', '_') }}"
 """``<day>/<run_id>`` in the manifest's and the gallery's keys (``:`` and ``+`` of the run id replaced)."""
-GALLERY_KEY = f"gallery/{RUN_KEY}.html"
 PROMPT = (
     "{title}: {selling_points}. Product video in a {style} style, the product turning slowly in soft "
     "studio light, gentle camera push-in."
@@ -145,8 +141,10 @@ with DAG(
 
     @task(trigger_rule="all_done")
     def manifest(products: list[dict[str, Any]], key: str, gallery_key: str) -> dict[str, Any]:
-        """Write the run manifest; list failed products with their error; log the total cost."""
+        """Write the run manifest and its gallery; list failed products with their error; log the total cost."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from airflow_provider_cogvideo.operators.gallery import write_gallery
 
         context = get_current_context()
         ti, params = context["ti"], context["params"]
@@ -247,8 +245,10 @@ with DAG(
             "budget": estimate.get("budget"),
             "currency": currency or estimate.get("currency"),
         }
-        ti.xcom_push(key="document", value=document)  # the gallery's rows: the same, not rebuilt
         S3Hook().load_string(json.dumps(document, indent=2), key=key, bucket_name=params["output_bucket"], replace=True)
+        gallery = write_gallery(
+            document, s3_bucket=params["output_bucket"], s3_key=gallery_key, log=context["task"].log
+        )
         if document["plan"]:
             print(
                 f"Dry run: this run would cost {total:.2f} {document['currency'] or ''} (list price) for "
@@ -270,15 +270,8 @@ with DAG(
                 f"{params['output_bucket']}/{key}"
             )
         summary = {k: document[k] for k in ("uploaded", "failed", "ambiguous", "not_submitted", "rejected", "planned")}
-        return {"manifest": f"s3://{params['output_bucket']}/{key}", **summary}
+        return {"manifest": f"s3://{params['output_bucket']}/{key}", "gallery_url": gallery["url"], **summary}
 
     planned = plan(products.output)
-    report = manifest(products.output, key=f"manifests/{RUN_KEY}.json", gallery_key=GALLERY_KEY)
-    report << product.expand_kwargs(planned)
-    S3VideoGalleryOperator(
-        task_id="gallery",
-        manifest=report["document"],
-        s3_bucket="{{ params.output_bucket }}",
-        s3_key=GALLERY_KEY,
-        trigger_rule="all_done",  # a refused run's manifest task fails after writing: its gallery still shows why
-    )
+    keys = {"key": f"manifests/{RUN_KEY}.json", "gallery_key": f"gallery/{RUN_KEY}.html"}
+    manifest(products.output, **keys) << product.expand_kwargs(planned)

@@ -1,12 +1,15 @@
 """Write a run's review gallery to S3: one self-contained HTML page, one card per product.
 
-``S3VideoGalleryOperator`` renders a run manifest with :func:`~airflow_provider_cogvideo.gallery.render_gallery`
+:func:`write_gallery` renders a run manifest with :func:`~airflow_provider_cogvideo.gallery.render_gallery`
 (the page, the escaping and the template are described there) and stores the page with
-``Content-Type: text/html; charset=utf-8``, next to the manifest::
+``Content-Type: text/html; charset=utf-8``, next to the manifest. Call it from the task that builds
+the manifest (the pipeline's ``manifest`` task does: one task, one set of rows, and a run refused by
+its budget still fails after both are written), or use ``S3VideoGalleryOperator`` as a task of its
+own::
 
     S3VideoGalleryOperator(
         task_id="gallery",
-        manifest=manifest_task["document"],  # the manifest dict (an XComArg), or "s3://…/manifest.json"
+        manifest="s3://product-videos/manifests/{{ ds }}/{{ run_id }}.json",  # or the manifest dict (XComArg)
         s3_bucket="product-videos",
         s3_key="gallery/{{ ds }}/{{ run_id }}.html",
     )
@@ -22,14 +25,15 @@ How the page reaches its media (``media``):
   shown: a public page must not point into a private bucket). Set ``website_url`` (the bucket's
   website endpoint) to have the page's address logged.
 
-The return value (XCom): ``gallery`` (``s3://`` URI), ``url`` (the address logged, or None),
-``expires_at`` (ISO, presigned only) and ``products`` (cards on the page).
+What :func:`write_gallery` returns (the operator's XCom): ``gallery`` (``s3://`` URI), ``url`` (the
+address logged, or None), ``expires_at`` (ISO, presigned only) and ``products`` (cards on the page).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -55,12 +59,101 @@ _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 """A manifest read from S3: tens of thousands of products' rows."""
 
 
-class S3VideoGalleryOperator(BaseOperator):
-    """Render a run manifest as a review gallery page and write it to S3.
+def checked_media(media: Any) -> str:
+    """``media`` if it is one of :data:`MEDIA_MODES`."""
+    if media not in MEDIA_MODES:
+        raise CogVideoValidationError("media", f"must be one of {list(MEDIA_MODES)}, got {media!r}")
+    return media
 
-    :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals, as
-        the pipeline's ``manifest`` task pushes it (XCom ``document``), or the ``s3://`` URI of a
-        manifest JSON. A bare list is taken as the rows.
+
+def checked_url_expires(url_expires: float | timedelta) -> int:
+    """Seconds a presigned URL is valid: 1 s to 7 days."""
+    return int(bounded("url_expires", seconds(url_expires), URL_EXPIRES_RANGE))
+
+
+def write_gallery(
+    document: Mapping[str, Any],
+    *,
+    s3_bucket: str,
+    s3_key: str,
+    aws_conn_id: str | None = "aws_default",
+    media: str = "presigned",
+    url_expires: float | timedelta = DEFAULT_URL_EXPIRES,
+    template_file: str | None = None,
+    search_path: Iterable[str] = (),
+    title: str | None = None,
+    website_url: str | None = None,
+    log: logging.Logger | Any | None = None,
+    s3_hook: Any = None,
+) -> dict[str, Any]:
+    """Render ``document`` (a run manifest) as the gallery page, store it at ``s3_bucket``/``s3_key`` and
+    log its address; the parameters are :class:`S3VideoGalleryOperator`'s. Returns ``gallery``,
+    ``url``, ``expires_at`` and ``products`` (see the module docstring)."""
+    media = checked_media(media)
+    expires_in = checked_url_expires(url_expires)
+    log = log or logging.getLogger(__name__)
+    if s3_hook is None:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        s3_hook = S3Hook(aws_conn_id=aws_conn_id)
+    key = s3_key.lstrip("/")
+    if not key or key.endswith("/"):
+        raise AirflowFailException(f"s3_key {s3_key!r} is not an object key")
+
+    def presigned(uri: str) -> str | None:
+        parsed = parse_s3_uri(uri)
+        if parsed is None:
+            return None
+        return s3_hook.generate_presigned_url(
+            client_method="get_object", params={"Bucket": parsed[0], "Key": parsed[1]}, expires_in=expires_in
+        )
+
+    expires_at = None
+    if media == "presigned":
+        expires_at = datetime.now(timezone.utc) + timedelta(seconds=expires_in)
+        media_url: MediaUrl = presigned
+    else:
+        media_url = relative_media(key, s3_bucket)
+    page = render_gallery(
+        document,
+        media_url,
+        template=template_file or None,
+        search_path=search_path,
+        title=title or None,
+        links_expire_at=expires_at,
+    )
+    s3_hook.get_conn().put_object(
+        Bucket=s3_bucket, Key=key, Body=page.encode("utf-8"), ContentType=PAGE_CONTENT_TYPE, CacheControl="no-cache"
+    )
+    uri = s3_uri(s3_bucket, key)
+    products = len(document.get("products") or [])
+    if expires_at is not None:
+        url = presigned(uri)
+        shown_expiry = expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        log.info(
+            "Review gallery of %d product(s) at %s; open it (valid until %s): %s", products, uri, shown_expiry, url
+        )
+    else:
+        url = f"{website_url.rstrip('/')}/{key}" if website_url else None
+        log.info(
+            "Review gallery of %d product(s) at %s (media by relative keys: serve the bucket as a static website)%s",
+            products,
+            uri,
+            f"; open it: {url}" if url else "",
+        )
+    return {
+        "gallery": uri,
+        "url": url,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        "products": products,
+    }
+
+
+class S3VideoGalleryOperator(BaseOperator):
+    """Render a run manifest as a review gallery page and write it to S3 (:func:`write_gallery` as a task).
+
+    :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals, or
+        the ``s3://`` URI of a manifest JSON. A bare list is taken as the rows.
     :param s3_bucket: bucket of the page.
     :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``.
     :param media: ``"presigned"`` (default) or ``"relative"`` (see the module docstring).
@@ -95,13 +188,11 @@ class S3VideoGalleryOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if media not in MEDIA_MODES:
-            raise CogVideoValidationError("media", f"must be one of {list(MEDIA_MODES)}, got {media!r}")
-        self.url_expires = int(bounded("url_expires", seconds(url_expires), URL_EXPIRES_RANGE))
+        self.media = checked_media(media)
+        self.url_expires = checked_url_expires(url_expires)
         self.manifest = manifest
         self.s3_bucket = s3_bucket
         self.s3_key = s3_key
-        self.media = media
         self.template_file = template_file
         self.title = title
         self.website_url = website_url
@@ -114,58 +205,19 @@ class S3VideoGalleryOperator(BaseOperator):
         return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        document = self._document()
-        key = self.s3_key.lstrip("/")
-        if not key or key.endswith("/"):
-            raise AirflowFailException(f"s3_key {self.s3_key!r} is not an object key")
-        expires_at = None
-        if self.media == "presigned":
-            expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.url_expires)
-            media_url: MediaUrl = self._presigned
-        else:
-            media_url = relative_media(key, self.s3_bucket)
-        page = render_gallery(
-            document,
-            media_url,
-            template=self.template_file or None,
+        return write_gallery(
+            self._document(),
+            s3_bucket=self.s3_bucket,
+            s3_key=self.s3_key,
+            media=self.media,
+            url_expires=self.url_expires,
+            template_file=self.template_file,
             search_path=self._search_path(),
-            title=self.title or None,
-            links_expire_at=expires_at,
+            title=self.title,
+            website_url=self.website_url,
+            log=self.log,
+            s3_hook=self.s3_hook,
         )
-        client = self.s3_hook.get_conn()
-        client.put_object(
-            Bucket=self.s3_bucket,
-            Key=key,
-            Body=page.encode("utf-8"),
-            ContentType=PAGE_CONTENT_TYPE,
-            CacheControl="no-cache",
-        )
-        uri = s3_uri(self.s3_bucket, key)
-        products = len(document.get("products") or [])
-        if self.media == "presigned":
-            url = self._presigned(uri)
-            self.log.info(
-                "Review gallery of %d product(s) at %s; open it (valid until %s): %s",
-                products,
-                uri,
-                expires_at.strftime("%Y-%m-%d %H:%M UTC") if expires_at else "?",
-                url,
-            )
-        else:
-            url = f"{self.website_url.rstrip('/')}/{key}" if self.website_url else None
-            self.log.info(
-                "Review gallery of %d product(s) at %s (media by relative keys: serve the bucket as a "
-                "static website)%s",
-                products,
-                uri,
-                f"; open it: {url}" if url else "",
-            )
-        return {
-            "gallery": uri,
-            "url": url,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-            "products": products,
-        }
 
     def _document(self) -> Mapping[str, Any]:
         manifest = self.manifest
@@ -187,19 +239,9 @@ class S3VideoGalleryOperator(BaseOperator):
             )
         return manifest
 
-    def _presigned(self, uri: str) -> str | None:
-        parsed = parse_s3_uri(uri)
-        if parsed is None:
-            return None
-        return self.s3_hook.generate_presigned_url(
-            client_method="get_object",
-            params={"Bucket": parsed[0], "Key": parsed[1]},
-            expires_in=self.url_expires,
-        )
-
     def _search_path(self) -> list[str]:
         """Where a relative ``template_file`` is looked for: the DAG's folder, then its template_searchpath."""
-        dag = getattr(self, "dag", None) if self.has_dag() else None
+        dag = self.dag if self.has_dag() else None
         if dag is None:
             return []
         paths = [str(dag.folder)] if getattr(dag, "folder", None) else []
@@ -207,4 +249,12 @@ class S3VideoGalleryOperator(BaseOperator):
         return paths + ([searchpath] if isinstance(searchpath, str) else list(searchpath))
 
 
-__all__ = ["DEFAULT_URL_EXPIRES", "MEDIA_MODES", "PAGE_CONTENT_TYPE", "S3VideoGalleryOperator"]
+__all__ = [
+    "DEFAULT_URL_EXPIRES",
+    "MEDIA_MODES",
+    "PAGE_CONTENT_TYPE",
+    "S3VideoGalleryOperator",
+    "checked_media",
+    "checked_url_expires",
+    "write_gallery",
+]
