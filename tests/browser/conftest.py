@@ -150,6 +150,7 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             check=False,
         )
         timings["pipeline run"] = time.monotonic() - started - timings["setup"]
+        (workdir / "dags-test.log").write_text(dag_test.stdout + dag_test.stderr)
         output = dag_test.stdout[-4000:] + dag_test.stderr[-4000:]
         runs = env.query("SELECT run_id, state FROM dag_run WHERE dag_id = ?", PIPELINE_DAG_ID)
         assert runs, f"`airflow dags test` made no run (exit {dag_test.returncode}):\n{output}"

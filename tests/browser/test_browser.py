@@ -20,6 +20,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -142,21 +144,57 @@ READ_BACK = textwrap.dedent(
     from airflow.models.connection import Connection
     from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
+    print("READY", flush=True)  # imports done (the slow part): now wait for the form to be saved
     out = {}
-    for conn_id in sys.argv[1:]:
+    for conn_id in sys.stdin.readline().split():
         # The row the form saved (the metastore, decrypted), handed to the hook as Airflow hands it to a task.
         stored = Connection.get_connection_from_secrets(conn_id)
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = stored.as_json()
         s = CogVideoHook(conn_id).settings
         out[conn_id] = {"tier": s.tier, "auth": s.auth, "base_url": s.base_url, "request_timeout": s.request_timeout,
                         "max_retries": s.max_retries, "ignored": list(s.ignored_extras), "key": s.api_key}
-    print("READ-BACK " + json.dumps(out))
+    print("READ-BACK " + json.dumps(out), flush=True)
     """
 )
+"""Reads connections back with the hook, in a process of the deployment's Airflow; it imports while
+the browser fills the form, then reads the ids it is sent."""
+
+
+@contextmanager
+def _hook_reader(pipeline: Deployment) -> Iterator[Callable[..., dict[str, Any]]]:
+    """``read(*conn_ids)``: what the hook makes of each connection, from :data:`READ_BACK` started now."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", READ_BACK],
+        env=pipeline.env.env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def read(*conn_ids: str) -> dict[str, Any]:
+        stdout, stderr = process.communicate(" ".join(conn_ids) + "\n", timeout=180)
+        line = next((ln for ln in stdout.splitlines() if ln.startswith("READ-BACK ")), None)
+        assert line, stdout[-3000:] + stderr[-3000:]
+        return json.loads(line.removeprefix("READ-BACK "))
+
+    try:
+        yield read
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_connection_form_shows_the_extras_and_saves_what_the_hook_reads(
     pipeline: Deployment, watched: WatchedPage
+) -> None:
+    with _hook_reader(pipeline) as read_back:  # it imports Airflow while the browser works
+        _check_the_connection_form(pipeline, watched, read_back)
+
+
+def _check_the_connection_form(
+    pipeline: Deployment, watched: WatchedPage, read_back: Callable[..., dict[str, Any]]
 ) -> None:
     from playwright.sync_api import expect
 
@@ -198,17 +236,7 @@ def test_connection_form_shows_the_extras_and_saves_what_the_hook_reads(
         {relabel["host"]: "ignored.example", relabel["password"]: key},
         {labels["base_url"]: "https://proxy.example/api/paas/v4", labels["tier"]: "V1", labels["max_retries"]: "5"},
     )
-    done = subprocess.run(
-        [sys.executable, "-c", READ_BACK, "cogvideo_zai", "cogvideo_proxy"],
-        env=pipeline.env.env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("READ-BACK ")), None)
-    assert line, done.stdout[-3000:] + done.stderr[-3000:]
-    read = json.loads(line.removeprefix("READ-BACK "))
+    read = read_back("cogvideo_zai", "cogvideo_proxy")
     zai, proxy = read["cogvideo_zai"], read["cogvideo_proxy"]
     assert (zai["tier"], zai["auth"], zai["request_timeout"], zai["key"]) == ("V2", "jwt", 90.0, key)
     assert zai["base_url"] == "https://api.z.ai/api/paas/v4"  # host + path; https for a public host
