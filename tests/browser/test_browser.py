@@ -1,15 +1,15 @@
 """The provider checked in a real browser (Chromium through Playwright) against one real deployment.
 
 * the review gallery of a real pipeline run, opened from SeaweedFS over HTTP with the presigned URL
-  the gallery task returned: one card per product, covers and videos loaded (the clips' real
+  the manifest task logged and returned: one card per product, covers and videos loaded (the clips' real
   duration), failures with their reason, an injected ``<script>`` shown as text and never run, no
   console errors, readable on a phone;
 * Airflow 3's connection form for type ``cogvideo``: the extras appear as fields with their
   descriptions, and what the form saves is what the hook reads back;
 * a finished task's extra link, opened from its task instance page and followed.
 
-The deployment (``conftest.deployment``) is built once for the module: about a minute of setup and
-pipeline run, then a few seconds per test.
+The deployment (``conftest.deployment``) is built once for the module: setup and the pipeline run take
+about a minute on an idle 2-core machine (three on a loaded one), then each test takes seconds.
 """
 
 from __future__ import annotations
