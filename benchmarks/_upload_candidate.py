@@ -113,7 +113,8 @@ def upload_transfer_config(*, part_size: int = 8 * MiB, workers: int = 3, parts_
     uploading (default 10, not a constructor argument of boto3's TransferConfig) plus the part being
     read: that is what bounds memory, like ``max_parts_in_flight`` does today. ``max_io_queue`` and
     ``io_chunksize`` only govern downloads; they are set small for completeness. ``classic`` pins
-    s3transfer: with awscrt installed, ``auto`` may pick the CRT manager, which ignores these limits.
+    s3transfer: with awscrt installed, ``auto`` may pick the CRT manager, for which boto3 warns
+    "Config settings may be ignored" (``max_in_memory_upload_chunks`` is s3transfer's).
     """
     from boto3.s3.transfer import TransferConfig
 
@@ -145,7 +146,9 @@ def upload_stream(
     """Stream ``response`` into ``s3://bucket/key`` with boto3's managed upload; returns ``(size, sha256)``.
 
     Bodies of at least ``part_size`` go up as a multipart upload on ``workers`` threads while the
-    download continues; memory stays near ``(parts_in_memory + 1) * part_size``. Any failure (dropped
+    download continues; at most ``parts_in_memory`` parts are queued or uploading plus the one being
+    read (measured peak RSS growth at 8 MiB parts: ~66 MiB with 4, 51-59 MiB with 3 (one run 73), as glibc keeps
+    part of what the upload threads free; ``benchmarks/README.md`` section 5). Any failure (dropped
     or short download, S3 error, an exception such as a task kill in the calling thread) makes
     s3transfer abort the multipart upload before this raises, so no object appears; the reader
     stops downloading as soon as the transfer has failed. ``extra_args``: ``ContentType``,
