@@ -14,8 +14,8 @@ import io
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
-from airflow_provider_cogvideo.models import MiB
 
 if TYPE_CHECKING:
     import httpx
