@@ -82,16 +82,8 @@ class ProcessGroup:
     def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
         """Signal ``name``'s process group; SIGKILL the group if the leader outlives ``grace``."""
         process = self.processes.get(name)
-        if process is None:
-            return
-        if process.poll() is None:
-            signal_group(process.pid, sig)
-            try:
-                process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=30)
-        signal_group(process.pid, signal.SIGKILL)  # stragglers of the group, if any
+        if process is not None:
+            stop_group(process, sig=sig, grace=grace)
 
     def stop_all(self, grace: float = 10.0) -> None:
         for name in reversed(list(self.processes)):
@@ -116,6 +108,19 @@ class ProcessGroup:
         self.stop_all()
 
 
+def stop_group(process: subprocess.Popen, *, sig: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Stop a process started in its own group: ``sig`` to the group, SIGKILL if the leader outlives
+    ``grace``, then SIGKILL once more for stragglers of the group. Safe to call twice."""
+    if process.poll() is None:
+        signal_group(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    signal_group(process.pid, signal.SIGKILL)
+
+
 def signal_group(pgid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to a process group of ours; a group that is already gone is fine."""
     with suppress(ProcessLookupError, PermissionError):
@@ -130,4 +135,4 @@ def log_tail(path: Path, lines: int) -> str:
         return f"(unreadable: {exc})"
 
 
-__all__ = ["ComponentDied", "ProcessGroup", "log_tail", "signal_group", "wait_until"]
+__all__ = ["ComponentDied", "ProcessGroup", "log_tail", "signal_group", "stop_group", "wait_until"]

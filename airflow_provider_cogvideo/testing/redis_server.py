@@ -10,7 +10,6 @@ Importing this module imports nothing outside the standard library (readiness is
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airflow_provider_cogvideo.testing.processes import log_tail, signal_group
+from airflow_provider_cogvideo.testing.processes import log_tail, stop_group
 from airflow_provider_cogvideo.testing.seaweedfs import free_ports
 
 HOST = "127.0.0.1"
@@ -63,14 +62,7 @@ class RedisServer:
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the server's process group, SIGKILL if it lingers. Safe to call twice."""
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        signal_group(self.process.pid, signal.SIGKILL)
+        stop_group(self.process, grace=grace)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_cogvideo.testing.processes import signal_group
+from airflow_provider_cogvideo.testing.processes import stop_group
 
 HOST = "127.0.0.1"
 # Ports are drawn from here: below the Linux ephemeral range (32768+) so a kernel-assigned client
@@ -102,15 +101,7 @@ class SeaweedFS:
         weed's graceful shutdown takes ~15 s (it drains its gRPC streams); the grace period is
         kept short because every caller here owns throwaway or fsync'ed data.
         """
-        if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        # The group leader is gone; make sure no straggler of the group survives it.
-        signal_group(self.process.pid, signal.SIGKILL)
+        stop_group(self.process, grace=grace)
         if self._owned_dir is not None:
             self._owned_dir.cleanup()
             self._owned_dir = None
