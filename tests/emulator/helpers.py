@@ -52,5 +52,10 @@ async def wait_done(client: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
     raise AssertionError(f"task {task_id} still PROCESSING after {MAX_POLLS} polls")
 
 
+# The first GET of a video renders the MP4 (PyAV): on a loaded 2-core machine that outlasts httpx's 5 s default.
+CLIENT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
 def api_client(handle: EmulatorHandle, credential: str = DEFAULT_TEST_KEY, **kw: Any) -> httpx.AsyncClient:
+    kw.setdefault("timeout", CLIENT_TIMEOUT)
     return httpx.AsyncClient(base_url=handle.base_url + "/", headers=bearer(credential), **kw)
