@@ -18,7 +18,12 @@ a local path                ``file``                         the absolute path
 Images given inline (a data URI, base64) are no dataset. The generate task's job is described by
 the run facet ``cogvideo_job`` (:func:`job_facet`): job id, request id, model, status, the video
 options and the list price. Never a prompt, a ``user_id``, ``extra_body`` or a key: the facet is
-built from an allow-list of the request summary, which itself holds no secret.
+built from an allow-list.
+
+Everything is read from what the task's process already holds (the operator's rendered arguments,
+the trigger event a deferred task resumed with, the transfer's own record of what it wrote): the
+OpenLineage provider calls the operators from a forked child of the task, where asking the
+supervisor for XCom can hang (dag.test()'s in-process supervisor does not survive the fork).
 """
 
 from __future__ import annotations
@@ -26,10 +31,9 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-from airflow_provider_cogvideo.common import XCOM_JOB_ID, XCOM_REQUEST
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
@@ -142,39 +146,110 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def image_refs(request: Mapping[str, Any] | None) -> list[Any]:
-    """Where the request's images came from (the summary names them: ``s3://``, URL, path)."""
-    images = (request or {}).get("image_url")
-    if images is None:
-        return []
-    return [images] if isinstance(images, str) else list(images) if isinstance(images, list) else []
+def image_refs(images: Any) -> list[Any]:
+    """An operator's ``image`` argument (one reference or a list) as a list of references, local paths
+    made absolute (as a dataset names them); data URIs and base64 stay as they are (no dataset)."""
+    refs = [images] if isinstance(images, str) else list(images) if isinstance(images, (list, tuple)) else []
+    return [_absolute_if_file(ref) for ref in refs]
 
 
-def _pull(task_instance: Any, key: str) -> Any:
+def _absolute_if_file(ref: Any) -> Any:
+    if not isinstance(ref, str) or ref.startswith(("s3://", "http://", "https://", "data:")) or len(ref) >= 4096:
+        return ref
     try:
-        return task_instance.xcom_pull(task_ids=task_instance.task_id, key=key, map_indexes=task_instance.map_index)
-    except Exception:  # lineage never fails a task; a missing value is reported as missing
+        path = Path(ref.strip()).expanduser()
+        return str(path.resolve()) if path.is_file() else ref
+    except (OSError, ValueError):
+        return ref
+
+
+def _resumed_event(task_instance: Any) -> Mapping[str, Any] | None:
+    """The trigger event a deferred task resumed with (the Task SDK keeps it on the task instance
+    it was started with), or None for a task that did not defer."""
+    context = getattr(task_instance, "_ti_context_from_server", None)
+    if context is None or not getattr(context, "next_method", None):
         return None
+    kwargs = getattr(context, "next_kwargs", None) or {}
+    try:
+        from airflow.sdk.serde import deserialize
+
+        kwargs = deserialize(kwargs)
+    except Exception:  # not serde's form: the plain dict it was sent as
+        pass
+    event = kwargs.get("event") if isinstance(kwargs, Mapping) else None
+    return event if isinstance(event, Mapping) else None
 
 
-def generation_lineage(task_instance: Any) -> OperatorLineage:
-    """The generate task's lineage, from what it left in XCom (a deferred task resumes in another
-    process: only XCom holds what its first half did). Inputs: the images (``s3://``, http(s) or
-    file datasets); outputs: the rendered video and cover (http(s) datasets, no signature); run facet
-    ``cogvideo_job``."""
+def _options(operator: Any, model: str | None) -> dict[str, Any]:
+    """The operator's rendered video options, typed as the request model reads them when it can."""
+    from airflow_provider_cogvideo.common import rendered_none
+    from airflow_provider_cogvideo.models import VideoGenerationRequest
+
+    raw = {name: rendered_none(getattr(operator, name, None)) for name in JOB_OPTIONS}
+    raw = {name: value for name, value in raw.items() if value is not None}
+    try:
+        typed = VideoGenerationRequest.model_validate(
+            {
+                **raw,
+                "model": model,
+                "prompt": "-",  # only the options are read; a request needs a prompt or an image
+                "capability_overrides": getattr(operator, "capability_overrides", None),
+            }
+        )
+        return {name: getattr(typed, name) for name in raw}
+    except Exception:  # invalid options failed the task already; report them as given
+        return {name: v if isinstance(v, (str, int, float, bool)) else str(v) for name, v in raw.items()}
+
+
+def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
+    """The generate task's lineage, from what its process holds: the rendered arguments (images,
+    model, options), the trigger event it resumed with (job id, status, video and cover URLs) or the
+    job it waited for on the worker, and the list price from the connection it already read.
+
+    Nothing is asked of Airflow (no XCom, no connection, no metadata DB): the OpenLineage provider
+    calls this in a forked child, where a deferred task's supervisor (dag.test()'s in-process one)
+    cannot answer, and lineage must never hold a task up. Inputs: the images (``s3://``, http(s) or
+    file datasets); outputs: the rendered video and cover (http(s), no signature); run facet
+    ``cogvideo_job``. A retry that returns a finished job kept from an earlier try reports no job id."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    result = _pull(task_instance, "return_value")
-    result = result if isinstance(result, Mapping) else None
-    request = (result or {}).get("request") or _pull(task_instance, XCOM_REQUEST)
-    request = request if isinstance(request, Mapping) else None
-    if result is None:
-        job_id = _pull(task_instance, XCOM_JOB_ID)
-        result = {"id": job_id} if job_id else None
-    outputs = datasets([(result or {}).get("video_url"), (result or {}).get("cover_image_url")])
+    from airflow_provider_cogvideo.common import DRY_RUN_STATUS, as_bool, rendered_none
+    from airflow_provider_cogvideo.models import TaskResult
+
+    model = rendered_none(getattr(operator, "model", None))
+    result: dict[str, Any] = {"model": model, "request_id": rendered_none(getattr(operator, "request_id", None))}
+    event = _resumed_event(task_instance)
+    if event is not None:
+        result["id"] = event.get("job_id")
+        if isinstance(event.get("result"), Mapping):
+            try:
+                job = TaskResult.model_validate(event["result"])
+            except Exception:
+                job = None
+            if job is not None:
+                result.update(
+                    id=job.id or result["id"],
+                    model=job.model or model,
+                    request_id=job.request_id or result["request_id"],
+                    task_status=job.task_status,
+                    video_url=job.video_url,
+                    cover_image_url=job.cover_image_url,
+                )
+    elif getattr(operator, "_job_id", None):
+        result["id"] = operator._job_id
+    else:
+        try:
+            if as_bool("dry_run", getattr(operator, "dry_run", False)):
+                result["task_status"] = DRY_RUN_STATUS
+        except Exception:
+            pass
+    hook = vars(operator).get("hook")  # the cached hook: its settings were read while the task ran
+    if hook is not None and getattr(hook, "_settings", None) is not None:
+        result["price"], result["price_currency"] = hook.price_of(result["model"])
+    request = {"model": result["model"], **_options(operator, result["model"])}
     return OperatorLineage(
-        inputs=datasets(image_refs(request)),
-        outputs=outputs,
+        inputs=datasets(image_refs(getattr(operator, "image", None))),
+        outputs=datasets([result.get("video_url"), result.get("cover_image_url")]),
         run_facets={JOB_FACET: job_facet(result, request)},
     )
 

@@ -566,5 +566,13 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         if store is not None:
             store.delete(STATE_KEY)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (optional provider): the input images as datasets, the rendered video as output,
+        and the job (id, model, options, list price) as the run facet ``cogvideo_job``, from what this
+        process holds (a deferred task: the event it resumed with); see :mod:`..lineage`."""
+        from airflow_provider_cogvideo.lineage import generation_lineage
+
+        return generation_lineage(self, task_instance)
+
 
 __all__ = ["STATE_KEY", "CogVideoGenerateOperator", "CogVideoVideoLink", "PreparedRequest"]

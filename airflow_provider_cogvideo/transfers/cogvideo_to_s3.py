@@ -52,6 +52,18 @@ dict itself is returned as given (ingestion already strips signatures from produ
 Keys cannot leave their prefix: the ``{…}`` placeholders of ``s3_key``/``cover_s3_key`` are result
 fields or indexes of one (``{id}``, ``{metadata[product_id]}``), never attributes, conversions or
 format specs, and a value that is empty or holds ``/``, ``\\`` or ``..`` is refused.
+
+What Airflow sees of it:
+
+* an asset event per video through the ``AssetAlias`` outlet (``asset_alias``), declared where Airflow
+  reads outlets when the DAG is parsed: in ``__init__`` for a plain task, and in :meth:`partial` for
+  ``CogVideoToS3Operator.partial(...).expand(...)``, whose outlets come from the partial kwargs (the
+  operator is only built when each mapped instance runs);
+* the extra link "Video in S3" (:class:`~.links.CogVideoS3VideoLink`): the console URL of the stored
+  video, computed from the aws connection (``endpoint_url``, region) when the transfer ends and kept
+  in XCom ``video_s3_link``, so showing it reads no connection;
+* OpenLineage (with ``apache-airflow-providers-openlineage``): the result files downloaded as inputs
+  (scheme, host and path: no signature), the video and cover written as outputs (``s3://bucket`` / key).
 """
 
 from __future__ import annotations
@@ -75,15 +87,18 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.capabilities import MiB
-from airflow_provider_cogvideo.common import DRY_RUN_STATUS, CogVideoHookMixin, failure_recorded
+from airflow_provider_cogvideo.common import DRY_RUN_STATUS, XCOM_S3_LINK, CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import IMAGE_CONTENT_TYPES, content_type, head_or_none, s3_uri
 
 if TYPE_CHECKING:
     import httpx
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 
 DEFAULT_ASSET_ALIAS = "cogvideo-videos"
@@ -311,6 +326,14 @@ def _s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[s
     return meta
 
 
+def _with_alias(outlets: Any, alias: str | None) -> list[Any]:
+    """``outlets`` (None, one or a list) plus ``AssetAlias(alias)`` once."""
+    listed = [] if outlets is None else list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+    if alias and AssetAlias(name=alias) not in listed:
+        listed.append(AssetAlias(name=alias))
+    return listed
+
+
 def _content_length(response: httpx.Response) -> int | None:
     """The expected byte count, or None when it cannot be compared with the decoded body."""
     encoding = response.headers.get("content-encoding", "identity").lower()
@@ -395,7 +418,19 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
 
     template_fields: Sequence[str] = ("result", "s3_bucket", "s3_key", "cover_s3_key")
     template_fields_renderers = {"result": "json"}
+    operator_extra_links = (CogVideoS3VideoLink(),)
     ui_color = "#d6e4ff"
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:  # type: ignore[override]
+        """``BaseOperator.partial`` with the ``AssetAlias`` outlet declared: a mapped operator's outlets
+        are read from the partial kwargs when the DAG is parsed (``__init__`` only runs per mapped
+        instance, too late for the serialized DAG that the scheduler registers aliases from).
+        ``asset_alias`` must then be given here, not in ``expand``."""
+        alias = kwargs.get("asset_alias", DEFAULT_ASSET_ALIAS)
+        if alias:
+            kwargs["outlets"] = _with_alias(kwargs.get("outlets"), alias)
+        return super().partial(**kwargs)
 
     def __init__(
         self,
@@ -414,8 +449,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
-        if asset_alias:
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), AssetAlias(name=asset_alias)]
+        if asset_alias:  # a mapped instance already has it, from partial()
+            kwargs["outlets"] = _with_alias(kwargs.get("outlets"), asset_alias)
         super().__init__(**kwargs)
         self.part_size = bounded("part_size", part_size, PART_SIZE_RANGE, integer=True)
         self.max_parts_in_flight = bounded(
@@ -435,12 +470,31 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self._urls: dict[str, str | None] = {}
         self._job_id: str | None = None
         self._refreshed = False
+        # What OpenLineage reports: the URLs downloaded from and the s3:// URIs written.
+        self._downloaded: list[str] = []
+        self._stored: list[str] = []
+
+    @cached_property
+    def s3_hook(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     @cached_property
     def s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        return self.s3_hook.get_conn()
 
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+    def _console_link(self, key: str) -> str:
+        """Where a person opens ``key``: the configured endpoint's object URL (an S3-compatible store),
+        else the AWS console in the connection's region, else the ``s3://`` URI. Never fails the
+        transfer: the object is stored by now, and a link is a convenience."""
+        try:
+            endpoint_url = self.s3_hook.conn_config.endpoint_url
+            region = None if endpoint_url else (self.s3_hook.conn_config.region_name or self.s3_client.meta.region_name)
+            return s3_console_url(self.s3_bucket, key, endpoint_url=endpoint_url, region=region)
+        except Exception as exc:
+            self.log.warning("No console link for %s (%s): showing the s3:// URI", self._uri(key), exc)
+            return self._uri(key)
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
@@ -460,6 +514,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self._urls = self._checked_urls(result["video_url"], result.get("cover_image_url"))
         self._job_id = job_id
         self._refreshed = False
+        self._downloaded, self._stored = [], []
 
         url_stem = posixpath.splitext(posixpath.basename(urlsplit(self._urls["video"] or "").path))[0]
         fields = {**result, "url_stem": url_stem}
@@ -480,6 +535,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         if self.asset_alias:
             extra = {"sha256": video.sha256, "size": video.size, "job_id": job_id}
             context["outlet_events"][AssetAlias(name=self.asset_alias)].add(Asset(uri=video.uri), extra=extra)
+        context["ti"].xcom_push(key=XCOM_S3_LINK, value=self._console_link(video_key))
         self.log.info(
             "%s %s (%d bytes, sha256 %s)",
             "Already present:" if video.already_present else "Stored",
@@ -556,6 +612,13 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     # ------------------------------------------------------------------ URL refresh
     def _with_fresh_url(self, kind: str, store: Callable[[str], _Stored]) -> _Stored:
         """Run ``store(url)``; on an expired URL query the job once for fresh URLs and run it again."""
+        stored = self._stored_with_fresh_url(kind, store)
+        if not stored.already_present:  # what OpenLineage reports
+            self._downloaded.append(self._urls[kind] or "")
+        self._stored.append(stored.uri)
+        return stored
+
+    def _stored_with_fresh_url(self, kind: str, store: Callable[[str], _Stored]) -> _Stored:
         try:
             return store(self._urls[kind])
         except CogVideoDownloadError as exc:
@@ -759,6 +822,14 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             Tagging=f"{SHA256_TAG}={sha256}",
         )
         return _Stored(self._uri(key), len(body), sha256, already_present=False)
+
+    # ------------------------------------------------------------------ OpenLineage
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Inputs: the result files downloaded (no signature); outputs: the video and cover in S3
+        (also when already present: they are this task's output)."""
+        from airflow_provider_cogvideo.lineage import transfer_lineage
+
+        return transfer_lineage(self._downloaded, self._stored)
 
 
 __all__ = ["AUTO_COVER_KEY", "DEFAULT_ASSET_ALIAS", "SHA256_TAG", "CogVideoToS3Operator"]
