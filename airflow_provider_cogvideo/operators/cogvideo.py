@@ -62,6 +62,7 @@ from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings, is_unknown_job
 from airflow_provider_cogvideo.prepare import PreparedRequest, prepare_request
+from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.triggers.cogvideo import (
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
@@ -552,7 +553,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.log.info(
             "Job %s done: %s (waited %s s, %s polls, list price %s %s)",
             job.id,
-            job.video_url,
+            redact_url(job.video_url) if job.video_url else None,
             waited,
             polls,
             result["price"],
