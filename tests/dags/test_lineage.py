@@ -23,13 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The whole suite's lock pins the OpenLineage provider: without it this module fails, never skips.
+import airflow.providers.openlineage  # noqa: F401
 import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
 from tests.unit.test_images_photos import encoded, exif_rotated_jpeg, sideways
-
-pytest.importorskip("airflow.providers.openlineage")
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "cogvideo_test_lineage"

@@ -25,7 +25,9 @@ assert retry_dag.test().state == "success"
 
 @pytest.fixture
 def cogvideo_emulator_config() -> EmulatorConfig:
-    return EmulatorConfig(duration=3.0, jitter=0.0, seed=5)  # longer than try 1's 0.3 s timeout
+    # Longer than try 1's 0.3 s timeout and its 2 s retry delay, with room to spare: try 2 finds the
+    # job still rendering (the reconnect this test counts); a later try sees it done.
+    return EmulatorConfig(duration=6.0, jitter=0.0, seed=5)
 
 
 def _statsd_lines(sock: socket.socket) -> list[str]:

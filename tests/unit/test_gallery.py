@@ -335,7 +335,8 @@ def gallery_operator(**kwargs: Any):
 
 
 def test_operator_writes_the_page_with_presigned_media(s3, capsys: pytest.CaptureFixture[str]) -> None:
-    before = datetime.now(timezone.utc)
+    # Whole seconds: a signed URL's expiry is an integer epoch, truncated from the signing moment.
+    before = datetime.now(timezone.utc).replace(microsecond=0)
     result = gallery_operator(url_expires=timedelta(days=2)).execute({})
     answer = s3.get_object(Bucket="out", Key="gallery/2026-12-01/run.html")
     assert answer["ContentType"] == "text/html; charset=utf-8"

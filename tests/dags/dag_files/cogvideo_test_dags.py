@@ -36,8 +36,10 @@ with DAG("cogvideo_test_retry", schedule=None, start_date=datetime(2026, 1, 1), 
         poll_interval=1,
         deferrable=True,
         timeout=0.3,  # shorter than the emulator's render: try 1 times out
-        retries=2,
-        retry_delay=timedelta(seconds=0),
+        # Tries that start at least 2 s apart: a retry that came at once (a fast machine) would
+        # outrun even a long render and fail the run without ever seeing the job finish.
+        retries=4,
+        retry_delay=timedelta(seconds=2),
     )
     collect(video.output)
 
