@@ -34,7 +34,7 @@ UNIT_JOBS ?= 2
 input_of = $(firstword $(subst -py, ,$(1)))
 pyver_of = $(lastword $(subst -py, ,$(1)))
 lock_of = requirements/$(1).lock
-EXTRAS := --extra emulator --extra heif --extra local-s3 --extra test
+EXTRAS := --extra amazon --extra images --extra emulator --extra heif --extra local-s3 --extra test
 # What the whole suite needs beyond the extras (the distributed and browser tests).
 SUITE_EXTRA_IN := requirements/system-tests.in
 lock_args = $(if $(filter lowest,$(call input_of,$(1))),--resolution lowest-direct -c requirements/lowest-constraints.txt,requirements/$(call input_of,$(1)).in) \

@@ -6,6 +6,7 @@ in one place; the branches say what went wrong and so what to do about it::
     CogVideoError                         base; ``retryable`` says whether trying again can help
     ├── CogVideoValidationError           (also ValueError) refused before anything was sent
     ├── CogVideoConnectionConfigError     (also ValueError) the Airflow connection is unusable
+    ├── CogVideoMissingExtraError         (also ImportError) an optional extra is not installed
     ├── CogVideoAPIError                  the API answered with an error (code, HTTP status)
     │   ├── CogVideoAuthError             401 / 1000-1005
     │   ├── CogVideoAccountError          1100-1121, 1304, 1308+: cannot pay, locked, quota
@@ -67,6 +68,21 @@ class CogVideoValidationError(CogVideoError, ValueError):
 
 class CogVideoConnectionConfigError(CogVideoError, ValueError):
     """The Airflow connection is unusable (bad key format, unknown tier, bad URL...). Never retried."""
+
+
+class CogVideoMissingExtraError(CogVideoError, ImportError):
+    """What was asked needs an optional extra (``pip install 'airflow-provider-cogvideo[<extra>]'``)
+    that is not installed, or does not import. Never retried: nothing was sent, and trying again
+    in the same environment fails the same way.
+
+    ``extras`` names the missing extras, ``needed_for`` what needed them (an operator, an image);
+    raised by :func:`airflow_provider_cogvideo.extras.require_extra`.
+    """
+
+    def __init__(self, message: str, *, extras: tuple[str, ...], needed_for: str) -> None:
+        self.extras = extras
+        self.needed_for = needed_for
+        super().__init__(message)
 
 
 class CogVideoAPIError(CogVideoError):
@@ -394,6 +410,7 @@ __all__ = [
     "CogVideoJobError",
     "CogVideoJobFailedError",
     "CogVideoJobTimeoutError",
+    "CogVideoMissingExtraError",
     "CogVideoNotFoundError",
     "CogVideoPermissionError",
     "CogVideoRateLimitError",

@@ -25,7 +25,10 @@ generate operator as it is but whose EXIF says it is rotated would arrive sidewa
 upright too. HEIC/HEIF photos (iPhones) decode through the optional ``heif`` extra (``pillow-heif``,
 registered only when such a photo comes along); no model accepts them, so they are sent as JPEGs.
 
-Pillow and boto3 are imported where they are used, so importing this module costs nothing.
+Pillow and the Amazon provider are optional extras (``images``, ``amazon``; see :mod:`.extras`),
+imported where they are used, so importing this module costs nothing and a URL needs neither:
+:func:`prepare_images` checks them before it reads an image, naming the field, the value and the
+extra (:class:`~.errors.CogVideoMissingExtraError`).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from airflow_provider_cogvideo.capabilities import (
     check_frame_pair,
     check_image_properties,
 )
-from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.errors import CogVideoMissingExtraError, CogVideoValidationError
+from airflow_provider_cogvideo.extras import install_line, require_extra
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import ObjectTooLargeError, read_capped
 
@@ -74,7 +78,7 @@ ingestion's ``image_max_bytes`` allows: nothing bigger is a product photo or a f
 _JPEG_DRAFT_SIZE = (1, 1)
 """Asked of ``Image.draft``: the smallest scale libjpeg offers (1/8 per side, 1/64 of the pixels).
 Every entropy-coded byte is still decoded, so truncation and corruption are found as in a full decode."""
-HEIF_EXTRA = "pip install 'airflow-provider-cogvideo[heif]'"
+HEIF_EXTRA = install_line("heif")
 """How to install what decodes HEIC/HEIF photos (``pillow-heif``), named when one is refused."""
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 """ISO-BMFF ``ftyp`` brands of HEIF images (``mif1``/``msf1`` also start AVIF files, which Pillow reads itself)."""
@@ -147,17 +151,19 @@ def _looks_like_heif(data: bytes) -> bool:
 _heif_registered = False
 
 
-def _register_heif() -> bool:
-    """Teach Pillow HEIC/HEIF (once, on the first such photo); False when ``pillow-heif`` is missing."""
+def _register_heif(label: str) -> None:
+    """Teach Pillow HEIC/HEIF (once, on the first such photo). Without the ``heif`` extra the photo is
+    refused as invalid input (ingestion rejects that one photo and goes on), naming the extra."""
     global _heif_registered
     if not _heif_registered:
         try:
-            import pillow_heif
-        except ImportError:
-            return False
+            require_extra("heif", needed_for="decoding it")
+        except CogVideoMissingExtraError as exc:
+            raise CogVideoValidationError(label, f"is a HEIC/HEIF photo; {exc}") from None
+        import pillow_heif
+
         pillow_heif.register_heif_opener()
         _heif_registered = True
-    return True
 
 
 def open_image(data: bytes, *, label: str) -> PILImage.Image:
@@ -170,10 +176,7 @@ def open_image(data: bytes, *, label: str) -> PILImage.Image:
     except UnidentifiedImageError:
         if not _looks_like_heif(data):
             raise
-    if not _register_heif():
-        raise CogVideoValidationError(
-            label, f"is a HEIC/HEIF photo; decoding it needs the heif extra (pillow-heif): {HEIF_EXTRA}"
-        )
+    _register_heif(label)
     return Image.open(io.BytesIO(data))
 
 
@@ -474,10 +477,27 @@ def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
+def _require_extras_for(ref: str, label: str) -> None:
+    """Before a non-URL image is read: Pillow to check it, and for ``s3://`` the Amazon provider to
+    read it. Both are checked first, so nothing is fetched that could not be checked."""
+    if ref.startswith("s3://"):
+        extras, kind = ("amazon", "images"), "an S3 object, read through the aws connection and checked with Pillow"
+    elif ref.startswith("data:"):
+        extras, kind = ("images",), "a data URI, decoded and checked with Pillow"
+    elif len(ref) < MAX_PATH_CHARS and Path(ref).expanduser().is_file():
+        extras, kind = ("images",), "a local file, read and checked with Pillow"
+    else:
+        extras, kind = ("images",), "base64 or a file path, read and checked with Pillow"
+    require_extra(*extras, needed_for=f"{label} {_short(ref)!r} ({kind})")
+
+
 def prepare_images(
     image: str | Sequence[str] | None, caps: ModelCapabilities, *, aws_conn_id: str | None
 ) -> list[WireImage]:
-    """Turn an operator's ``image`` argument into wire images, validated against the model's row."""
+    """Turn an operator's ``image`` argument into wire images, validated against the model's row.
+
+    URLs need no extra; anything read here needs ``images`` (and ``s3://`` also ``amazon``):
+    ``CogVideoMissingExtraError`` naming the field, the value and the extra when it is missing."""
     if image is None or image == "" or image == []:
         return []
     refs = [image] if isinstance(image, str) else list(image)
@@ -492,6 +512,7 @@ def prepare_images(
             digest = hashlib.sha256(ref.encode()).hexdigest()
             prepared.append(WireImage(wire=ref, digest=digest, source=redact_url(ref)))
             continue
+        _require_extras_for(ref, label)
         data, source = read_image_bytes(ref, aws_conn_id=aws_conn_id, label=label, limit=limit)
         info = inspect_image(data, label=label)
         sent = data

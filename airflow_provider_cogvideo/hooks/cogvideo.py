@@ -774,7 +774,8 @@ class CogVideoHook(BaseHook):
 
         ``fields`` are the request's (``model``, ``prompt``, ``size``, ``fps``...; ``image`` as for the
         operator). Returns the finished job (``video_url``, ``cover_image_url``). Raises
-        ``CogVideoValidationError`` before paying, ``CogVideoAmbiguousSubmitError`` when a submit may
+        ``CogVideoValidationError`` before paying (``CogVideoMissingExtraError`` when an image needs
+        the ``images`` or ``amazon`` extra), ``CogVideoAmbiguousSubmitError`` when a submit may
         have created a job, ``CogVideoJobFailedError`` or ``CogVideoJobTimeoutError`` after waiting.
         A retry of the calling task submits (and pays for) a new job: use the operator for that.
         """

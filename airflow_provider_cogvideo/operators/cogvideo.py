@@ -3,7 +3,8 @@
 What it does, in order, on every try:
 
 1. Validate everything (model options, images: format, size, decodability) before any paid request.
-   A bad argument fails the task without retries (``AirflowFailException``).
+   A bad argument fails the task without retries (``AirflowFailException``), and so does an image
+   that needs an optional extra which is not installed (``images``, or ``amazon`` for ``s3://``).
 2. Look in ``task_state_store`` (Airflow 3.3+) for a job stored by an earlier try of this task
    instance (the store is keyed by dag run, task and map index, and survives retries and clears).
    If its request fingerprint matches: a PROCESSING job is reconnected, a SUCCESS job's result is
@@ -54,6 +55,7 @@ from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoDuplicateRequestError,
     CogVideoError,
+    CogVideoMissingExtraError,
     CogVideoRateLimitError,
     CogVideoValidationError,
 )
@@ -225,6 +227,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             )
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
+        except CogVideoMissingExtraError as exc:  # an image needs Pillow or the Amazon provider: retrying cannot help
+            raise AirflowFailException(f"CogVideo request not sent: {exc}") from None
 
     def _model(self) -> str:
         return rendered_none(self.model) or DEFAULT_MODEL

@@ -43,6 +43,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.common import seconds
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.extras import require_extra
 from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.s3 import read_capped, s3_uri
@@ -88,7 +89,10 @@ def write_gallery(
 ) -> dict[str, Any]:
     """Render ``document`` (a run manifest) as the gallery page, store it at ``s3_bucket``/``s3_key`` and
     log its address; the parameters are :class:`S3VideoGalleryOperator`'s. Returns ``gallery``,
-    ``url``, ``expires_at`` and ``products`` (see the module docstring)."""
+    ``url``, ``expires_at`` and ``products`` (see the module docstring). Without ``s3_hook`` it makes an
+    ``S3Hook``, which needs the ``amazon`` extra (``CogVideoMissingExtraError`` otherwise)."""
+    if s3_hook is None:
+        require_extra("amazon", needed_for="write_gallery (the review gallery page in S3)")
     media = checked_media(media)
     expires_in = checked_url_expires(url_expires)
     log = log or logging.getLogger(__name__)
@@ -167,6 +171,9 @@ class S3VideoGalleryOperator(BaseOperator):
         logged address is this plus the key.
     :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
         S3-compatible store; presigned URLs point there).
+
+    Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
+    the DAG fails when it is parsed.
     """
 
     template_fields: Sequence[str] = ("manifest", "s3_bucket", "s3_key", "title", "template_file", "website_url")
@@ -187,6 +194,7 @@ class S3VideoGalleryOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
+        require_extra("amazon", needed_for=f"{type(self).__name__} (task {kwargs.get('task_id')!r})")
         super().__init__(**kwargs)
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)

@@ -63,6 +63,7 @@ from airflow_provider_cogvideo.capabilities import (
     MiB,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.extras import require_extra
 from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, encode_jpeg, inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
@@ -192,6 +193,9 @@ class S3ProductImagesOperator(BaseOperator):
     :param max_prompt_chars: prompts are cut at a word boundary to this length; 1 to 512.
     :param max_products: process at most this many products (sorted by key), as a spending guard;
         1 to 10,000, or None for all.
+
+    Needs the ``amazon`` and ``images`` extras: without them the constructor raises
+    ``CogVideoMissingExtraError``, so the DAG fails when it is parsed.
     """
 
     template_fields: Sequence[str] = (
@@ -221,6 +225,7 @@ class S3ProductImagesOperator(BaseOperator):
         max_products: int | None = None,
         **kwargs: Any,
     ) -> None:
+        require_extra("amazon", "images", needed_for=f"{type(self).__name__} (task {kwargs.get('task_id')!r})")
         super().__init__(**kwargs)
         self.s3_bucket = s3_bucket
         self.prefix = prefix

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow_provider_cogvideo.docs import capability_table_markdown, error_table_markdown, metrics_table_markdown
+from airflow_provider_cogvideo.extras import EXTRAS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -29,3 +30,9 @@ def test_metrics_table_matches_the_metrics_module() -> None:
 def test_quick_start_has_the_two_commands() -> None:
     quick_start = README.read_text().split("## Quick start", 1)[1].split("##", 1)[0]
     assert "make demo" in quick_start and "make test" in quick_start
+
+
+def test_installing_lists_every_extra_with_its_package() -> None:
+    installing = README.read_text().split("## Installing", 1)[1].split("\n## ", 1)[0]
+    for extra in EXTRAS.values():
+        assert f"| `{extra.name}` | `{extra.distribution}`" in installing, extra

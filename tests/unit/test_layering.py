@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.s3": 1,
     "airflow_provider_cogvideo.redact": 1,
     "airflow_provider_cogvideo.metrics": 1,
+    "airflow_provider_cogvideo.extras": 1,
     "airflow_provider_cogvideo.models": 2,
     "airflow_provider_cogvideo.events": 2,
     "airflow_provider_cogvideo.gallery": 2,
