@@ -24,7 +24,7 @@ UNIT_MATRIX := \
 	airflow-3.2-py3.12 \
 	airflow-3.3-py3.13 \
 	lowest-py3.10
-# Extra pytest arguments for one entry, PYTEST_ARGS_<entry>. On the lowest Airflow (3.1.1 to 3.1.5)
+# Extra pytest arguments for one entry, PYTEST_ARGS_<entry>. On the lowest Airflow (3.1.3 to 3.1.5)
 # the task SDK itself imports fastapi, so starlette, whatever imports it: the layering test's
 # "no web server at parse time" check would measure Airflow, not the provider (it runs everywhere else).
 PYTEST_ARGS_lowest-py3.10 := --deselect tests/unit/test_layering.py::test_runtime_import_loads_no_tooling_or_heavy_libraries
