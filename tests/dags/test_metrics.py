@@ -25,8 +25,8 @@ assert retry_dag.test().state == "success"
 
 @pytest.fixture
 def cogvideo_emulator_config() -> EmulatorConfig:
-    # Longer than try 1's 0.3 s timeout and its 2 s retry delay, with room to spare: try 2 finds the
-    # job still rendering (the reconnect this test counts); a later try sees it done.
+    # Far longer than try 1's 0.3 s wait and the start of try 2: try 2 finds the job still rendering
+    # (the reconnect this test counts) and its trigger sees it finish (render_time).
     return EmulatorConfig(duration=6.0, jitter=0.0, seed=5)
 
 
