@@ -20,7 +20,6 @@ python_for = $(or $(lastword $(wildcard $(PYENV_ROOT)/versions/$(1).*/bin/python
 # adds coverage (add an entry and run `make lock` to widen it).
 SUITE := airflow-3.3-py3.11
 UNIT_MATRIX := \
-	airflow-3.1-py3.11 \
 	airflow-3.2-py3.12 \
 	airflow-3.3-py3.13 \
 	lowest-py3.10

@@ -260,7 +260,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         _say(f"Pool                 {pool_line}")
         _say(
             "Note: dag.test() runs the tasks one at a time in this process and ignores pools; the tier limit "
-            "under a real scheduler + triggerer is shown by tests/integration/test_pipeline_real_airflow.py."
+            "under a real scheduler, Celery workers and triggerers is shown by tests/integration/test_distributed.py."
         )
         _say(f"Running {PIPELINE_DAG_ID} with `airflow dags test`; Airflow's log: {_shown(airflow_log)}")
 

@@ -47,7 +47,7 @@ POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
 # Fixed seconds between polls, for renders of seconds (the emulator in `make demo` and the integration
 # test); unset, the adaptive schedule suits real renders of minutes.
 POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or None
-# "none" for manually triggered runs only (the real-Airflow test triggers without a logical date).
+# "none" for manually triggered runs only (the distributed test and the tier benchmark trigger without a logical date).
 SCHEDULE = None if os.environ.get("COGVIDEO_PIPELINE_SCHEDULE", "@daily").lower() == "none" else "@daily"
 PRODUCT_ID = "{{ task.metadata['product_id'] if task.metadata is defined else task.result['metadata']['product_id'] }}"
 """The label of a mapped product task in the grid: its product id."""

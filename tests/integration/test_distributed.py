@@ -5,8 +5,12 @@ PostgreSQL (the metadata DB and Celery's result backend), Redis (the Celery brok
 off), an api-server, a scheduler, a dag-processor, **two triggerers**, **two Celery workers**, the
 emulator (a tier V0 key, renders of ~10 s) and SeaweedFS (S3).
 
-What this shows that the LocalExecutor test does not:
+What ``dag.test()`` (the other DAG tests, the demo) cannot show, this test does, on the topology
+teams run in production:
 
+* the tier-sized pool with ``include_deferred`` (made by ``cogvideo pool`` from the connection's
+  tier) keeps the API at or under 5 jobs in flight while generation tasks wait *in a triggerer*;
+* a manual run from the CLI has no logical date, and the grid labels mapped tasks by product id;
 * a triggerer killed with SIGKILL while it runs generation triggers: the *other* triggerer adopts
   them (one trigger row, two triggerer ids), nothing is restarted by hand;
 * a Celery worker lost (its whole process tree SIGKILLed, like its host) while it runs
@@ -488,6 +492,13 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
 
     # Every product through generate and upload, in the one triggered run.
     assert _query(cursor, "SELECT count(*) FROM dag_run WHERE dag_id = %s", PIPELINE_DAG_ID) == [(1,)]
+    # A manual run from the CLI, as Airflow 3 makes it: no logical date (S3 keys use run_after's day).
+    assert _query(cursor, "SELECT logical_date FROM dag_run WHERE dag_id = %s", PIPELINE_DAG_ID) == [(None,)]
+    labels = _query(
+        cursor, "SELECT rendered_map_index FROM task_instance WHERE dag_id = %s AND task_id IN (%s, %s)",
+        PIPELINE_DAG_ID, GENERATE, UPLOAD,
+    )  # fmt: skip
+    assert sorted(label for (label,) in labels) == sorted(2 * list(seeded.product_ids)), "the grid shows product ids"
     generate = _query(
         cursor, "SELECT map_index, state, try_number FROM task_instance WHERE dag_id = %s AND task_id = %s",
         PIPELINE_DAG_ID, GENERATE,
@@ -526,6 +537,7 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
         tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
         assert hashlib.sha256(body).hexdigest() == row["sha256"] == tags["sha256"], row["video"]
         assert body[4:8] == b"ftyp", f"{row['video']} is not an MP4"
+        assert row["cover"] and s3.head_object(Bucket=bucket, Key=row["cover"].split("/", 3)[3])["ContentLength"] > 0
 
     # The tier held and nothing was paid twice: one job per product, <= 5 in flight, no 1302.
     stats = emulator.stats()
