@@ -124,11 +124,14 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The whole suite first, alone on the machine (its integration tests time real processes); then the
-# unit matrix, UNIT_JOBS venvs at a time (each installs, then runs tests/unit). Both always run; the
-# build fails if either failed.
+# The whole suite and, beside it, the unit matrix one venv at a time (each installs, then runs
+# tests/unit): the suite's integration tests spend much of their time waiting on renders and
+# processes, which is when the matrix gets the second core. Each one's output is shown when it ends.
+# Both always run; the build fails if either failed.
 test: system-deps lint
-	@rc=0; $(MAKE) --no-print-directory suite || rc=1; $(MAKE) --no-print-directory unit || rc=1; \
+	@start=$$SECONDS; rc=0; \
+	$(MAKE) --no-print-directory -k -j2 --output-sync=recurse suite unit UNIT_JOBS=1 || rc=1; \
+	echo "== make test: suite and unit matrix in $$((SECONDS - start)) s =="; \
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see the suite / unit results above) ==" >&2; fi; exit $$rc
 
 suite: $(VENV)/.installed $(VENVSDK)/.installed

@@ -465,7 +465,7 @@ def test_on_kill_on_the_worker_names_the_job(api, context, capsys, caplog) -> No
     assert JOB in logged and "no cancel" in logged
 
 
-@pytest.mark.parametrize(("configured", "expected"), [(None, "False"), ("True", "True"), ("False", "False")])
+@pytest.mark.parametrize(("configured", "expected"), [(None, "False"), ("True", "True")])
 def test_deferrable_defaults_to_operators_default_deferrable(configured, expected) -> None:
     """As Airflow's own providers: a deployment without a triggerer never gets tasks stuck deferred."""
     import os

@@ -105,62 +105,25 @@ def run_without_extras(body: str, *args: str) -> Any:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-GENERATE = """
+CASES = """
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
-from tests.unit.conftest import FakeStateStore, FakeTI
-
-image = sys.argv[1] or None
-operator = CogVideoGenerateOperator(task_id="generate", prompt="a red bicycle", image=image, dry_run=True)
-try:
-    result = operator.execute({"ti": FakeTI(), "task_state_store": FakeStateStore()})
-except AirflowFailException as exc:
-    answer({"failed": str(exc), "loaded": loaded()})
-else:
-    answer({"status": result["task_status"], "image": result["request"].get("image_url"), "loaded": loaded()})
-"""
-
-
-@pytest.mark.parametrize(
-    ("image", "shown"),
-    [("", None), ("https://cdn.example/p.png?X-Amz-Signature=abc", "https://cdn.example/p.png?<redacted>")],
-    ids=["prompt-only", "https-url"],
-)
-def test_text_to_video_needs_no_extra(image: str, shown: str | None) -> None:
-    """A dry run does everything a submit does before the POST: validation, images, price."""
-    answer = run_without_extras(GENERATE, image)
-    assert answer == {"status": "DRY_RUN", "image": shown, "loaded": []}, answer
-
-
-@pytest.mark.parametrize("kind", ["file", "data-uri"])
-def test_an_image_read_here_needs_the_images_extra(tmp_path: Path, kind: str) -> None:
-    path = tmp_path / "photo.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
-    value = str(path) if kind == "file" else "data:image/png;base64,iVBORw0KGgo="
-    answer = run_without_extras(GENERATE, value)
-    message = answer.get("failed", "")
-    assert message.startswith("CogVideo request not sent: image "), answer
-    assert repr(value) in message, "the value, as given"
-    assert "'images' extra (Pillow), which is not installed" in message
-    assert install_line("images") in message
-    assert answer["loaded"] == [], "nothing was read with what is not there"
-
-
-def test_an_s3_image_needs_the_amazon_extra() -> None:
-    answer = run_without_extras(GENERATE, "s3://bucket/key.png")
-    message = answer.get("failed", "")
-    assert "image 's3://bucket/key.png' (an S3 object" in message, answer
-    assert "'amazon' and 'images' extras (apache-airflow-providers-amazon, Pillow)" in message
-    assert install_line("amazon", "images") in message
-    assert answer["loaded"] == [], "no S3 client was made"
-
-
-CONSTRUCT = """
 from airflow_provider_cogvideo.errors import CogVideoMissingExtraError
+from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator, write_gallery
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from tests.unit.conftest import FakeStateStore, FakeTI
+
+
+def generate(image):
+    operator = CogVideoGenerateOperator(task_id="generate", prompt="a red bicycle", image=image, dry_run=True)
+    try:
+        result = operator.execute({"ti": FakeTI(), "task_state_store": FakeStateStore()})
+    except AirflowFailException as exc:
+        return {"failed": str(exc), "loaded": loaded()}
+    return {"status": result["task_status"], "image": result["request"].get("image_url"), "loaded": loaded()}
+
 
 makers = {
     "CogVideoToS3Operator": lambda: CogVideoToS3Operator(task_id="to_s3", result={}, s3_bucket="b", s3_key="k.mp4"),
@@ -173,20 +136,79 @@ makers = {
     ),
     "write_gallery": lambda: write_gallery({"products": []}, s3_bucket="b", s3_key="g.html"),
 }
-refused = {}
-for name, make in makers.items():
-    try:
-        make()
-    except CogVideoMissingExtraError as exc:
-        refused[name] = {"message": str(exc), "extras": list(exc.extras), "import_error": isinstance(exc, ImportError)}
-    else:
-        refused[name] = None
-answer({"refused": refused, "loaded": loaded()})
+
+
+def construct():
+    refused = {}
+    for name, make in makers.items():
+        try:
+            make()
+        except CogVideoMissingExtraError as exc:
+            is_import_error = isinstance(exc, ImportError)
+            refused[name] = {"message": str(exc), "extras": list(exc.extras), "import_error": is_import_error}
+        else:
+            refused[name] = None
+    return {"refused": refused, "loaded": loaded()}
+
+
+# In turn, text-to-video first: "loaded" after each case names the first one that pulled a package in.
+images = json.loads(sys.argv[1])
+answers = {case: generate(image) for case, image in images.items()}
+answers["construct"] = construct()
+answer(answers)
 """
 
+IMAGE_CASES = {
+    "prompt-only": None,
+    "https-url": "https://cdn.example/p.png?X-Amz-Signature=abc",
+    "data-uri": "data:image/png;base64,iVBORw0KGgo=",
+    "s3": "s3://bucket/key.png",
+}
+"""The generate operator's image, per case (``file``, a local path, is added by the fixture)."""
 
-def test_the_s3_operators_refuse_when_the_dag_is_parsed() -> None:
-    answer = run_without_extras(CONSTRUCT)
+
+@pytest.fixture(scope="module")
+def without_extras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every case in one fresh interpreter without the extras (each would cost seconds of Airflow
+    start-up in its own)."""
+    path = tmp_path_factory.mktemp("extras") / "photo.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
+    images = {**IMAGE_CASES, "file": str(path)}
+    return {"images": images, **run_without_extras(CASES, json.dumps(images))}
+
+
+@pytest.mark.parametrize(
+    ("case", "shown"),
+    [("prompt-only", None), ("https-url", "https://cdn.example/p.png?<redacted>")],
+)
+def test_text_to_video_needs_no_extra(without_extras: dict[str, Any], case: str, shown: str | None) -> None:
+    """A dry run does everything a submit does before the POST: validation, images, price."""
+    answer = without_extras[case]
+    assert answer == {"status": "DRY_RUN", "image": shown, "loaded": []}, answer
+
+
+@pytest.mark.parametrize("kind", ["file", "data-uri"])
+def test_an_image_read_here_needs_the_images_extra(without_extras: dict[str, Any], kind: str) -> None:
+    value, answer = without_extras["images"][kind], without_extras[kind]
+    message = answer.get("failed", "")
+    assert message.startswith("CogVideo request not sent: image "), answer
+    assert repr(value) in message, "the value, as given"
+    assert "'images' extra (Pillow), which is not installed" in message
+    assert install_line("images") in message
+    assert answer["loaded"] == [], "nothing was read with what is not there"
+
+
+def test_an_s3_image_needs_the_amazon_extra(without_extras: dict[str, Any]) -> None:
+    answer = without_extras["s3"]
+    message = answer.get("failed", "")
+    assert "image 's3://bucket/key.png' (an S3 object" in message, answer
+    assert "'amazon' and 'images' extras (apache-airflow-providers-amazon, Pillow)" in message
+    assert install_line("amazon", "images") in message
+    assert answer["loaded"] == [], "no S3 client was made"
+
+
+def test_the_s3_operators_refuse_when_the_dag_is_parsed(without_extras: dict[str, Any]) -> None:
+    answer = without_extras["construct"]
     refused = answer["refused"]
     expected = {
         "CogVideoToS3Operator": ("CogVideoToS3Operator (task 'to_s3')", ["amazon"]),
