@@ -124,10 +124,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The whole suite and, beside it, the unit matrix one venv at a time (each installs, then runs
-# tests/unit): the suite's integration tests spend much of their time waiting on renders and
-# processes, which is when the matrix gets the second core. Each one's output is shown when it ends.
-# Both always run; the build fails if either failed.
+# The whole suite: everything but tests/unit on $(SUITE) and, beside it, tests/unit on every entry of
+# the matrix, one venv at a time (each installs, then runs): the suite's integration tests spend much
+# of their time waiting on renders and processes, which is when the matrix gets the second core.
+# Each one's output is shown when it ends. Both always run; the build fails if either failed.
 test: system-deps lint
 	@start=$$SECONDS; rc=0; \
 	$(MAKE) --no-print-directory -k -j2 --output-sync=recurse suite unit UNIT_JOBS=1 || rc=1; \
@@ -135,7 +135,7 @@ test: system-deps lint
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see the suite / unit results above) ==" >&2; fi; exit $$rc
 
 suite: $(VENV)/.installed $(VENVSDK)/.installed
-	$(call run_pytest,$(VENV),-q -p no:cacheprovider tests,whole suite on $(SUITE),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python)
+	$(call run_pytest,$(VENV),-q -p no:cacheprovider tests --ignore=tests/unit,suite on $(SUITE) (tests/unit: the matrix),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python)
 
 unit: $(UV)
 	@$(MAKE) --no-print-directory -k -j$(UNIT_JOBS) --output-sync=target $(UNIT_TARGETS)
