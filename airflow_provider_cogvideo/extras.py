@@ -94,4 +94,10 @@ def require_extra(*extras: str, needed_for: str) -> None:
     ) from first
 
 
-__all__ = ["EXTRAS", "Extra", "install_line", "require_extra"]
+def require_extra_for_operator(operator: type, task_id: object, *extras: str) -> None:
+    """:func:`require_extra` for an operator whose whole purpose needs ``extras``, called where the DAG
+    is parsed (its constructor, or ``partial``), naming the operator and the task."""
+    require_extra(*extras, needed_for=f"{operator.__name__} (task {task_id!r})")
+
+
+__all__ = ["EXTRAS", "Extra", "install_line", "require_extra", "require_extra_for_operator"]

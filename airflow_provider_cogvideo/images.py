@@ -479,15 +479,12 @@ def _short(text: str, limit: int = 80) -> str:
 
 def _require_extras_for(ref: str, label: str) -> None:
     """Before a non-URL image is read: Pillow to check it, and for ``s3://`` the Amazon provider to
-    read it. Both are checked first, so nothing is fetched that could not be checked."""
+    read it. Both are checked first, so nothing is fetched that could not be checked (what kind of
+    reference it is otherwise, :func:`read_image_bytes` decides)."""
     if ref.startswith("s3://"):
         extras, kind = ("amazon", "images"), "an S3 object, read through the aws connection and checked with Pillow"
-    elif ref.startswith("data:"):
-        extras, kind = ("images",), "a data URI, decoded and checked with Pillow"
-    elif len(ref) < MAX_PATH_CHARS and Path(ref).expanduser().is_file():
-        extras, kind = ("images",), "a local file, read and checked with Pillow"
     else:
-        extras, kind = ("images",), "base64 or a file path, read and checked with Pillow"
+        extras, kind = ("images",), "read and checked with Pillow"
     require_extra(*extras, needed_for=f"{label} {_short(ref)!r} ({kind})")
 
 

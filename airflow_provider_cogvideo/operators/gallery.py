@@ -43,7 +43,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.common import seconds
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.extras import require_extra
+from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
 from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.s3 import read_capped, s3_uri
@@ -194,7 +194,7 @@ class S3VideoGalleryOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
-        require_extra("amazon", needed_for=f"{type(self).__name__} (task {kwargs.get('task_id')!r})")
+        require_extra_for_operator(type(self), kwargs.get("task_id"), "amazon")
         super().__init__(**kwargs)
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)

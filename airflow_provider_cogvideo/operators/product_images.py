@@ -63,7 +63,7 @@ from airflow_provider_cogvideo.capabilities import (
     MiB,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.extras import require_extra
+from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, encode_jpeg, inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
@@ -225,7 +225,7 @@ class S3ProductImagesOperator(BaseOperator):
         max_products: int | None = None,
         **kwargs: Any,
     ) -> None:
-        require_extra("amazon", "images", needed_for=f"{type(self).__name__} (task {kwargs.get('task_id')!r})")
+        require_extra_for_operator(type(self), kwargs.get("task_id"), "amazon", "images")
         super().__init__(**kwargs)
         self.s3_bucket = s3_bucket
         self.prefix = prefix

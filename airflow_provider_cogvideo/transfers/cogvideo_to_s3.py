@@ -89,7 +89,7 @@ from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.common import DRY_RUN_STATUS, XCOM_S3_LINK, CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
-from airflow_provider_cogvideo.extras import require_extra
+from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
@@ -432,7 +432,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         instance, too late for the serialized DAG that the scheduler registers aliases from).
         ``asset_alias`` must then be given here, not in ``expand``. Without the ``amazon`` extra the
         DAG fails here, when it is parsed (a mapped instance's ``__init__`` runs only at run time)."""
-        require_extra("amazon", needed_for=f"{cls.__name__} (task {kwargs.get('task_id')!r})")
+        require_extra_for_operator(cls, kwargs.get("task_id"), "amazon")
         alias = kwargs.get("asset_alias", DEFAULT_ASSET_ALIAS)
         if alias:
             kwargs["outlets"] = _with_alias(kwargs.get("outlets"), alias)
@@ -455,7 +455,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         asset_alias: str | None = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
-        require_extra("amazon", needed_for=f"{type(self).__name__} (task {kwargs.get('task_id')!r})")
+        require_extra_for_operator(type(self), kwargs.get("task_id"), "amazon")
         if asset_alias:  # a mapped instance already has it, from partial()
             kwargs["outlets"] = _with_alias(kwargs.get("outlets"), asset_alias)
         super().__init__(**kwargs)
