@@ -41,6 +41,11 @@ its jitter), the jitter drawn exactly as the emulator draws it (``emulator.rng.d
 n)`` for the n-th job). What the emulator could add: per-job ``created_at``/``finished_at`` and the
 first poll that saw SUCCESS in a ``GET /_emulator/jobs``.
 
+Deployment settings, the same for every variant: Celery workers start with
+``airflow_provider_cogvideo.worker_preload`` (``--no-worker-preload``: without), and the emulator
+renders result clips of at most :data:`MEDIA_MAX_SIDE` pixels (its renders run on this machine,
+a real server's do not).
+
 Everything binds 127.0.0.1 on free ports and is stopped by its own pid or process group.
 Results: ``benchmarks/results/<output>.json`` (machine, load, command, every figure).
 """
@@ -89,6 +94,10 @@ VARIANTS = ("ours_default", "ours_fixed5", "generic")
 GENERIC_DAG_ID = "generic_http_pipeline"
 GENERIC_POOL = "generic_tier"
 API_PREFIX = "/api/paas/v4"
+MEDIA_MAX_SIDE = 160
+"""The emulator renders each result clip on this machine when the upload first downloads it (a real
+server renders elsewhere): at its default 480 px, five renders cost ~3 CPU-seconds (0.65 each,
+PyAV) in this process exactly while the next tasks start, so the benchmark renders small clips."""
 TEMPLATE_DB = "template_airflow"
 
 
@@ -167,7 +176,13 @@ def running_emulator(duration: float, jitter: float, seed: int) -> Iterator[Emul
     from airflow_provider_cogvideo.emulator import EmulatorConfig, create_app, parse_keys
     from airflow_provider_cogvideo.emulator.server import KEEP_ALIVE_SECONDS
 
-    config = EmulatorConfig(keys=parse_keys(f"{TEST_KEY}:V0"), duration=duration, jitter=jitter, seed=seed)
+    config = EmulatorConfig(
+        keys=parse_keys(f"{TEST_KEY}:V0"),
+        duration=duration,
+        jitter=jitter,
+        seed=seed,
+        media_max_side=MEDIA_MAX_SIDE,
+    )
     app = create_app(config)
     log = RequestLog(app)
     (port,) = free_ports(1)
@@ -307,6 +322,8 @@ def deployment(
         ("core", "dags_are_paused_at_creation"): "False",
         ("dag_processor", "refresh_interval"): "5",
     }
+    if args.worker_preload:
+        config[("celery", "celery_config_options")] = "airflow_provider_cogvideo.worker_preload.CELERY_CONFIG"
     if args.executor == "local":
         config[("core", "executor")] = "LocalExecutor"
     host = "127.0.0.1"
@@ -651,6 +668,12 @@ def main() -> None:
     parser.add_argument("--executor", choices=("celery", "local"), default="celery")
     parser.add_argument("--generic-poke", type=float, default=5.0, help="HttpSensor poke_interval (default 5)")
     parser.add_argument("--output", default="tier_throughput", help="results/<output>.json")
+    parser.add_argument(
+        "--no-worker-preload",
+        dest="worker_preload",
+        action="store_false",
+        help="Celery workers without airflow_provider_cogvideo.worker_preload (docs/deploy.md)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each variant's Airflow home (logs) for inspection")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]

@@ -98,6 +98,8 @@ SPEED = {
     ("dag_processor", "min_file_process_interval"): "30",
     # Two workers of 4 processes: room for the 5 generation tasks' hand-offs and the uploads.
     ("celery", "worker_concurrency"): "4",
+    # Each worker imports the provider's task modules once, before its pool forks (docs/deploy.md).
+    ("celery", "celery_config_options"): "airflow_provider_cogvideo.worker_preload.CELERY_CONFIG",
 }
 
 
@@ -335,6 +337,14 @@ class _Background(threading.Thread):
             raise self.error
 
 
+def _has_pillow_loaded(pid: int) -> bool:
+    """Whether the process has Pillow's C extension mapped: what ``worker_preload`` imported there."""
+    try:
+        return "PIL/_imaging" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
     tmp_path: Path,
     postgres: PostgresServer,
@@ -391,6 +401,12 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
                 return bool(_query(cursor, "SELECT 1 FROM serialized_dag WHERE dag_id = %s", PIPELINE_DAG_ID))
 
             wait_until(dag_parsed, timeout=120, what="the DAG to be parsed", alive=alive)
+            wait_until(
+                lambda: all(_has_pillow_loaded(components.processes[name].pid) for name in WORKERS),
+                timeout=120,
+                what="the workers to preload the task modules (Pillow mapped in their main process)",
+                alive=alive,
+            )
             mark("started")
             env.run("dags", "trigger", PIPELINE_DAG_ID)
             mark("triggered")

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.operators": 7,
     "airflow_provider_cogvideo.sensors": 7,
     "airflow_provider_cogvideo.transfers": 7,
+    "airflow_provider_cogvideo.worker_preload": 8,
 }
 """Runtime modules by layer: a module imports only from strictly lower layers (or the package root)."""
 

@@ -1,0 +1,44 @@
+"""``airflow_provider_cogvideo.worker_preload``: Airflow's Celery configuration, plus imports in the worker only.
+
+It needs the Celery provider, which the whole suite's venv has (the unit-test matrix does not), so
+it lives here. The distributed test runs real Celery workers with it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+_PROBE = """
+import json, sys
+import airflow_provider_cogvideo.worker_preload as preload
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+heavy = ("boto3", "PIL", "airflow_provider_cogvideo.operators.cogvideo")
+before = [name for name in heavy if name in sys.modules]
+same_config = preload.CELERY_CONFIG == DEFAULT_CELERY_CONFIG
+from celery.signals import worker_init
+worker_init.send(sender=None)
+print(json.dumps({
+    "loaded_by_config": before,
+    "same_config": same_config,
+    "missing_after_worker_init": [name for name in preload.PRELOADED if name not in sys.modules],
+}))
+"""
+
+
+def test_config_is_airflows_and_only_a_worker_imports_the_task_modules() -> None:
+    """The scheduler reads this configuration too: importing it loads nothing heavy; ``worker_init``
+    (sent by a Celery worker before its pool forks) loads everything in ``PRELOADED``."""
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])  # Airflow may log a line first
+    assert result == {"loaded_by_config": [], "same_config": True, "missing_after_worker_init": []}
+
+
+def test_a_module_that_is_not_installed_is_skipped(monkeypatch) -> None:
+    """An optional extra left out (Pillow, the Amazon provider) must not stop the worker starting."""
+    import airflow_provider_cogvideo.worker_preload as preload
+
+    monkeypatch.setattr(preload, "PRELOADED", ("json", "airflow_provider_cogvideo_no_such_module"))
+    preload.preload()  # no exception
+    assert "json" in sys.modules
