@@ -36,9 +36,20 @@ def test_config_is_airflows_and_only_a_worker_imports_the_task_modules() -> None
 
 
 def test_a_module_that_is_not_installed_is_skipped(monkeypatch) -> None:
-    """An optional extra left out (Pillow, the Amazon provider) must not stop the worker starting."""
+    """An optional extra left out (Pillow, the Amazon provider) must not stop the worker starting,
+    nor the modules listed after it from being preloaded."""
+    import importlib
+
     import airflow_provider_cogvideo.worker_preload as preload
 
-    monkeypatch.setattr(preload, "PRELOADED", ("json", "airflow_provider_cogvideo_no_such_module"))
+    attempted: list[str] = []
+
+    def import_module(name: str) -> None:
+        attempted.append(name)
+        if name == "not_installed":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    monkeypatch.setattr(preload, "PRELOADED", ("first", "not_installed", "after_it"))
     preload.preload()  # no exception
-    assert "json" in sys.modules
+    assert attempted == ["first", "not_installed", "after_it"]
