@@ -24,6 +24,7 @@ throughput). Nothing here changes what a task does.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 from typing import Any
 
@@ -51,12 +52,35 @@ CELERY_CONFIG: dict[str, Any] = dict(DEFAULT_CELERY_CONFIG)
 
 @worker_init.connect
 def preload(**_: Any) -> None:
-    """Import :data:`PRELOADED`; one that is not installed (an optional extra) is skipped."""
+    """Import :data:`PRELOADED` (one that is not installed, an optional extra, is skipped), then
+    :func:`warm_caches`."""
     for name in PRELOADED:
         try:
             importlib.import_module(name)
         except ImportError as exc:
             log.info("Not preloading %s: %s", name, exc)
+    warm_caches()
 
 
-__all__ = ["CELERY_CONFIG", "PRELOADED", "preload"]
+def warm_caches() -> None:
+    """Fill, once, two per-process caches that every task using ``S3Hook`` would otherwise fill again.
+
+    Each ``S3Hook`` client runs ``inspect.stack()`` to name its caller in the user agent, and the
+    first stack walk in a process indexes every loaded module by file; the first boto3 client in a
+    process loads botocore's lazily imported handlers and data. Done here, the forked tasks inherit
+    both: a first ``S3Hook(...).get_conn()`` in a task measured 0.37 CPU-s cold, 0.20 s warmed.
+    The client is built with placeholder credentials and endpoint: no credential lookup, no network.
+    """
+    try:
+        import boto3
+    except ImportError:
+        pass
+    else:
+        session = boto3.session.Session(
+            aws_access_key_id="preload", aws_secret_access_key="preload", region_name="us-east-1"
+        )
+        session.client("s3", endpoint_url="http://127.0.0.1:9")
+    inspect.stack()  # last: it indexes the modules loaded so far, the client's included
+
+
+__all__ = ["CELERY_CONFIG", "PRELOADED", "preload", "warm_caches"]

@@ -43,8 +43,9 @@ first poll that saw SUCCESS in a ``GET /_emulator/jobs``.
 
 Deployment settings, the same for every variant: Celery workers start with
 ``airflow_provider_cogvideo.worker_preload`` (``--no-worker-preload``: without), and the emulator
-renders result clips of at most :data:`MEDIA_MAX_SIDE` pixels (its renders run on this machine,
-a real server's do not).
+renders result clips of at most :data:`MEDIA_MAX_SIDE` pixels, each halfway through its job
+(``render_ahead``) rather than at the first download: its renders run on this machine, a real
+server's do not, and jobs of one wave end together.
 
 Everything binds 127.0.0.1 on free ports and is stopped by its own pid or process group.
 Results: ``benchmarks/results/<output>.json`` (machine, load, command, every figure).
@@ -182,6 +183,7 @@ def running_emulator(duration: float, jitter: float, seed: int) -> Iterator[Emul
         jitter=jitter,
         seed=seed,
         media_max_side=MEDIA_MAX_SIDE,
+        render_ahead=True,
     )
     app = create_app(config)
     log = RequestLog(app)

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial, wraps
@@ -131,6 +132,9 @@ async def submit(request: Request) -> Response:
         failure,
         plan_media(req, emu.config.media_max_side),
     )
+    if emu.config.render_ahead and not task.fails:
+        halfway = max(0.0, task.finish_at - time.monotonic()) / 2
+        emu.media.render_later(task.id, task.media, halfway, video=emu.payload is None)
     answer: dict[str, Any] = {
         "model": task.model,
         "id": task.id,

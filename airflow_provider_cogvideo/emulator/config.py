@@ -74,6 +74,10 @@ class EmulatorConfig:
     unknown_task_http_status: int = 400
     # Rendered videos are scaled down so their longest side is at most this (even sizes, same aspect).
     media_max_side: int = 480
+    # Encode a job's video and cover halfway through its render time instead of at the first download.
+    # A benchmark on one machine needs it: jobs that end together would otherwise be encoded together,
+    # on the CPU the client's next tasks are starting on, which a real service never takes from you.
+    render_ahead: bool = False
     faults: FaultConfig = field(default_factory=FaultConfig)
     # With a token, every admin request (/_emulator/...) must send it in the X-Emulator-Admin-Token
     # header. None: the admin API is open, unless the server binds off loopback (then it makes one).

@@ -211,12 +211,29 @@ class MediaStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._guard = threading.Lock()
         self._locks: dict[Path, threading.Lock] = {}
+        self._timers: set[threading.Timer] = set()
 
     def video(self, task_id: str, spec: MediaSpec) -> Path:
         return self._ensure(self.root / f"{task_id}-{spec.digest()}.mp4", spec, render_video)
 
     def cover(self, task_id: str, spec: MediaSpec) -> Path:
         return self._ensure(self.root / f"{task_id}-{spec.digest()}_cover.png", spec, render_cover)
+
+    def render_later(self, task_id: str, spec: MediaSpec, delay: float, *, video: bool = True) -> None:
+        """Render the cover (and the video) on a timer thread in ``delay`` seconds (``render_ahead``)."""
+
+        def render() -> None:
+            with self._guard:
+                self._timers.discard(timer)
+            if video:
+                self.video(task_id, spec)
+            self.cover(task_id, spec)
+
+        timer = threading.Timer(delay, render)
+        timer.daemon = True
+        with self._guard:
+            self._timers.add(timer)
+        timer.start()
 
     def _ensure(self, path: Path, spec: MediaSpec, render: Callable[[MediaSpec, Path], None]) -> Path:
         if path.exists():
@@ -236,5 +253,9 @@ class MediaStore:
         return path
 
     def close(self) -> None:
+        with self._guard:
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -3,6 +3,7 @@ byte ranges, caching, and the fallback when an input image cannot be fetched."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -119,3 +120,42 @@ async def test_no_file_before_success(api: httpx.AsyncClient, shared_emulator: E
     response = await api.get(f"{shared_emulator.url_root}/files/video/{task_id}_0.mp4")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/xml"
+
+
+async def test_render_ahead_encodes_halfway_through_the_job(tmp_path) -> None:
+    """``render_ahead``: the files exist before anyone downloads them, rendered while the job was
+    still processing (off the moment jobs end together), and the download serves those very files."""
+    from airflow_provider_cogvideo.emulator import running_emulator
+    from airflow_provider_cogvideo.emulator.config import EmulatorConfig
+    from tests.emulator.helpers import api_client
+
+    config = EmulatorConfig(duration=1.0, jitter=0.0, seed=3, unlimited=True, data_dir=tmp_path, render_ahead=True)
+    with running_emulator(config) as handle:
+        async with api_client(handle) as client:
+            submitted = await client.post("videos/generations", json={"model": "cogvideox-flash", "prompt": "ahead"})
+            task_id = submitted.json()["id"]
+            assert list(tmp_path.glob(f"{task_id}-*")) == []  # nothing yet: the timer is at half the render
+            done = await wait_done(client, task_id)
+            for _ in range(200):  # the encode itself may outlast the job on a loaded machine
+                rendered = sorted(p.name for p in tmp_path.glob(f"{task_id}-*") if not p.name.startswith("."))
+                if len(rendered) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(rendered) == 2 and rendered[1].endswith("_cover.png"), rendered
+            mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob(f"{task_id}-*")}
+            video = await client.get(done["video_result"][0]["url"])
+    assert _probe(video.content)[0] == "h264"
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob(f"{task_id}-*")} == mtimes  # served, not redone
+
+
+async def test_pending_renders_are_cancelled_on_close(tmp_path) -> None:
+    """A render scheduled for later must not start once the emulator is closing (it would write
+    into a data directory being removed)."""
+    from airflow_provider_cogvideo.emulator.media import MediaSpec, MediaStore
+
+    store = MediaStore(tmp_path)
+    spec = MediaSpec(model="cogvideox-flash", width=32, height=18, fps=8, frames=8, prompt="p", images=())
+    store.render_later("t1", spec, 0.2)
+    store.close()
+    await asyncio.sleep(0.6)
+    assert list(tmp_path.glob("t1-*")) == []

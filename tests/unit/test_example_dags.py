@@ -45,5 +45,7 @@ def test_pipeline_shape() -> None:
     dag = _dagbag(pipeline_dag_file()).dags["product_video_pipeline"]
     generate = dag.get_task("product.generate")
     assert generate.pool == "cogvideo"
-    assert dag.get_task("product.upload").upstream_task_ids == {"product.generate"}
+    upload = dag.get_task("product.upload")
+    assert upload.upstream_task_ids == {"product.generate"}
+    assert upload.max_active_tis_per_dagrun == 2
     assert dag.get_task("manifest").trigger_rule == "all_done"
