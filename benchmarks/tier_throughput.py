@@ -25,9 +25,9 @@ Measured (no assertion anywhere):
 
 * makespan = first job created -> last job finished, on the server's clock (the part the tier bounds;
   the limit is the same measure); tier utilisation = sum of render seconds / (5 x makespan); the DAG
-  run's own duration (ingest, uploads and manifest included) beside it, and videos per hour = N x 3600
-  / DAG run (videos in S3 with their manifest: what a marketing team buys; the limit's is N x 3600 /
-  limit);
+  run's own duration (ingest, uploads and manifest included) beside it, and videos per hour = jobs
+  done x 3600 / DAG run (what a marketing team buys; the generic DAG uploads nothing, which flatters
+  it; the limit's is N x 3600 / limit);
 * per slot, each idle gap between a job finishing on the server and the next job being created,
   split into **detection** (finish -> the poll answered SUCCESS) and **hand-off** (that poll -> the
   next submit). A gap pairs each new job with the earliest-finished job whose slot is not reused yet;
@@ -582,7 +582,7 @@ def analyse(variant: str, args: argparse.Namespace, **data: Any) -> dict[str, An
             "tier_utilisation": round(rendered / (SLOTS * makespan), 3),
             "rendered_s": round(rendered, 1),
             "dag_run_s": round(run_end - run_start, 1),
-            # what a marketing team buys: videos in S3 per hour of DAG run (ingest to manifest)
+            # what a marketing team buys: videos per hour of DAG run, not of busy tier
             "videos_per_hour": round(len(jobs) * 3600 / (run_end - run_start)),
             "trigger_to_first_submit_s": round(first - triggered, 1),
             "last_finish_to_run_end_s": round(run_end - last, 1),
