@@ -36,7 +36,13 @@ class NumberExtra:
     def allowed(self) -> str:
         """``an integer from 0 to 10``: the allowed range, as error messages state it."""
         kind = "an integer" if self.integer else "a number"
-        return f"{kind} from {self.minimum:g} to {self.maximum:g}"
+        return f"{kind} from {self.text(self.minimum)} to {self.text(self.maximum)}"
+
+    @staticmethod
+    def text(value: float) -> str:
+        """A bound or default as people read it: ``60``, ``0.5``, ``1073741824`` (``:g`` would show
+        the last as ``1.07374e+09``)."""
+        return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 NUMBER_EXTRAS: dict[str, NumberExtra] = {
@@ -55,6 +61,15 @@ NUMBER_EXTRAS: dict[str, NumberExtra] = {
     "retry_min_wait": NumberExtra("First retry wait (s)", 1.0, 0.001, 60.0),
     "retry_max_wait": NumberExtra("Longest retry wait (s)", 30.0, 0.001, 600.0, description="At least retry_min_wait."),
     "jwt_ttl_seconds": NumberExtra("JWT lifetime (s)", 210.0, 30.0, 86400.0, description="Only with auth=jwt."),
+    "min_transfer_rate": NumberExtra(
+        "Minimum transfer rate (bytes/s)",
+        32768,
+        1024,
+        1073741824,
+        integer=True,
+        description="An API answer or result download slower than this on average, after a grace of "
+        "request_timeout, is cut off. Lower it on a slow network.",
+    ),
 }
 """Every numeric extra of a ``cogvideo`` connection: the one source of its default and bounds."""
 
@@ -71,7 +86,7 @@ def _number_field(extra: NumberExtra) -> dict[str, Any]:
             "minimum": extra.minimum,
             "maximum": extra.maximum,
         },
-        "description": f"{extra.description} Default {extra.default:g}; {extra.allowed()}.".lstrip(),
+        "description": f"{extra.description} Default {extra.text(extra.default)}; {extra.allowed()}.".lstrip(),
     }
 
 

@@ -23,6 +23,7 @@ row for one request, ``"*"`` meaning "any value"; also lets an unknown, newer mo
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import typing
 from collections.abc import Mapping, Sequence
@@ -303,14 +304,31 @@ _PERMISSIVE = ModelCapabilities(
 )
 
 
+def canonical_model(model: str) -> str:
+    """The table's spelling of ``model``: Zhipu's documents write ``CogVideoX-3`` where the API takes
+    ``cogvideox-3``. A name that matches one row ignoring case (and surrounding blanks) becomes that
+    row's name, once, before anything hashes or sends it; any other name is returned unchanged."""
+    if model in MODEL_CAPABILITIES or not isinstance(model, str):
+        return model
+    folded = model.strip().casefold()
+    matches = [name for name in MODEL_CAPABILITIES if name.casefold() == folded]
+    return matches[0] if len(matches) == 1 else model
+
+
+def _did_you_mean(model: str) -> str:
+    close = difflib.get_close_matches(model.strip().casefold(), list(MODEL_CAPABILITIES), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def capabilities_for(model: str, overrides: Mapping[str, Any] | None = None) -> ModelCapabilities:
-    """The row for ``model``, with per-request overrides applied."""
+    """The row for ``model`` (spelt any case), with per-request overrides applied."""
+    model = canonical_model(model)
     row = MODEL_CAPABILITIES.get(model)
     if row is None:
         if not overrides:
             raise CogVideoValidationError(
                 "model",
-                f"{model!r} is not a known video model; allowed: {sorted(MODEL_CAPABILITIES)} "
+                f"{model!r} is not a known video model{_did_you_mean(model)}; allowed: {sorted(MODEL_CAPABILITIES)} "
                 "(pass capability_overrides to use a model this provider does not know yet)",
             )
         row = dataclasses.replace(_PERMISSIVE, name=model)
@@ -396,7 +414,7 @@ class PriceEstimate:
 
 def estimate_price(model: str | None, base_url: str = "") -> PriceEstimate | None:
     """Per-call list price (spec §7): USD on api.z.ai, CNY on BigModel. None for unknown models."""
-    caps = MODEL_CAPABILITIES.get(model or "")
+    caps = MODEL_CAPABILITIES.get(canonical_model(model or ""))
     if caps is None:
         return None
     if "z.ai" in base_url and caps.price_usd is not None:
@@ -411,6 +429,7 @@ __all__ = [
     "TIER_CONCURRENCY",
     "ModelCapabilities",
     "PriceEstimate",
+    "canonical_model",
     "capabilities_for",
     "estimate_price",
 ]

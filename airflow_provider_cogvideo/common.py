@@ -13,7 +13,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.errors import CogVideoAmbiguousSubmitError, CogVideoValidationError
+from airflow_provider_cogvideo.errors import (
+    CogVideoAmbiguousSubmitError,
+    CogVideoConnectionConfigError,
+    CogVideoMissingExtraError,
+    CogVideoValidationError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,13 +65,6 @@ def as_bool(field_name: str, value: Any) -> bool:
     raise CogVideoValidationError(field_name, f"must be true or false, got {value!r}")
 
 
-def rendered_none(value: Any) -> Any:
-    """A templated option that rendered to ``"None"`` or ``""`` (its param was unset) is unset."""
-    if isinstance(value, str) and value.strip() in ("", "None"):
-        return None
-    return value
-
-
 def failure_record(exc: BaseException) -> dict[str, Any]:
     """What a manifest needs to know about a failure: the message, the type, and for a submit whose
     outcome is unknown (it may have created a paid job) ``status: "ambiguous"`` with its ``request_id``.
@@ -80,12 +78,19 @@ def failure_record(exc: BaseException) -> dict[str, Any]:
     return record
 
 
+NEVER_SUCCEEDS = (CogVideoConnectionConfigError, CogVideoValidationError, CogVideoMissingExtraError)
+"""Errors that trying again cannot cure: an unusable connection, an invalid value, a missing extra.
+Found at run time they fail the task at once, without Airflow's retries (each retry would fail the
+same way, and a user who set ``retries=2`` would wait through all of them)."""
+
+
 @contextlib.contextmanager
 def failure_recorded(context: Context) -> Iterator[None]:
     """Leave a failing step's reason in XCom ``error`` before it propagates, so a pipeline's
-    manifest can list the product with its error while the other products carry on.
+    manifest can list the product with its error while the other products carry on; an error of
+    :data:`NEVER_SUCCEEDS` propagates as ``AirflowFailException`` (no retry).
     (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
-    from airflow.providers.common.compat.sdk import AirflowSkipException
+    from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
     try:
         yield
@@ -93,7 +98,15 @@ def failure_recorded(context: Context) -> Iterator[None]:
         raise  # skipping (a dry run's upload) is not a failure
     except Exception as exc:
         context["ti"].xcom_push(key=XCOM_ERROR, value=failure_record(exc))
+        if isinstance(exc, NEVER_SUCCEEDS):
+            raise AirflowFailException(f"{exc} (not retried: trying again cannot change this)") from exc
         raise
+
+
+def no_video_yet(context: Context) -> None:
+    """Push an empty ``video_url`` first thing: Airflow computes the video link whenever a try ends,
+    deferring included, and a link that finds no XCom logs an error in every healthy deferred task."""
+    context["ti"].xcom_push(key=XCOM_VIDEO_URL, value=None)
 
 
 def job_result(
@@ -103,7 +116,10 @@ def job_result(
     metadata: dict[str, Any] | None,
     request: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The JSON-safe return value of the generate operator and the sensor (the transfer's input)."""
+    """The JSON-safe return value of the generate operator and the sensor (the transfer's input).
+
+    ``video_url`` and ``cover_image_url`` stay as the service signed them (the transfer downloads
+    them; they expire); one with ``user:password@`` never gets this far (``VideoResult`` refuses it)."""
     price, currency = hook.price_of(job.model)
     return {
         "id": job.id,
@@ -136,6 +152,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DRY_RUN_STATUS",
     "JOB_KEEPS_RUNNING",
+    "NEVER_SUCCEEDS",
     "XCOM_ERROR",
     "XCOM_JOB_ID",
     "XCOM_REQUEST",
@@ -146,6 +163,6 @@ __all__ = [
     "failure_record",
     "failure_recorded",
     "job_result",
-    "rendered_none",
+    "no_video_yet",
     "seconds",
 ]

@@ -55,8 +55,12 @@ def error_table_markdown() -> str:
 
 def submit_policy_markdown() -> str:
     """The README's submit policy, generated from :data:`~airflow_provider_cogvideo.errors.SUBMIT_POLICY`."""
-    rows = ["| a submit answered | the hook | why |", "|---|---|---|"]
-    rows += [f"| {rule.answer} | {rule.decision} | {rule.why} |" for rule in SUBMIT_POLICY.values()]
+    rows = ["| a submit answered | the hook | why | when the resends run out |", "|---|---|---|---|"]
+    rows += [
+        f"| {rule.answer} | {rule.decision} | {rule.why} | "
+        f"{'the operator waits (deferred) and submits again within its deadline' if rule.capacity else '-'} |"
+        for rule in SUBMIT_POLICY.values()
+    ]
     return "\n".join(rows)
 
 

@@ -16,10 +16,12 @@ in one place; the branches say what went wrong and so what to do about it::
     │   ├── CogVideoDuplicateRequestError 1231
     │   ├── CogVideoContentPolicyError    1300/1301
     │   ├── CogVideoRateLimitError        429 / 1302, 1303, 1305 (retryable)
-    │   └── CogVideoServerError           5xx / 500, 1200, 1230, 1234 (retryable)
+    │   ├── CogVideoServerError           5xx / 500, 1200, 1230, 1234 (retryable)
+    │   └── CogVideoUnexpectedAnswerError a 2xx that cannot be read as a job (retryable for queries)
     ├── CogVideoTransportError            no answer arrived (retryable)
     ├── CogVideoAmbiguousSubmitError      a submit may have created a job: never resent blindly
     ├── CogVideoDownloadError             a result file could not be downloaded completely
+    │   └── CogVideoDownloadTooLargeError the file grew past its size cap as it streamed
     └── CogVideoJobError                  how waiting for a job ended (``CogVideoHook.generate``)
         ├── CogVideoJobFailedError        FAIL, or the job cannot be followed (key refused, unknown job)
         └── CogVideoJobTimeoutError       the deadline passed (the job keeps running) (retryable)
@@ -44,14 +46,31 @@ of the key by the hook) plus the code and status.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 
 class CogVideoError(Exception):
-    """Base class of every error this provider raises."""
+    """Base class of every error this provider raises.
+
+    Every error survives ``pickle`` with its message and fields (Celery results, the triggerer's and
+    executors' process boundaries): Python's default rebuilds an exception by calling its class with
+    ``args``, which fails for the keyword fields below, so each is rebuilt from its state instead.
+    """
 
     retryable: bool = False
     """Whether the same call may succeed later. A class default, set per instance where it varies."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuilt, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuilt(cls: type[CogVideoError], args: tuple[Any, ...], state: dict[str, Any]) -> CogVideoError:
+    """An unpickled error: the same class, ``args`` and fields, without running ``__init__`` again
+    (which would rebuild the message from fields that are already in it)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class CogVideoValidationError(CogVideoError, ValueError):
@@ -142,6 +161,26 @@ class CogVideoServerError(CogVideoAPIError):
     """5xx / 500, 1200, 1230, 1234: the service failed. Retry with backoff."""
 
 
+class CogVideoUnexpectedAnswerError(CogVideoAPIError):
+    """A 2xx answer that cannot be read as what was asked: not a JSON object, or a field of the wrong
+    type (an ``id`` that is a number with a fraction, a boolean or an object; ``task_status: null``...).
+
+    For a query it is retryable like a 5xx (a query creates nothing, so trying again costs only the
+    poll error budget). For a submit it is never resent: the server took the request and may have
+    created a job, so :data:`SUBMIT_POLICY` files it under ``no_job_id`` (ambiguous)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        http_status: int | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, http_status=http_status, retryable=retryable, retry_after=retry_after)
+
+
 class CogVideoTransportError(CogVideoError):
     """The request never got an answer (connect error, timeout, dropped connection).
 
@@ -202,6 +241,17 @@ class CogVideoDownloadError(CogVideoError):
         self.http_status = http_status
         self.retryable = retryable
         self.url_expired = http_status in (403, 404, 410)
+        super().__init__(message)
+
+
+class CogVideoDownloadTooLargeError(CogVideoDownloadError):
+    """A result file grew past the size cap it was read under, counted as it streamed: never retried
+    (the same file is as big next time). ``max_bytes`` is the cap, ``received`` the count when
+    reading stopped (at most one network read past the cap)."""
+
+    def __init__(self, message: str, *, max_bytes: int, received: int) -> None:
+        self.max_bytes = max_bytes
+        self.received = received
         super().__init__(message)
 
 
@@ -280,7 +330,10 @@ HTTP_STATUS_FALLBACK: dict[int, tuple[type[CogVideoAPIError], bool]] = {
 
 
 def classify(http_status: int, code: str | None) -> tuple[type[CogVideoAPIError], bool]:
-    """Exception class and retryability for an error answer: the code's row first, then the status."""
+    """Exception class and retryability for an error answer: the code's row first, then the status
+    (a 2xx that reaches here could not be read: an unexpected answer)."""
+    if 200 <= http_status < 300:
+        return CogVideoUnexpectedAnswerError, True
     row = API_ERROR_CODES.get(code or "")
     if row is not None:
         return row.exception, row.retryable
@@ -324,11 +377,17 @@ class SubmitRule:
     ``resend``: the hook sends the same body again (same ``request_id``) while attempts remain;
     ``final``: raised at once as the API error; ``ambiguous``: raised at once as
     :class:`CogVideoAmbiguousSubmitError`, because a job may exist.
+
+    ``capacity``: the service turned the request away for lack of capacity and created nothing. When
+    the hook's resends run out, the generate operator does not fail the try: it waits (deferred, no
+    worker held) and submits again within its deadline. A 1302 rate limit and a 503 "server flow
+    exceeded" mean the same thing to the caller, so they are treated alike.
     """
 
     answer: str
     decision: SubmitDecision
     why: str
+    capacity: bool = False
 
 
 SUBMIT_POLICY: dict[str, SubmitRule] = {
@@ -341,11 +400,13 @@ SUBMIT_POLICY: dict[str, SubmitRule] = {
         "429 that the error table retries (1302, 1303, 1305, 1120, or no known code)",
         "resend",
         "a refusal: no job was created, and the limit clears",
+        capacity=True,
     ),
     "flow_exceeded": SubmitRule(
         "503 (server flow exceeded)",
         "resend",
         "the service turned the request away before taking it",
+        capacity=True,
     ),
     "token_expired": SubmitRule(
         "401 with 1003 (token expired) under auth=jwt",
@@ -365,7 +426,7 @@ SUBMIT_POLICY: dict[str, SubmitRule] = {
         "the connection extra resend_submit_on_5xx",
     ),
     "no_job_id": SubmitRule(
-        "2xx without a usable job id (not JSON, no id, malformed id)",
+        "2xx that cannot be read as a job (not JSON, no id, malformed id, a field of the wrong type)",
         "ambiguous",
         "a job may exist, but it cannot be tracked",
     ),
@@ -385,13 +446,19 @@ def submit_answer(exc: CogVideoAPIError | CogVideoTransportError) -> str:
     status = exc.http_status or 0
     if status < 400:  # a 2xx the hook could not read a job from
         return "no_job_id"
-    if status == 429 and exc.retryable:
+    if exc.retryable and (status == 429 or isinstance(exc, CogVideoRateLimitError)):
         return "rate_limited"
     if status == 503:
         return "flow_exceeded"
     if status == 401 and exc.code == "1003" and exc.retryable:  # the hook re-signed its JWT
         return "token_expired"
     return "refused" if status < 500 else "server_error"
+
+
+def refused_for_capacity(exc: BaseException) -> bool:
+    """Whether a failed submit was turned away for capacity (its :data:`SUBMIT_POLICY` row's
+    ``capacity``): no job exists, and waiting is the answer, not a failed try."""
+    return isinstance(exc, CogVideoAPIError | CogVideoTransportError) and SUBMIT_POLICY[submit_answer(exc)].capacity
 
 
 __all__ = [
@@ -405,6 +472,7 @@ __all__ = [
     "CogVideoConnectionConfigError",
     "CogVideoContentPolicyError",
     "CogVideoDownloadError",
+    "CogVideoDownloadTooLargeError",
     "CogVideoDuplicateRequestError",
     "CogVideoError",
     "CogVideoJobError",
@@ -416,9 +484,11 @@ __all__ = [
     "CogVideoRateLimitError",
     "CogVideoServerError",
     "CogVideoTransportError",
+    "CogVideoUnexpectedAnswerError",
     "CogVideoValidationError",
     "SubmitRule",
     "api_error",
     "classify",
+    "refused_for_capacity",
     "submit_answer",
 ]

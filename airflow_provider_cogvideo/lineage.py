@@ -63,8 +63,9 @@ def s3_dataset(bucket: str, key: str) -> Dataset:
 
 
 def dataset_for(ref: Any) -> Dataset | None:
-    """The dataset an image or file reference names: ``s3://`` URI, http(s) URL (scheme, host, port
-    and path; query, fragment and credentials dropped) or absolute local path; None otherwise."""
+    """The dataset an image or file reference names: ``s3://`` URI (credentials dropped), http(s) URL
+    (scheme, host, port and path; query, fragment and credentials dropped) or absolute local path;
+    None otherwise."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
     if not isinstance(ref, str) or not ref.strip():
@@ -72,6 +73,7 @@ def dataset_for(ref: Any) -> Dataset | None:
     ref = ref.strip()
     if ref.startswith("s3://"):
         bucket, _, key = ref.removeprefix("s3://").partition("/")
+        bucket = bucket.rpartition("@")[2]  # no bucket name holds '@': what precedes it is credentials
         return s3_dataset(bucket, key) if bucket else None
     if ref.startswith(("http://", "https://")):
         try:
@@ -182,8 +184,8 @@ def _resumed_event(task_instance: Any) -> Mapping[str, Any] | None:
 
 def _options(operator: Any, model: str | None) -> dict[str, Any]:
     """The operator's rendered video options, typed as the request model reads them when it can."""
-    from airflow_provider_cogvideo.common import rendered_none
     from airflow_provider_cogvideo.models import VideoGenerationRequest
+    from airflow_provider_cogvideo.prepare import rendered_none
 
     raw = {name: rendered_none(getattr(operator, name, None)) for name in JOB_OPTIONS}
     raw = {name: value for name, value in raw.items() if value is not None}
@@ -213,8 +215,9 @@ def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
     ``cogvideo_job``. A retry that returns a finished job kept from an earlier try reports no job id."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider_cogvideo.common import DRY_RUN_STATUS, as_bool, rendered_none
+    from airflow_provider_cogvideo.common import DRY_RUN_STATUS, as_bool
     from airflow_provider_cogvideo.models import TaskResult
+    from airflow_provider_cogvideo.prepare import rendered_none
 
     model = rendered_none(getattr(operator, "model", None))
     result: dict[str, Any] = {"model": model, "request_id": rendered_none(getattr(operator, "request_id", None))}

@@ -8,6 +8,8 @@ Airflow's tasks).
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,14 +24,29 @@ from airflow_provider_cogvideo.capabilities import (
     USER_ID_LENGTH,
     ModelCapabilities,
     allowed_text,
+    canonical_model,
     capabilities_for,
     check_image_count,
     check_option,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.redact import scrub
+from airflow_provider_cogvideo.redact import has_credentials, scrub
 
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
+_STATUS_RE = re.compile(r"[A-Z][A-Z_]{0,31}")
+
+
+_VISIBLE_CATEGORIES = frozenset("LNPS")
+"""Unicode major categories of visible text: letters, numbers, punctuation, symbols. A prompt needs one
+(marks, separators, control, format, private-use and unassigned characters draw nothing on their own)."""
+_LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+"""Refused anywhere in a prompt: control characters (NUL, TAB, CR, LF, DEL, C1) and line/paragraph separators."""
+
+
+def _char(ch: str) -> str:
+    """``U+000A`` (with the character's name when it has one): how a refused character is named."""
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" ({name})" if name else "")
 
 
 def new_request_id() -> str:
@@ -74,13 +91,46 @@ class VideoGenerationRequest(BaseModel):
         except ValidationError as exc:
             raise _first_validation_error(exc) from None
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _canonical_model(cls, v: Any) -> Any:
+        """``CogVideoX-3`` is sent (and fingerprinted) as the table's ``cogvideox-3``."""
+        return canonical_model(v) if isinstance(v, str) else v
+
     @field_validator("prompt")
     @classmethod
     def _prompt_length(cls, v: str | None) -> str | None:
-        if v is not None and len(v) > PROMPT_MAX_CHARS:
+        """At most :data:`PROMPT_MAX_CHARS` characters, some of them visible, none a control character.
+
+        Refused, never stripped (what is sent is what was asked): a prompt without a letter, digit,
+        punctuation mark or symbol (only whitespace, zero-width or other format characters, combining
+        marks or control characters: a template that rendered to blanks buys a random video), and a
+        prompt holding a control character (Unicode category Cc: NUL, TAB, CR, LF, DEL...) or a line or
+        paragraph separator (U+2028, U+2029): a prompt is one line of text. Format characters inside
+        visible text (a zero-width joiner in an emoji) are kept."""
+        if v is None:
+            return v
+        if len(v) > PROMPT_MAX_CHARS:
             raise CogVideoValidationError("prompt", f"{len(v)} characters is over the limit of {PROMPT_MAX_CHARS}")
-        if v and not v.strip():  # a template that rendered to blanks: paying for it buys a random video
-            raise CogVideoValidationError("prompt", f"is only whitespace ({len(v)} characters); describe the video")
+        if v and not any(unicodedata.category(ch)[0] in _VISIBLE_CATEGORIES for ch in v):
+            if not v.strip():
+                raise CogVideoValidationError("prompt", f"is only whitespace ({len(v)} characters); describe the video")
+            position, ch = next((i, c) for i, c in enumerate(v) if not c.isspace())
+            raise CogVideoValidationError(
+                "prompt",
+                f"has no visible text: its {len(v)} characters are whitespace or invisible (e.g. {_char(ch)} at "
+                f"position {position}); describe the video in letters, digits, punctuation or symbols",
+            )
+        for position, ch in enumerate(v):
+            category = unicodedata.category(ch)
+            if category in _LINE_BREAKING_CATEGORIES:
+                kind = "control character" if category == "Cc" else "line separator"
+                raise CogVideoValidationError(
+                    "prompt",
+                    f"has {kind} {_char(ch)} at position {position}; a prompt is one line of text: "
+                    "letters, digits, punctuation, symbols and spaces, without control characters (NUL, TAB, "
+                    "CR, LF...) or line separators",
+                )
         return v
 
     @field_validator("user_id")
@@ -197,6 +247,15 @@ class VideoResult(BaseModel):
     url: str | None = None
     cover_image_url: str | None = None
 
+    @field_validator("url", "cover_image_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        """A URL with ``user:password@`` is no result URL: refused where the answer is read, so it
+        never reaches a trigger event, XCom, a log or a manifest (the message does not echo it)."""
+        if v is not None and has_credentials(v):
+            raise ValueError("a result URL must not carry credentials (user:password@)")
+        return v
+
 
 class TaskResult(BaseModel):
     """The parsed answer of a submit or a query (lenient, as the official SDKs are)."""
@@ -212,7 +271,19 @@ class TaskResult(BaseModel):
     @field_validator("id", "request_id", mode="before")
     @classmethod
     def _as_string(cls, v: Any) -> Any:
+        """An integer id is read as its digits; ``true`` is no id (Python would call it the integer 1)."""
+        if isinstance(v, bool):
+            raise ValueError("a boolean is not an id")
         return str(v) if isinstance(v, int) else v
+
+    @field_validator("task_status", mode="before")
+    @classmethod
+    def _status_word(cls, v: Any) -> Any:
+        """A status is a short upper-case word (PROCESSING, SUCCESS, FAIL, or one the API adds later);
+        anything else is an answer this client cannot read, not text to log or store."""
+        if not isinstance(v, str) or not _STATUS_RE.fullmatch(v):
+            raise ValueError("task_status must be a short upper-case word")
+        return v
 
     @field_validator("video_result", mode="before")
     @classmethod

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, capabilities_for
+from pydantic import TypeAdapter, ValidationError
+
+from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, canonical_model, capabilities_for, check_option
+from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.images import prepare_images
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 
@@ -37,6 +40,45 @@ def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], gene
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
+UNSET_TEXT = frozenset({"", "None"})
+"""What a templated option renders to when its param is unset (``"{{ params.fps }}"`` with no fps)."""
+
+
+def rendered_none(value: Any) -> Any:
+    """A templated option that rendered to ``"None"`` or ``""`` (its param was unset) is unset."""
+    if isinstance(value, str) and value.strip() in UNSET_TEXT:
+        return None
+    return value
+
+
+def _literal(value: Any) -> bool:
+    """Whether a DAG file states ``value`` itself: a plain value, not a template, an XComArg or unset."""
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value and rendered_none(value) is not None
+    return isinstance(value, bool | int | float)
+
+
+def check_literal_options(model: Any, capability_overrides: Any, options: dict[str, Any]) -> None:
+    """Check, when the DAG file is parsed, what it states literally: the model name and each option
+    of the capability table (size, fps, duration, quality, Vidu's aspect ratio, style and movement).
+
+    Templates, XComArgs and unset values wait for the run, where the same rules apply to what they
+    render to; so do the values of ``.partial().expand()``, which Airflow passes only when the
+    mapped task runs. Raises :class:`CogVideoValidationError`, which fails the DAG's import.
+    """
+    if not _literal(model) or not isinstance(capability_overrides, dict | None):
+        return
+    caps = capabilities_for(canonical_model(str(model)), capability_overrides)
+    for name, value in options.items():
+        if not _literal(value):
+            continue
+        try:
+            typed = TypeAdapter(VideoGenerationRequest.model_fields[name].annotation).validate_python(value)
+        except ValidationError:
+            raise CogVideoValidationError(name, f"{value!r} is not a valid {name}") from None
+        check_option(caps, name, typed)
+
+
 def prepare_request(
     *,
     image: str | Sequence[str] | None = None,
@@ -50,7 +92,7 @@ def prepare_request(
     :meth:`VideoGenerationRequest.api_fields`) plus ``request_id`` and ``capability_overrides``.
     One image given as a string goes on the wire as a string, a list as a list.
     """
-    model = fields.pop("model", None) or DEFAULT_MODEL
+    model = canonical_model(fields.pop("model", None) or DEFAULT_MODEL)
     caps = capabilities_for(model, fields.get("capability_overrides"))
     images = prepare_images(image, caps, aws_conn_id=aws_conn_id)
     wire_images: str | list[str] | None = None
@@ -67,4 +109,11 @@ def prepare_request(
     )
 
 
-__all__ = ["PreparedRequest", "prepare_request", "request_fingerprint"]
+__all__ = [
+    "UNSET_TEXT",
+    "PreparedRequest",
+    "check_literal_options",
+    "prepare_request",
+    "rendered_none",
+    "request_fingerprint",
+]

@@ -5,36 +5,64 @@ events, exception messages, manifests) goes through these functions first:
 
 * result and image URLs carry signed query strings (``X-Amz-Signature``, ``X-Amz-Security-Token``,
   ``Expires``...): :func:`redact_url` keeps the scheme, host and path and drops the query and any
-  ``user:password@``;
+  ``user:password@``, whatever the scheme (``https``, ``ftp``, ``s3``...); :func:`has_credentials`
+  tells a URL that carries a ``user:password@`` (refused as a result URL, wherever one is read);
 * server-provided text may echo the request, and so the key or a token: :func:`scrub` replaces every
   secret given and caps the length, so a hostile server cannot flood logs or XCom rows.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 MAX_SERVER_TEXT = 500
 """Characters of server-provided text kept in messages (error bodies, FAIL reasons)."""
 REDACTED = "***"
 
 
+_URL_RE = re.compile(r"(\s*[A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)([^?#]*)(?:\?([^#]*))?", re.DOTALL)
+"""``scheme://authority/path?query`` of any scheme (``https``, ``ftp``, ``s3``...), read without
+trusting the authority: it is cut at its last ``@``, so no ``user:password`` survives a host or port
+that does not parse."""
+
+
 def redact_url(url: str) -> str:
-    """``https://host/path`` of a URL: no query string (signatures), no fragment, no credentials."""
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    """``scheme://host/path`` of a URL of any scheme: no query string (signatures), no fragment, no
+    ``user:password@`` (``ftp://user:pw@host/v.mp4`` → ``ftp://host/v.mp4``, ``s3://AKIA:secret@bucket/key``
+    → ``s3://bucket/key``). Text that is no ``scheme://`` URL is returned as is."""
+    if not isinstance(url, str):
         return url
+    match = _URL_RE.match(url)
+    if match is None:
+        return url
+    scheme, authority, path, query = match.groups()
+    host = authority.rpartition("@")[2]
+    if scheme.strip().lower() in ("http://", "https://"):
+        host = _http_host(url, host)
+    return f"{scheme}{host}{path}" + ("?<redacted>" if query else "")
+
+
+def _http_host(url: str, shown: str) -> str:
+    """An http(s) URL's ``host[:port]`` as :func:`urllib.parse.urlsplit` reads it (lower case, IPv6 in
+    brackets), or ``shown`` (the authority after its last ``@``) when it does not parse."""
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(url.strip())
         host = parts.hostname or ""
         port = parts.port
     except ValueError:
-        return url.split("?", 1)[0].split("#", 1)[0]
+        return shown
     if ":" in host:  # an IPv6 literal keeps its brackets
         host = f"[{host}]"
-    netloc = f"{host}:{port}" if port else host
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return shown + ("?<redacted>" if parts.query else "")
+    return f"{host}:{port}" if port else host
+
+
+def has_credentials(url: str) -> bool:
+    """Whether ``url`` (any scheme) carries ``user[:password]@`` in its authority. No result or image
+    URL may: the password would travel wherever the URL does (XCom, logs, object metadata)."""
+    match = _URL_RE.match(url) if isinstance(url, str) else None
+    return match is not None and "@" in match[2]
 
 
 def scrub(text: str, secrets: Iterable[str | None], *, limit: int = MAX_SERVER_TEXT) -> str:
@@ -46,4 +74,4 @@ def scrub(text: str, secrets: Iterable[str | None], *, limit: int = MAX_SERVER_T
     return text
 
 
-__all__ = ["MAX_SERVER_TEXT", "redact_url", "scrub"]
+__all__ = ["MAX_SERVER_TEXT", "has_credentials", "redact_url", "scrub"]

@@ -1,15 +1,33 @@
 """S3 helpers shared by ingestion (:mod:`.operators.product_images`), the transfer and image reading.
 
 One place decides what "the object is not there" looks like (S3 and S3-compatible stores answer a
-missing key with different codes), how an object is named in messages and results (``s3://`` URIs),
-how an object is read without trusting its size (:func:`read_capped`), and which content type a file
-gets. botocore is imported only when an error is inspected.
+missing key with different codes), what an object key may be (:func:`checked_key`: one rule,
+:data:`KEY_RULES`, for every key this provider writes or looks up), how an object is named in
+messages and results (``s3://`` URIs), how an object is read without trusting its size
+(:func:`read_capped`), and which content type a file gets. botocore is imported only when an error is inspected.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
+import string
+import unicodedata
 from typing import Any
+
+from airflow_provider_cogvideo.errors import CogVideoValidationError
+
+MAX_KEY_BYTES = 1024
+"""S3's longest object key, in UTF-8 bytes."""
+KEY_RULES = (
+    "a key is at most 1,024 UTF-8 bytes, without control characters, '\\' or a '.' or '..' path segment "
+    "(so it cannot leave its prefix); a leading '/' is dropped"
+)
+"""What every key this provider writes (or looks up) must be: :func:`key_problem` is the one check."""
+_JINJA_RE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_VALUE = "\ue000"
+"""Stands for a value not known yet (a Jinja expression, a ``{…}`` placeholder) in a template's check."""
+_SHOWN_KEY_CHARS = 200
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 """``ClientError`` codes for a missing key: HEAD answers a bare 404, GET ``NoSuchKey``, some stores ``NotFound``."""
@@ -36,6 +54,82 @@ class ObjectTooLargeError(ValueError):
 def s3_uri(bucket: str, key: str) -> str:
     """``s3://bucket/key``: how an object is named in logs, results and asset events."""
     return f"s3://{bucket}/{key}"
+
+
+def key_problem(key: str, *, unknown: str | None = None) -> str | None:
+    """What breaks :data:`KEY_RULES` in ``key`` (a key, a prefix, or a template's skeleton in which
+    ``unknown`` stands for each value not known yet and counts no bytes), or None.
+
+    The rules: no control character (Unicode category Cc: NUL, tab, CR, LF, DEL...), no ``\\`` (a
+    path separator to some tools), no ``.`` or ``..`` path segment (``./``, ``../``: a key that walks
+    out of its prefix in every tool that normalises paths), valid UTF-8 text, and at most
+    :data:`MAX_KEY_BYTES` bytes."""
+    for position, char in enumerate(key):
+        if unicodedata.category(char) == "Cc":
+            return f"has control character U+{ord(char):04X} at position {position}"
+        if char == "\\":
+            return f"has '\\' at position {position}"
+        if unicodedata.category(char) == "Cs":
+            return f"has U+{ord(char):04X} at position {position}, which is not UTF-8 text"
+    for segment in key.split("/"):
+        if segment in (".", ".."):
+            return f"has a {segment!r} path segment"
+    size = len(key.encode("utf-8")) - (len(unknown.encode("utf-8")) * key.count(unknown) if unknown else 0)
+    if size > MAX_KEY_BYTES:
+        return f"is {size} UTF-8 bytes{' before its values' if unknown else ''}, over S3's limit of {MAX_KEY_BYTES}"
+    return None
+
+
+def _shown_key(key: Any) -> str:
+    shown = repr(key)
+    return shown if len(shown) <= _SHOWN_KEY_CHARS else f"{shown[:_SHOWN_KEY_CHARS]}... ({len(shown)} characters)"
+
+
+def checked_key(key: Any, what: str) -> str:
+    """``key`` as the object key to use (a leading ``/`` dropped: S3 keys have no root), or
+    :class:`CogVideoValidationError` naming ``what``, the key, what is wrong and :data:`KEY_RULES`."""
+    text = key.lstrip("/") if isinstance(key, str) else ""
+    problem = (
+        "is not text" if not isinstance(key, str)
+        else "is empty" if not text
+        else "ends with '/' (a prefix, not an object key)" if text.endswith("/")
+        else key_problem(text)
+    )  # fmt: skip
+    if problem:
+        raise CogVideoValidationError(what, f"{_shown_key(key)} is not an object key: it {problem}; {KEY_RULES}")
+    return text
+
+
+def checked_key_template(template: Any, what: str, *, placeholders: bool = True, prefix: bool = False) -> Any:
+    """``template`` as given, once the text known before it is rendered passes :func:`key_problem`:
+    called when an operator is built (the DAG is parsed), so a literal ``../`` fails the DAG, not a
+    run. Jinja expressions (``{{ ds }}``, and ``{%…%}``/``{#…#}``) and, with ``placeholders``, the
+    ``str.format`` fields filled later (``{metadata[product_id]}``) stand for values checked when
+    the key is made. A ``prefix`` may end with ``/``; a key may not. Anything but text (an XComArg)
+    is left to that later check."""
+    if not isinstance(template, str):
+        return template
+    skeleton = _JINJA_RE.sub(_VALUE, template)
+    if placeholders:
+        try:
+            parsed = list(string.Formatter().parse(skeleton))
+        except ValueError:
+            return template  # a malformed placeholder is reported, with the result's fields, when the key is made
+        skeleton = "".join(literal + ("" if field is None else _VALUE) for literal, field, _, _ in parsed)
+    skeleton = skeleton.lstrip("/")
+    if prefix:
+        skeleton = skeleton.rstrip("/")
+    problem = (
+        "is empty" if not skeleton
+        else "ends with '/' (a prefix, not an object key)" if skeleton.endswith("/")
+        else key_problem(skeleton, unknown=_VALUE)
+    )  # fmt: skip
+    if problem:
+        kind = "a prefix" if prefix else "an object key"
+        raise CogVideoValidationError(
+            what, f"{_shown_key(template)} cannot make {kind}: its fixed text {problem}; {KEY_RULES}"
+        )
+    return template
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -103,12 +197,17 @@ def content_type(served: str | None, *, kind: str, key: str = "") -> str:
 
 __all__ = [
     "IMAGE_CONTENT_TYPES",
+    "KEY_RULES",
+    "MAX_KEY_BYTES",
     "NOT_FOUND_CODES",
     "ObjectTooLargeError",
+    "checked_key",
+    "checked_key_template",
     "content_type",
     "get_or_none",
     "head_or_none",
     "is_not_found",
+    "key_problem",
     "read_capped",
     "s3_uri",
 ]

@@ -27,13 +27,18 @@ OPERATIONS: tuple[Operation, ...] = ("submit", "poll", "download")
 AnswerFault = Literal["created_error", "lost", "malformed_id"]
 
 # The malformed ids a submit may answer with, made from the real (19-digit) one: each breaks a
-# client that pastes the id into the query URL unchecked, or is no id at all.
-MALFORMED_IDS: dict[str, Callable[[str], str | None]] = {
+# client that pastes the id into the query URL unchecked, is no id at all, or is a JSON value of the
+# wrong type (a client that lets its parser's error escape retries, and pays again).
+MALFORMED_IDS: dict[str, Callable[[str], Any]] = {
     "slash": lambda real: f"{real[:9]}/{real[9:]}",
     "space": lambda real: f"{real[:9]} {real[9:]}",
     "dotdot": lambda real: "..",
     "empty": lambda real: "",
     "null": lambda real: None,
+    "float": lambda real: float(f"{real[:9]}.5"),
+    "bool": lambda real: True,
+    "object": lambda real: {"id": real},
+    "list": lambda real: [real],
 }
 
 
@@ -220,7 +225,7 @@ class Faults:
         codes = self._config.submit_created_error_codes
         return codes[int(self._roll("submit.created_error_code") * len(codes))]
 
-    def malformed_id(self, real: str) -> str | None:
+    def malformed_id(self, real: str) -> Any:
         """The malformed id to answer a created job with (after ``answer_fault`` said so)."""
         kinds = self._config.malformed_id_kinds
         return MALFORMED_IDS[kinds[int(self._roll("submit.malformed_id") * len(kinds))]](real)

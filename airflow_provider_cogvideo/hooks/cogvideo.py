@@ -19,8 +19,9 @@ Connection (``conn_type="cogvideo"``, default id ``cogvideo_default``)
 * extras: ``tier`` (V0..V3, default V0: the single source of truth for concurrency), ``auth``
   (``api_key`` default: the key is the Bearer credential; ``jwt``: a short-lived HS256 token),
   ``resend_submit_on_5xx`` (default false, see below) and the numbers of
-  :data:`airflow_provider_cogvideo.NUMBER_EXTRAS` (timeouts, retries, waits, JWT lifetime), each
-  bounded: a value out of range fails with a message naming the extra, the value and the range.
+  :data:`airflow_provider_cogvideo.NUMBER_EXTRAS` (timeouts, retries, waits, JWT lifetime, the
+  minimum transfer rate), each bounded: a value out of range fails with a message naming the extra,
+  the value and the range.
 
 Retries: tenacity waiting by the one :class:`~airflow_provider_cogvideo.backoff.Backoff` policy, on
 retryable errors only (the taxonomy in :mod:`airflow_provider_cogvideo.errors`). A submit costs
@@ -31,9 +32,19 @@ answer) raises :class:`~airflow_provider_cogvideo.errors.CogVideoAmbiguousSubmit
 ``resend_submit_on_5xx`` a 5xx is resent with the same ``request_id``, for endpoints known to
 de-duplicate by it.
 
-Downloads follow redirects one hop at a time and check every hop: http(s) only, no https to http
-downgrade, at most :data:`MAX_DOWNLOAD_REDIRECTS`, and no private, loopback, link-local, multicast or
-unspecified address (loopback is allowed when the API itself is on loopback: the local emulator).
+Every answer is read within bounds (:mod:`.downloads`): an API answer at most
+:data:`~.downloads.MAX_ANSWER_BYTES` decoded (gzip or deflate, one layer, decoded in bounded steps),
+a download at most its cap and never compressed, each at no less than the ``min_transfer_rate`` extra
+on average after a grace of ``request_timeout``. An answer that cannot be read within them is judged
+by its status alone (a 2xx: an answer that cannot be read, so a query spends its error budget and a
+submit is ambiguous).
+
+Downloads follow redirects one hop at a time and check every hop before sending to it: http(s) only,
+no https to http downgrade, at most :data:`~.downloads.MAX_DOWNLOAD_REDIRECTS`, no address in the
+refused networks of :mod:`.downloads` (private, loopback, link-local, CGNAT, multicast, reserved...),
+and the connection goes to the address that was checked (no DNS rebinding). With the API on loopback
+(the local emulator) downloads may reach exactly its address and port. Downloads use no environment
+proxy: a proxy would resolve the name itself, out of reach of the check.
 """
 
 from __future__ import annotations
@@ -44,7 +55,6 @@ import hashlib
 import ipaddress
 import json
 import re
-import socket
 import threading
 import time
 import warnings
@@ -74,20 +84,31 @@ from airflow_provider_cogvideo.errors import (
     CogVideoAPIError,
     CogVideoAuthError,
     CogVideoConnectionConfigError,
-    CogVideoDownloadError,
     CogVideoError,
     CogVideoJobFailedError,
     CogVideoJobTimeoutError,
     CogVideoTransportError,
+    CogVideoUnexpectedAnswerError,
     CogVideoValidationError,
     api_error,
     submit_answer,
 )
 from airflow_provider_cogvideo.events import JobEvent, read_event
+from airflow_provider_cogvideo.hooks.downloads import (
+    API_ACCEPT_ENCODING,
+    MAX_ANSWER_BYTES,
+    MAX_DOWNLOAD_BYTES,
+    AddressPolicy,
+    BodyLimits,
+    Download,
+    aread_answer,
+    open_download,
+    read_answer,
+)
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch, checked_wait_settings
 from airflow_provider_cogvideo.prepare import prepare_request
-from airflow_provider_cogvideo.redact import redact_url, scrub
+from airflow_provider_cogvideo.redact import scrub
 
 if TYPE_CHECKING:
     import httpx
@@ -109,8 +130,6 @@ SYNC_POOL = {"max_connections": 20, "max_keepalive_connections": 10}
 ASYNC_POOL = {"max_connections": 100, "max_keepalive_connections": 100}
 # A server's Retry-After is honoured up to retry_max_wait, and at least up to this many seconds.
 MIN_RETRY_AFTER_CAP = 1.0
-MAX_DOWNLOAD_REDIRECTS = 5
-"""Redirect hops a result download may take (CDNs use one or two)."""
 _KNOWN_EXTRAS = frozenset({"base_url", "tier", "auth", RESEND_SUBMIT_ON_5XX, *NUMBER_EXTRAS})
 
 
@@ -198,16 +217,20 @@ class CogVideoConnectionSettings(BaseModel):
     retry_min_wait: float = _number_extra("retry_min_wait")
     retry_max_wait: float = _number_extra("retry_max_wait")
     jwt_ttl_seconds: float = _number_extra("jwt_ttl_seconds")
+    min_transfer_rate: int = _number_extra("min_transfer_rate")
     resend_submit_on_5xx: bool = False
     ignored_extras: tuple[str, ...] = ()
 
     def __init__(self, **fields: Any) -> None:
-        """Validate; pydantic's complaint becomes a :class:`CogVideoConnectionConfigError`."""
+        """Validate; pydantic's complaint becomes a :class:`CogVideoConnectionConfigError` scrubbed of the
+        key and its secret (raised outside the ``except``: no traceback holds the unscrubbed original)."""
         try:
             super().__init__(**fields)
         except ValidationError as exc:
-            key = str(fields.get("api_key") or "")
-            raise _config_error(exc, (key, key.partition(".")[2])) from None
+            error = _config_error(exc, _key_secrets(str(fields.get("api_key") or "")))
+        else:
+            return
+        raise error
 
     @classmethod
     def from_fields(
@@ -219,20 +242,30 @@ class CogVideoConnectionSettings(BaseModel):
         port: int | None = None,
         extra: dict[str, Any] | None = None,
     ) -> CogVideoConnectionSettings:
-        """Validate connection fields; errors name the field and never echo the key."""
+        """Validate connection fields; errors name the field and never echo the key.
+
+        The key (and its secret part) is registered with the secrets masker first, before anything is
+        validated: a key pasted by mistake into an extra (``tier``, ``auth``...) is masked in the log
+        of the failure too, and every error is scrubbed of it."""
         extra = dict(extra or {})
         api_key = (password or "").strip()
+        secrets = _key_secrets(api_key)
+        for secret in secrets:
+            _mask(secret)
         # An extra left empty in the form arrives as "" or None: it means "the default".
         given = {name: extra[name] for name in _KNOWN_EXTRAS - {"base_url"} if extra.get(name) not in (None, "")}
-        settings = cls(
-            base_url=resolve_base_url(host, schema, port, extra.get("base_url")),
-            api_key=api_key,
-            ignored_extras=tuple(sorted(set(extra) - _KNOWN_EXTRAS)),
-            **given,
-        )
-        _mask(api_key)
-        _mask(api_key.partition(".")[2])
-        return settings
+        try:
+            base_url = resolve_base_url(host, schema, port, extra.get("base_url"))
+        except CogVideoConnectionConfigError as exc:
+            error = _scrubbed(exc, secrets)
+        else:
+            return cls(
+                base_url=base_url,
+                api_key=api_key,
+                ignored_extras=tuple(sorted(set(extra) - _KNOWN_EXTRAS)),
+                **given,
+            )
+        raise error
 
     @field_validator("api_key")
     @classmethod
@@ -311,13 +344,28 @@ class CogVideoConnectionSettings(BaseModel):
         return (self.base_url, self.request_timeout, self.connect_timeout, credential)
 
 
+def _key_secrets(api_key: str) -> tuple[str, ...]:
+    """What of a connection password must never be shown: the whole key and its secret part (the
+    text after the first dot), whatever its form (a malformed key is still somebody's secret)."""
+    return tuple(dict.fromkeys(s for s in (api_key, api_key.partition(".")[2]) if s))
+
+
+def _scrubbed(exc: CogVideoConnectionConfigError, secrets: Iterable[str]) -> CogVideoConnectionConfigError:
+    """A copy of ``exc`` whose message holds none of ``secrets`` (a validator may echo a value, and a
+    value may be the key pasted into the wrong field)."""
+    return CogVideoConnectionConfigError(scrub(str(exc), secrets, limit=1000))
+
+
 def _config_error(exc: ValidationError, secrets: Iterable[str]) -> CogVideoConnectionConfigError:
     """pydantic's first complaint as the connection error it means; values shown are scrubbed of the key."""
+    secrets = tuple(secrets)
     err = exc.errors(include_url=False)[0]
     original = (err.get("ctx") or {}).get("error")
-    if isinstance(original, CogVideoConnectionConfigError):
-        return original
     name = str(err["loc"][0]) if err["loc"] else "connection"
+    if isinstance(original, CogVideoConnectionConfigError):
+        # The key's own complaint never echoes it (and its fixed words are no secret); any other
+        # field's may echo a value, and a value may be the key pasted into the wrong field.
+        return original if name == "api_key" else _scrubbed(original, secrets)
     shown = scrub(repr(err.get("input")), secrets, limit=80)
     if name in NUMBER_EXTRAS:
         return CogVideoConnectionConfigError(f"extra {name} must be {NUMBER_EXTRAS[name].allowed()}, got {shown}")
@@ -364,8 +412,10 @@ class _Credentials:
             self._token = None
 
     def secrets(self) -> tuple[str | None, ...]:
-        """Everything a server could echo that must not be shown: the key, its secret, the current JWT."""
-        return self._settings.api_key, self._settings.api_key.partition(".")[2], self._token
+        """Everything a server could echo that must not be shown: the key, its secret, the current JWT
+        whole and its payload and signature apart (a server may echo a token split at its dots; the
+        header is the public constant every token starts with, not a secret)."""
+        return self._settings.api_key, self._settings.api_key.partition(".")[2], *_token_secrets(self._token)
 
     def _sign(self, now: float) -> str:
         import jwt
@@ -381,8 +431,19 @@ class _Credentials:
                 algorithm="HS256",
                 headers={"alg": "HS256", "sign_type": "SIGN"},
             )
-        _mask(token)
+        for secret in _token_secrets(token):
+            _mask(secret)
         return token
+
+
+def _token_secrets(token: str | None) -> tuple[str, ...]:
+    """A JWT as what must not be shown: the whole token, its payload and its signature (not the
+    header: ``{"alg": "HS256", "sign_type": "SIGN"}``, the same in every token, hides nothing)."""
+    if not token:
+        return ()
+    _header, _, rest = token.partition(".")
+    payload, _, signature = rest.partition(".")
+    return tuple(part for part in (token, payload, signature) if part)
 
 
 # One pooled AsyncClient per (event loop, transport settings and credential): triggers in one
@@ -461,11 +522,14 @@ class CogVideoHook(BaseHook):
             )
         return widgets
 
-    @staticmethod
-    def _settings_from_connection(conn: Any) -> CogVideoConnectionSettings:
-        return CogVideoConnectionSettings.from_fields(
-            password=conn.password, host=conn.host, schema=conn.schema, port=conn.port, extra=conn.extra_dejson
-        )
+    def _settings_from_connection(self, conn: Any) -> CogVideoConnectionSettings:
+        """The connection's settings; an unusable connection is named in the error (a DAG may use several)."""
+        try:
+            return CogVideoConnectionSettings.from_fields(
+                password=conn.password, host=conn.host, schema=conn.schema, port=conn.port, extra=conn.extra_dejson
+            )
+        except CogVideoConnectionConfigError as exc:
+            raise CogVideoConnectionConfigError(f"connection {self.cogvideo_conn_id!r}: {exc}") from None
 
     def _adopt(self, settings: CogVideoConnectionSettings) -> CogVideoConnectionSettings:
         if self._max_retries_override is not None:  # already bounded by _checked_max_retries
@@ -521,7 +585,7 @@ class CogVideoHook(BaseHook):
         return httpx.Client(
             base_url=settings.base_url + "/",
             timeout=self._timeout(settings),
-            headers={"User-Agent": _user_agent()},
+            headers={"User-Agent": _user_agent(), "Accept-Encoding": API_ACCEPT_ENCODING},
             limits=httpx.Limits(**SYNC_POOL),
         )
 
@@ -536,11 +600,38 @@ class CogVideoHook(BaseHook):
             client = httpx.AsyncClient(
                 base_url=settings.base_url + "/",
                 timeout=self._timeout(settings),
-                headers={"User-Agent": _user_agent()},
+                headers={"User-Agent": _user_agent(), "Accept-Encoding": API_ACCEPT_ENCODING},
                 limits=httpx.Limits(**ASYNC_POOL),
             )
             per_loop[settings.transport_key] = client
         return client
+
+    def _answer_limits(self) -> BodyLimits:
+        """How much of an API answer is read, and how slowly (the module docstring of :mod:`.downloads`)."""
+        settings = self._settings
+        assert settings is not None
+        return BodyLimits(MAX_ANSWER_BYTES, grace=settings.request_timeout, min_rate=settings.min_transfer_rate)
+
+    def _receive(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one API request and read its answer within :meth:`_answer_limits` (read here, one
+        network read at a time, not by httpx: its decoder would inflate a compressed read whole)."""
+        assert self._credentials is not None
+        request = client.build_request(method, path, headers=self._request_headers(), **kwargs)
+        response = client.send(request, stream=True)
+        try:
+            return read_answer(response, self._answer_limits(), secrets=self._credentials.secrets())
+        finally:
+            response.close()
+
+    async def _areceive(self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Async :meth:`_receive`."""
+        assert self._credentials is not None
+        request = client.build_request(method, path, headers=self._request_headers(), **kwargs)
+        response = await client.send(request, stream=True)
+        try:
+            return await aread_answer(response, self._answer_limits(), secrets=self._credentials.secrets())
+        finally:
+            await response.aclose()
 
     def close(self) -> None:
         """Close the sync client (the async ones are shared per event loop; see :func:`aclose_clients`)."""
@@ -620,28 +711,40 @@ class CogVideoHook(BaseHook):
             reraise=True,
         )
 
-    def _call(self, send: Callable[[], httpx.Response], *, retry: Callable[[BaseException], bool] | None) -> dict:
-        """One request, sent again while ``retry`` says so (None: one attempt)."""
+    def _call(
+        self,
+        send: Callable[[], httpx.Response],
+        read: Callable[[dict[str, Any]], TaskResult],
+        *,
+        retry: Callable[[BaseException], bool] | None,
+    ) -> TaskResult:
+        """One request, its answer ``read`` as a job, sent again while ``retry`` says so (None: one
+        attempt). Reading is part of the attempt: an answer that cannot be read is retried as its
+        error says (a query's, like a 5xx; a submit's, never)."""
         if retry is None:  # one attempt: skip tenacity's machinery (triggers poll thousands of times)
-            return self._raise_for_answer(_send_sync(send))
+            return read(self._raise_for_answer(_send_sync(send)))
         from tenacity import Retrying
 
         for attempt in Retrying(**self._retry_kwargs(retry)):
             with attempt:
-                return self._raise_for_answer(_send_sync(send))
+                return read(self._raise_for_answer(_send_sync(send)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _acall(
-        self, send: Callable[[], Awaitable[httpx.Response]], *, retry: Callable[[BaseException], bool] | None
-    ) -> dict:
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        read: Callable[[dict[str, Any]], TaskResult],
+        *,
+        retry: Callable[[BaseException], bool] | None,
+    ) -> TaskResult:
         """Async :meth:`_call`."""
         if retry is None:
-            return self._raise_for_answer(await _send_async(send))
+            return read(self._raise_for_answer(await _send_async(send)))
         from tenacity import AsyncRetrying
 
         async for attempt in AsyncRetrying(**self._retry_kwargs(retry)):
             with attempt:
-                return self._raise_for_answer(await _send_async(send))
+                return read(self._raise_for_answer(await _send_async(send)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ API
@@ -653,22 +756,22 @@ class CogVideoHook(BaseHook):
         self.settings  # noqa: B018 - resolve the connection before timing anything
         body = request.to_body()
         with _ambiguous_as_such(request):
-            answer = self._call(
-                lambda: self._client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
+            return self._call(
+                lambda: self._receive(self._client, "POST", SUBMIT_PATH, json=body),
+                lambda answer: _submitted(answer, request),
                 retry=self._resends_submit,
             )
-        return _submitted(answer, request)
 
     async def asubmit(self, request: VideoGenerationRequest) -> TaskResult:
         """Async :meth:`submit`."""
         client = await self._async_client()
         body = request.to_body()
         with _ambiguous_as_such(request):
-            answer = await self._acall(
-                lambda: client.post(SUBMIT_PATH, json=body, headers=self._request_headers()),
+            return await self._acall(
+                lambda: self._areceive(client, "POST", SUBMIT_PATH, json=body),
+                lambda answer: _submitted(answer, request),
                 retry=self._resends_submit,
             )
-        return _submitted(answer, request)
 
     def get_task(self, job_id: str, *, retry: bool = True) -> TaskResult:
         """``GET /async-result/{id}``: the job's status and, on SUCCESS, its video and cover URLs.
@@ -677,19 +780,21 @@ class CogVideoHook(BaseHook):
         creates nothing, so every retryable error is retried."""
         path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         self.settings  # noqa: B018
-        answer = self._call(
-            lambda: self._client.get(path, headers=self._request_headers()), retry=_retryable if retry else None
+        return self._call(
+            lambda: self._receive(self._client, "GET", path),
+            lambda answer: _queried(answer, job_id),
+            retry=_retryable if retry else None,
         )
-        return _queried(answer, job_id)
 
     async def aget_task(self, job_id: str, *, retry: bool = True) -> TaskResult:
         """Async :meth:`get_task`. Triggers pass ``retry=False`` and apply their own error budget."""
         path = QUERY_PATH.format(job_id=_checked_job_id(job_id))
         client = await self._async_client()
-        answer = await self._acall(
-            lambda: client.get(path, headers=self._request_headers()), retry=_retryable if retry else None
+        return await self._acall(
+            lambda: self._areceive(client, "GET", path),
+            lambda answer: _queried(answer, job_id),
+            retry=_retryable if retry else None,
         )
-        return _queried(answer, job_id)
 
     def job_url(self, job_id: str) -> str:
         """The job's status URL on the API (needs the key: for logs and tooling, not for a browser)."""
@@ -701,39 +806,25 @@ class CogVideoHook(BaseHook):
         return (estimate.amount, estimate.currency) if estimate else (None, None)
 
     @contextlib.contextmanager
-    def stream_download(self, url: str) -> Iterator[httpx.Response]:
-        """Open a result URL as a stream (status checked). Never sends the API key: result URLs are
-        public, signed CDN links, and the key must not travel to another host.
+    def stream_download(self, url: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> Iterator[Download]:
+        """Open a result URL as a stream (status checked): a :class:`~.downloads.Download` whose
+        ``iter_bytes()`` yields the body as it arrives. Never sends the API key: result URLs are public,
+        signed CDN links, and the key must not travel to another host.
 
         The URL comes from the API's answer, so it is not trusted to point anywhere: redirects are
-        followed one hop at a time and every hop is checked (:func:`_check_download_target`)."""
-        import httpx
-
+        followed one hop at a time, every hop is checked and connected to at the address checked
+        (:class:`~.downloads.AddressPolicy`). The body is refused compressed, stops past ``max_bytes``
+        (:class:`~airflow_provider_cogvideo.errors.CogVideoDownloadTooLargeError`) and must arrive
+        at the connection's ``min_transfer_rate`` after a grace of ``request_timeout``."""
         settings = self.settings
-        allow_loopback = _is_loopback(urlsplit(settings.base_url).hostname or "")
-        with httpx.Client(
+        with open_download(
+            url,
+            policy=AddressPolicy.for_api(settings.base_url),
+            limits=BodyLimits(max_bytes, grace=settings.request_timeout, min_rate=settings.min_transfer_rate),
             timeout=self._timeout(settings),
-            # identity: the bytes counted against a size cap are the bytes received (a gzip body
-            # could otherwise expand many-fold within one read before any cap sees it).
-            headers={"User-Agent": _user_agent(), "Accept-Encoding": "identity"},
-            follow_redirects=False,
-        ) as client:
-            response = _open_download(client, url, allow_loopback=allow_loopback)
-            shown = redact_url(str(response.url))
-            try:
-                if not response.is_success:
-                    raise CogVideoDownloadError(
-                        f"download of {shown} answered HTTP {response.status_code}",
-                        http_status=response.status_code,
-                        retryable=response.status_code >= 500,
-                    )
-                yield response
-            except httpx.TransportError as exc:
-                raise CogVideoDownloadError(
-                    f"download of {shown} failed: {type(exc).__name__}", retryable=True
-                ) from exc
-            finally:
-                response.close()
+            headers={"User-Agent": _user_agent()},
+        ) as download:
+            yield download
 
     # ------------------------------------------------------------------ waiting
     async def await_job(self, watch: JobWatch) -> dict[str, Any]:
@@ -940,10 +1031,27 @@ async def _send_async(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Re
         raise _transport_failure(exc) from exc
 
 
+def _read_job(answer: dict[str, Any]) -> TaskResult:
+    """A 2xx answer as a job, or :class:`CogVideoUnexpectedAnswerError` naming the first field that
+    could not be read (never pydantic's own error, and never the value: it may echo the request)."""
+    try:
+        return TaskResult.model_validate(answer)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in err["loc"]) or "answer"
+        problem = err["msg"]
+    # Raised outside the except: pydantic's error holds the value, which no chained context may carry.
+    raise CogVideoUnexpectedAnswerError(f"the answer's {where!r} could not be read ({problem})", http_status=200)
+
+
 def _submitted(answer: dict[str, Any], request: VideoGenerationRequest) -> TaskResult:
-    """The job a 2xx submit answer describes. Without a job id that queries could use, the job may
-    exist (and be billed) but cannot be tracked: as ambiguous as a lost answer, never resent."""
-    job = TaskResult.model_validate(answer)
+    """The job a 2xx submit answer describes. An answer that cannot be read as a job, or without a
+    job id that queries could use, may follow a created (and billed) job that cannot be tracked: as
+    ambiguous as a lost answer, never resent (and never left to Airflow's retries)."""
+    try:
+        job = _read_job(answer)
+    except CogVideoUnexpectedAnswerError as exc:
+        raise CogVideoAmbiguousSubmitError(request.request_id, exc.api_message) from None
     if not job.id:
         raise CogVideoAmbiguousSubmitError(request.request_id, "the submit answer carried no job id")
     try:
@@ -958,87 +1066,14 @@ def _submitted(answer: dict[str, Any], request: VideoGenerationRequest) -> TaskR
 
 
 def _queried(answer: dict[str, Any], job_id: str) -> TaskResult:
-    job = TaskResult.model_validate(answer)
+    """The job a 2xx query answer describes; one that cannot be read is retryable like a 5xx (a query
+    creates nothing), so the poll error budget decides how long to put up with it."""
+    job = _read_job(answer)
     return job if job.id else job.model_copy(update={"id": job_id})
-
-
-# ---------------------------------------------------------------------------------------------------
-# Downloads: where a result URL may lead.
-
-
-def _open_download(client: httpx.Client, url: str, *, allow_loopback: bool) -> httpx.Response:
-    """GET ``url`` as a stream, following up to :data:`MAX_DOWNLOAD_REDIRECTS` redirects by hand so
-    that every hop is checked before anything is sent to it. Returns the first non-redirect answer."""
-    import httpx
-
-    target = url
-    for _ in range(MAX_DOWNLOAD_REDIRECTS + 1):
-        _check_download_target(target, allow_loopback=allow_loopback)
-        try:
-            response = client.send(client.build_request("GET", target), stream=True)
-        except httpx.TransportError as exc:
-            raise CogVideoDownloadError(
-                f"download of {redact_url(target)} failed: {type(exc).__name__}", retryable=True
-            ) from exc
-        if not response.has_redirect_location:
-            return response
-        response.close()
-        hop = str(response.url.join(response.headers["location"]))
-        if urlsplit(target).scheme == "https" and urlsplit(hop).scheme != "https":
-            raise CogVideoDownloadError(
-                f"download of {redact_url(url)} refused: {redact_url(target)} redirects from https to {redact_url(hop)}"
-            )
-        target = hop
-    raise CogVideoDownloadError(f"download of {redact_url(url)} refused: more than {MAX_DOWNLOAD_REDIRECTS} redirects")
-
-
-def _check_download_target(url: str, *, allow_loopback: bool) -> None:
-    """Refuse a download target that is not http(s) or that is (or resolves to) an address inside
-    this machine or its network: a hostile answer must not make a worker fetch its cloud metadata
-    service or an internal admin page. Loopback is allowed only when the API itself is on loopback."""
-    shown = redact_url(url)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CogVideoDownloadError(f"download refused: not an http(s) URL: {scrub(shown, (), limit=200)}")
-    for address in _addresses(parts.hostname, shown):
-        kind = _forbidden_kind(address, allow_loopback=allow_loopback)
-        if kind:
-            raise CogVideoDownloadError(
-                f"download of {shown} refused: {parts.hostname} is a {kind} address ({address})"
-            )
-
-
-def _addresses(hostname: str, shown: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """The addresses a host name stands for: itself if literal, else what the resolver says.
-
-    Resolving here and letting httpx resolve again leaves a window for a name that changes between
-    the two lookups (DNS rebinding); closing it needs pinning the address in the transport."""
-    try:
-        return [ipaddress.ip_address(hostname)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(hostname, None, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise CogVideoDownloadError(f"download of {shown}: cannot resolve {hostname}", retryable=True) from exc
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-def _forbidden_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool) -> str | None:
-    """What makes ``address`` no place for a download (None: a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return None if allow_loopback else "loopback"
-    for kind in ("unspecified", "link_local", "multicast", "private", "reserved"):
-        if getattr(address, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return None if address.is_global else "non-public"
 
 
 __all__ = [
     "DEFAULT_BASE_URL",
-    "MAX_DOWNLOAD_REDIRECTS",
     "CogVideoConnectionSettings",
     "CogVideoHook",
     "aclose_clients",

@@ -11,8 +11,9 @@ What it does, in order, on every try:
    returned, a FAIL or unknown job is resubmitted. A different fingerprint means a new job.
 3. Record a *pending* marker, POST the job, store its id (the gap between the two cannot be closed:
    the API cannot look jobs up by ``request_id``; a retry that finds only the marker says so in the
-   log and submits anew). A 429 with 1302/1303/1305 does not fail the task: it defers to a timer and
-   tries again, within the deadline.
+   log and submits anew). A submit refused for capacity (429 with 1302/1303/1305, or 503 "server flow
+   exceeded", once the hook's resends run out) does not fail the task: both created nothing, so it
+   defers to a timer and tries again, within the deadline.
 4. Push the job id (so the extra link works while deferred), then defer to
    :class:`~airflow_provider_cogvideo.triggers.cogvideo.CogVideoTaskTrigger` with an absolute epoch
    deadline (``timeout`` seconds from the start of this try's wait, capped by ``execution_timeout``,
@@ -36,7 +37,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.backoff import Backoff
 from airflow_provider_cogvideo.budget import SpendLedger, parse_budget
-from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL
+from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, OPTION_COLUMNS, canonical_model
 from airflow_provider_cogvideo.common import (
     DEFAULT_TIMEOUT,
     DRY_RUN_STATUS,
@@ -48,7 +49,7 @@ from airflow_provider_cogvideo.common import (
     as_bool,
     failure_recorded,
     job_result,
-    rendered_none,
+    no_video_yet,
     seconds,
 )
 from airflow_provider_cogvideo.errors import (
@@ -56,14 +57,19 @@ from airflow_provider_cogvideo.errors import (
     CogVideoDuplicateRequestError,
     CogVideoError,
     CogVideoMissingExtraError,
-    CogVideoRateLimitError,
     CogVideoValidationError,
+    refused_for_capacity,
 )
 from airflow_provider_cogvideo.events import JobEvent, ResubmitEvent, raise_for_event, read_event
 from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings, is_unknown_job
-from airflow_provider_cogvideo.prepare import PreparedRequest, prepare_request
+from airflow_provider_cogvideo.prepare import (
+    PreparedRequest,
+    check_literal_options,
+    prepare_request,
+    rendered_none,
+)
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.triggers.cogvideo import (
     CogVideoSubmitBackoffTrigger,
@@ -87,11 +93,15 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     :param image: one image, a list of two (first/last frame), or up to three (``vidu2-reference``):
         an http(s) URL, a data URI or bare base64, an ``s3://bucket/key`` (read with ``aws_conn_id``)
         or a local path. Templated.
-    :param model: one of the capability table's models (default ``cogvideox-3``). Templated.
+    :param model: one of the capability table's models (default ``cogvideox-3``; any case, so
+        Zhipu's ``CogVideoX-3`` is read as ``cogvideox-3``). Templated.
     :param quality, with_audio, size, fps, duration, watermark_enabled, aspect_ratio, style,
         movement_amplitude, user_id: API fields, validated per model after rendering (all but
         ``watermark_enabled`` and ``user_id`` are templated: ``"{{ params.fps }}"`` renders to text and
-        is read as the field's type; ``"None"`` or ``""`` means unset).
+        is read as the field's type; ``"None"`` or ``""`` means unset). A model and options written
+        literally in a plain operator are checked when the DAG file is parsed (an unknown model or a
+        size the model cannot render fails the import); templates, XComArgs and the values of
+        ``.partial().expand()`` are checked when the task runs, before anything is paid for.
     :param request_id: client request id (templated); a fresh unique one per submit when unset.
     :param metadata: a dict carried untouched into the result (e.g. a product id). Templated.
     :param extra_body: merged last into the JSON body, unvalidated (escape hatch).
@@ -209,6 +219,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.regenerate = regenerate
         self.max_total_price = max_total_price
         self.durable = durable
+        check_literal_options(model, capability_overrides, {name: getattr(self, name) for name, _ in OPTION_COLUMNS})
 
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
@@ -231,7 +242,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             raise AirflowFailException(f"CogVideo request not sent: {exc}") from None
 
     def _model(self) -> str:
-        return rendered_none(self.model) or DEFAULT_MODEL
+        return canonical_model(rendered_none(self.model) or DEFAULT_MODEL)
 
     def _generation_label(self) -> str | None:
         """``regenerate`` as a label in the fingerprint: a new label is a new job; None/False is none."""
@@ -319,6 +330,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
         with failure_recorded(context):
+            no_video_yet(context)
             prepared = self.build_request()
             if self._is_dry_run():
                 return self._dry_run(prepared)
@@ -376,7 +388,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     ) -> tuple[str, float]:
         """POST the job, recording a pending marker first and the job id after; returns (job_id, submitted_at).
 
-        A submit refused by the rate limit waits and tries again (deferring, when deferrable)."""
+        A submit refused for capacity waits and tries again (deferring, when deferrable)."""
         request = prepared.request
         store = self._store(context)
         record = {
@@ -392,15 +404,15 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.log.info("Submitting %s job (request_id=%s): %s", request.model, request.request_id, prepared.summary)
         try:
             job = self.hook.submit(request)
-        except CogVideoRateLimitError as exc:
-            ledger.release()
-            metrics.incr("cogvideo.rate_limited", model=request.model)
-            return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
-        except (CogVideoAmbiguousSubmitError, CogVideoDuplicateRequestError) as exc:
-            ledger.confirm(price)  # it may have been billed
-            metrics.incr("cogvideo.submit_ambiguous", model=request.model)
-            raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
         except CogVideoError as exc:
+            if refused_for_capacity(exc):  # a 1302-like rate limit or a 503 flow refusal: nothing created
+                ledger.release()
+                metrics.incr("cogvideo.rate_limited", model=request.model)
+                return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
+            if isinstance(exc, CogVideoAmbiguousSubmitError | CogVideoDuplicateRequestError):
+                ledger.confirm(price)  # it may have been billed
+                metrics.incr("cogvideo.submit_ambiguous", model=request.model)
+                raise AirflowFailException(f"{exc} Not retried automatically: retrying could pay twice.") from None
             # The server refused (or the request never left): no job exists, so no pending marker
             # must make the next try believe one might.
             ledger.release()
@@ -448,16 +460,17 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         prepared: PreparedRequest,
         deadline: float,
         rate_limited: int,
-        exc: CogVideoRateLimitError,
+        exc: CogVideoError,
     ) -> tuple[str, float]:
-        """A 429 at submit: wait (freeing the worker when deferrable) and try again, within the deadline."""
+        """A submit refused for capacity (429, 503): wait (freeing the worker when deferrable) and try
+        again, within the deadline."""
         self._forget(context)  # the POST was refused: no job exists for this marker
-        wait = RATE_LIMIT_BACKOFF.wait(rate_limited + 1, exc.retry_after)
+        wait = RATE_LIMIT_BACKOFF.wait(rate_limited + 1, getattr(exc, "retry_after", None))
         if time.time() + wait >= deadline:
             raise AirflowException(f"Rate limited until the deadline ({rate_limited + 1} refusals); last: {exc}")
         self.log.warning(
-            "Submit refused by the rate limit (%s): trying again in %.0f s (%s).",
-            exc.code,
+            "Submit refused for capacity (%s): trying again in %.0f s (%s).",
+            exc,
             wait,
             "worker released" if self.deferrable else "on the worker",
         )
@@ -491,7 +504,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
         if not self.wait_for_completion:
             self.log.info("wait_for_completion=False: returning job %s without waiting.", job_id)
-            job = TaskResult(id=job_id, model=self._model(), task_status="PROCESSING")
+            job = TaskResult(
+                id=job_id, model=self._model(), request_id=request.get("request_id"), task_status="PROCESSING"
+            )
             return job_result(job, hook=self.hook, metadata=self.metadata, request=request)
         trigger = CogVideoTaskTrigger(
             job_id=job_id,

@@ -46,7 +46,7 @@ from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
 from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
 from airflow_provider_cogvideo.polling import bounded
-from airflow_provider_cogvideo.s3 import read_capped, s3_uri
+from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, read_capped, s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -100,9 +100,10 @@ def write_gallery(
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         s3_hook = S3Hook(aws_conn_id=aws_conn_id)
-    key = s3_key.lstrip("/")
-    if not key or key.endswith("/"):
-        raise AirflowFailException(f"s3_key {s3_key!r} is not an object key")
+    try:
+        key = checked_key(s3_key, "s3_key")
+    except CogVideoValidationError as exc:
+        raise AirflowFailException(str(exc)) from None
 
     def presigned(uri: str) -> str | None:
         parsed = parse_s3_uri(uri)
@@ -159,7 +160,8 @@ class S3VideoGalleryOperator(BaseOperator):
     :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals, or
         the ``s3://`` URI of a manifest JSON. A bare list is taken as the rows.
     :param s3_bucket: bucket of the page.
-    :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``.
+    :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``; it follows
+        :data:`~airflow_provider_cogvideo.s3.KEY_RULES` (the text outside Jinja is checked here).
     :param media: ``"presigned"`` (default) or ``"relative"`` (see the module docstring).
     :param url_expires: validity of the presigned URLs, seconds or a ``timedelta``: 1 s to 7 days
         (default 7 days).
@@ -200,7 +202,7 @@ class S3VideoGalleryOperator(BaseOperator):
         self.url_expires = checked_url_expires(url_expires)
         self.manifest = manifest
         self.s3_bucket = s3_bucket
-        self.s3_key = s3_key
+        self.s3_key = checked_key_template(s3_key, "s3_key", placeholders=False)  # Jinja only, no {…}
         self.template_file = template_file
         self.title = title
         self.website_url = website_url

@@ -67,7 +67,17 @@ from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, encode_jpeg, inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.redact import redact_url
-from airflow_provider_cogvideo.s3 import ObjectTooLargeError, get_or_none, head_or_none, read_capped, s3_uri
+from airflow_provider_cogvideo.s3 import (
+    KEY_RULES,
+    ObjectTooLargeError,
+    checked_key,
+    checked_key_template,
+    get_or_none,
+    head_or_none,
+    key_problem,
+    read_capped,
+    s3_uri,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -182,12 +192,15 @@ class S3ProductImagesOperator(BaseOperator):
         ``{product_id}`` is the image file name without extension, other names come from the sidecar
         or catalog.
     :param staging_prefix: where re-encoded JPEGs are written (``<staging_prefix>/<product_id>.jpg``).
-        Keys under it are never listed as inputs.
+        Keys under it are never listed as inputs. It and the keys below follow
+        :data:`~airflow_provider_cogvideo.s3.KEY_RULES` (checked when the DAG is parsed, as far as
+        the text is known then, and again when used).
     :param aws_conn_id: ``aws`` connection for ``S3Hook``.
     :param catalog_key: optional CSV/JSON catalog in the same bucket (see module docstring).
     :param only_new_in_data_interval: keep only images modified within the run's data interval.
     :param processed_key_template: keep only products whose output does not exist yet, e.g.
-        ``"videos/{product_id}.mp4"`` (checked with HEAD in the same bucket).
+        ``"videos/{product_id}.mp4"`` (checked with HEAD in the same bucket); a product whose key
+        would break the key rules is rejected.
     :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB); 64 KiB to
         50 MiB (:data:`IMAGE_MAX_BYTES_RANGE`).
     :param max_prompt_chars: prompts are cut at a word boundary to this length; 1 to 512.
@@ -230,11 +243,11 @@ class S3ProductImagesOperator(BaseOperator):
         self.s3_bucket = s3_bucket
         self.prefix = prefix
         self.prompt_template = prompt_template
-        self.staging_prefix = staging_prefix
+        self.staging_prefix = checked_key_template(staging_prefix, "staging_prefix", placeholders=False, prefix=True)
         self.aws_conn_id = aws_conn_id
         self.catalog_key = catalog_key
         self.only_new_in_data_interval = only_new_in_data_interval
-        self.processed_key_template = processed_key_template
+        self.processed_key_template = checked_key_template(processed_key_template, "processed_key_template")
         self.image_max_bytes = bounded("image_max_bytes", image_max_bytes, IMAGE_MAX_BYTES_RANGE, integer=True)
         self.max_prompt_chars = bounded("max_prompt_chars", max_prompt_chars, MAX_PROMPT_CHARS_RANGE, integer=True)
         self.max_products = (
@@ -255,6 +268,8 @@ class S3ProductImagesOperator(BaseOperator):
         staging = self.staging_prefix.strip("/")
         if not staging:
             raise AirflowFailException("staging_prefix must not be empty (re-encoded images would land at the root)")
+        if problem := key_problem(staging):
+            raise AirflowFailException(f"staging_prefix {self.staging_prefix!r} {problem}; {KEY_RULES}")
         self._staging = staging + "/"
 
         catalog = self._load_catalog()
@@ -345,13 +360,22 @@ class S3ProductImagesOperator(BaseOperator):
         if old:
             self.log.info("Skipped %d image(s) not modified in the data interval %s", old, interval)
         if self.processed_key_template:
-            fresh = [
-                c
-                for c in candidates
-                if not self._exists(self.processed_key_template.format_map(_Fields({"product_id": c.product_id})))
-            ]
-            if len(fresh) < len(candidates):
-                self.log.info("Skipped %d already processed product(s)", len(candidates) - len(fresh))
+            fresh, processed = [], 0
+            for c in candidates:
+                try:  # the key rule of every key (s3.checked_key): a product id cannot walk out of the prefix
+                    output = checked_key(
+                        self.processed_key_template.format_map(_Fields({"product_id": c.product_id})),
+                        "processed_key_template",
+                    )
+                except CogVideoValidationError as exc:
+                    rejected.append({"image": self._uri(c.key), "reason": str(exc)})
+                    continue
+                if self._exists(output):
+                    processed += 1
+                else:
+                    fresh.append(c)
+            if processed:
+                self.log.info("Skipped %d already processed product(s)", processed)
             candidates = fresh
         candidates.sort(key=lambda c: c.key)
         if self.max_products is not None and len(candidates) > self.max_products:
@@ -424,7 +448,10 @@ class S3ProductImagesOperator(BaseOperator):
             jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
         except CogVideoValidationError as exc:
             raise _Rejected(exc.reason) from None
-        staged = f"{self._staging}{candidate.product_id}.jpg"
+        try:
+            staged = checked_key(f"{self._staging}{candidate.product_id}.jpg", "staged key")
+        except CogVideoValidationError as exc:
+            raise _Rejected(str(exc)) from None
         self._client.put_object(
             Bucket=self.s3_bucket,
             Key=staged,

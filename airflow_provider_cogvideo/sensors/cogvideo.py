@@ -18,6 +18,7 @@ from airflow_provider_cogvideo.common import (
     XCOM_VIDEO_URL,
     CogVideoHookMixin,
     job_result,
+    no_video_yet,
     seconds,
 )
 from airflow_provider_cogvideo.errors import CogVideoError
@@ -73,6 +74,15 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         context["ti"].xcom_push(key=XCOM_JOB_ID, value=self.job_id)
+        no_video_yet(context)
+        deadline = time.time() + float(self.timeout)
+        self.log.info(
+            "Waiting for CogVideo job %s until %s (timeout %.0f s), %s.",
+            self.job_id,
+            time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(deadline)),
+            float(self.timeout),
+            "deferred to the triggerer" if self.deferrable else f"poking every {self.poke_interval:g} s",
+        )
         if not self.deferrable:
             return super().execute(context)
         job = self._query()
@@ -81,7 +91,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
         self.defer(
             trigger=CogVideoTaskTrigger(
                 job_id=self.job_id,
-                deadline=time.time() + float(self.timeout),
+                deadline=deadline,
                 cogvideo_conn_id=self.cogvideo_conn_id,
                 model=job.model,
                 poll_interval=self.poll_interval,

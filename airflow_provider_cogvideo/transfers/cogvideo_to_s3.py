@@ -12,12 +12,12 @@ aborted deterministically. Here the multipart upload is explicit:
   ``upload_file`` speed; boto3's ``upload_fileobj`` on the same stream grows 150-200 MiB);
 * sha256 and the byte count are computed while streaming; a body shorter than ``Content-Length`` (or
   a dropped connection) aborts the multipart upload, so no partial object ever becomes visible;
-* sizes are capped as the body is read, not only from ``Content-Length`` (a gzip or chunked body has
-  none to trust): the video at ``max_video_bytes`` (4 GiB), the cover at 50 MiB. A ``Content-Length``
-  over the cap is refused before anything is uploaded; a body that grows past it is cut off and the
-  multipart upload aborted. The counting lives in the reader (``_chunks``), whatever uploads the
-  parts. (A compressed body is counted decoded; one network read may expand by zlib's ratio, ~1000x
-  of 64 KiB, before the count sees it.)
+* sizes are capped as the body is read, not only from ``Content-Length`` (a chunked body has none
+  to trust): the video at ``max_video_bytes`` (4 GiB), the cover at 50 MiB. A ``Content-Length`` over
+  the cap is refused here before anything is uploaded; a body that grows past it is cut off by the
+  hook's reader (``CogVideoHook.stream_download(max_bytes=...)``, which counts every network read)
+  and the multipart upload aborted. A compressed body is refused by the hook (downloads ask for
+  ``identity``), and a body slower than the connection's ``min_transfer_rate`` is cut off too.
 * everything known before the download (job id, model, request id, prompt hash, product metadata) is
   set as object metadata when the upload is created; the sha256, only known at the end, is recorded
   as the object **tag** ``sha256`` right after completion (S3 metadata cannot change without copying
@@ -51,7 +51,11 @@ dict itself is returned as given (ingestion already strips signatures from produ
 
 Keys cannot leave their prefix: the ``{…}`` placeholders of ``s3_key``/``cover_s3_key`` are result
 fields or indexes of one (``{id}``, ``{metadata[product_id]}``), never attributes, conversions or
-format specs, and a value that is empty or holds ``/``, ``\\`` or ``..`` is refused.
+format specs, and a value that is empty or holds ``/``, ``\\`` or ``..`` is refused. The whole key
+then follows S3's conventions (:func:`~.s3.checked_key`): no ``.`` or ``..`` path segment, no ``\\``,
+no control character, at most 1,024 UTF-8 bytes (a leading ``/`` is dropped). The text of a key
+template known when the DAG is parsed (outside Jinja and ``{…}``) is checked when the operator is
+built, so a literal ``../`` fails the DAG file, not a run.
 
 What Airflow sees of it:
 
@@ -88,18 +92,30 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
 from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.common import DRY_RUN_STATUS, XCOM_S3_LINK, CogVideoHookMixin, failure_recorded
-from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.errors import (
+    CogVideoDownloadError,
+    CogVideoDownloadTooLargeError,
+    CogVideoValidationError,
+)
 from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
 from airflow_provider_cogvideo.polling import bounded
-from airflow_provider_cogvideo.redact import redact_url
-from airflow_provider_cogvideo.s3 import IMAGE_CONTENT_TYPES, content_type, head_or_none, s3_uri
+from airflow_provider_cogvideo.redact import has_credentials, redact_url
+from airflow_provider_cogvideo.s3 import (
+    IMAGE_CONTENT_TYPES,
+    checked_key,
+    checked_key_template,
+    content_type,
+    head_or_none,
+    s3_uri,
+)
 
 if TYPE_CHECKING:
-    import httpx
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+    from airflow_provider_cogvideo.hooks.downloads import Download
 
 
 DEFAULT_ASSET_ALIAS = "cogvideo-videos"
@@ -116,7 +132,6 @@ _S3_MIN_PART = 5 * MiB
 _S3_MAX_PART = 5 * GiB
 _S3_MAX_PARTS = 10_000
 _S3_MAX_OBJECT = 5 * 1024 * GiB
-_READ_CHUNK = 256 * 1024
 _COVER_MAX_BYTES = 50 * MiB
 """Covers are tens of KB; past this a "cover" is a runaway body, cut off as it streams."""
 _META_KEY_RE = re.compile(r"[^a-z0-9-]+")
@@ -175,16 +190,10 @@ class _Stored:
     already_present: bool
 
 
-def _redacted_url(url: str) -> str:
-    """:func:`redact_url` for http(s); any other scheme (a refused ``result``) loses its query too."""
-    if url.startswith(("http://", "https://")):
-        return redact_url(url)
-    return url.split("?", 1)[0] + ("?<redacted>" if "?" in url else "")
-
-
 def _redacted(text: str) -> str:
-    """``text`` with every URL in it redacted: query strings, so signatures, dropped."""
-    return _URL_IN_TEXT_RE.sub(lambda match: _redacted_url(match[0]), text)
+    """``text`` with every URL in it redacted (any scheme): query strings, so signatures, and
+    ``user:password@`` dropped."""
+    return _URL_IN_TEXT_RE.sub(lambda match: redact_url(match[0]), text)
 
 
 def _shown(text: str) -> str:
@@ -192,18 +201,33 @@ def _shown(text: str) -> str:
     return _redacted(text)[:_SHOWN_RESULT_CHARS]
 
 
+def _shown_value(value: Any) -> str:
+    """A refused value for a message: text that is a URL redacted whole (no credentials, even with a
+    blank in the password; no query), URLs inside other text redacted one by one; cut to a readable length."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and redact_url(text) != text:
+        return repr(redact_url(text))[:_SHOWN_RESULT_CHARS]
+    return _shown(repr(value))
+
+
 def _checked_url(field_name: str, value: Any) -> str:
-    """``value`` if it is an http(s) URL with a host and no whitespace, else a refusal naming the field.
+    """``value`` if it is an http(s) URL with a host, no whitespace and no ``user:password@``, else a
+    refusal naming the field (the value shown redacted: no query, no credentials, whatever the scheme).
 
     Only the shape is checked here: where the URL may point (hosts, redirects) is the hook's rule."""
     text = value.strip() if isinstance(value, str) else ""
+    shown = _shown_value(value)
+    if has_credentials(text):
+        raise AirflowFailException(
+            f"{field_name} must not carry credentials (user:password@host): no result URL does; got {shown}"
+        )
     try:
         host = urlsplit(text).hostname
     except ValueError:
         host = None
     if text.startswith(("http://", "https://")) and host and not any(c.isspace() or not c.isprintable() for c in text):
         return text
-    raise AirflowFailException(f"{field_name} must be an http(s) URL, got {_shown(repr(value))}")
+    raise AirflowFailException(f"{field_name} must be an http(s) URL, got {shown}")
 
 
 def _parse_result(result: Any) -> dict[str, Any]:
@@ -225,7 +249,7 @@ def _parse_result(result: Any) -> dict[str, Any]:
     )
     raise AirflowFailException(
         f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
-        f"{_shown(repr(str(result)))}.{hint}"
+        f"{_shown_value(result if isinstance(result, str) else str(result))}.{hint}"
     )
 
 
@@ -273,10 +297,10 @@ def _format_key(template: str, fields: Mapping[str, Any], what: str) -> str:
                 "of one, e.g. {id} or {metadata[product_id]} (no attributes, conversions or format specs)"
             )
         pieces.append(_placeholder_value(formatter, field, fields, template, what))
-    key = "".join(pieces).lstrip("/")
-    if not key or key.endswith("/"):
-        raise AirflowFailException(f"{what} {template!r} rendered to {key!r}, which is not an object key")
-    return key
+    try:  # the whole key, fixed text and values together: S3's conventions in one place
+        return checked_key("".join(pieces), what)
+    except CogVideoValidationError as exc:
+        raise AirflowFailException(f"{what} {template!r} rendered to {exc.reason}") from None
 
 
 def _header_safe(value: str) -> str:
@@ -335,11 +359,11 @@ def _with_alias(outlets: Any, alias: str | None) -> list[Any]:
     return listed
 
 
-def _content_length(response: httpx.Response) -> int | None:
-    """The expected byte count, or None when it cannot be compared with the decoded body."""
-    encoding = response.headers.get("content-encoding", "identity").lower()
-    raw = response.headers.get("content-length")
-    if raw is None or encoding not in ("", "identity"):
+def _content_length(download: Download) -> int | None:
+    """The announced byte count, or None (the hook refuses a compressed body, so it counts the bytes
+    that arrive)."""
+    raw = download.headers.get("content-length")
+    if raw is None:
         return None
     try:
         return int(raw)
@@ -398,7 +422,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         URL. A dict must arrive as a dict (an XComArg, or native template rendering), not as text.
     :param s3_bucket: target bucket.
     :param s3_key: target key; ``{…}`` placeholders are filled from the result with
-        ``str.format_map`` (e.g. ``videos/{metadata[product_id]}.mp4``, ``videos/{id}.mp4``).
+        ``str.format_map`` (e.g. ``videos/{metadata[product_id]}.mp4``, ``videos/{id}.mp4``). The key
+        follows :data:`~.s3.KEY_RULES`; its fixed text is checked here, the whole key when it is made.
     :param cover_s3_key: key for the cover image: ``"auto"`` (default) is the video key with the
         cover's extension; ``None`` or ``""`` skips the cover. Placeholders as for ``s3_key``.
     :param replace: overwrite an object that holds something else (another job, or a foreign file).
@@ -467,8 +492,12 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self.max_video_bytes = bounded("max_video_bytes", max_video_bytes, MAX_VIDEO_BYTES_RANGE, integer=True)
         self.result = result
         self.s3_bucket = s3_bucket
-        self.s3_key = s3_key
-        self.cover_s3_key = cover_s3_key
+        self.s3_key = checked_key_template(s3_key, "s3_key")
+        self.cover_s3_key = (
+            cover_s3_key
+            if cover_s3_key in (AUTO_COVER_KEY, None, "")
+            else checked_key_template(cover_s3_key, "cover_s3_key")
+        )
         self.replace = replace
         self.cogvideo_conn_id = cogvideo_conn_id
         self.aws_conn_id = aws_conn_id
@@ -686,28 +715,29 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     def _video_cap(self) -> _SizeCap:
         return _SizeCap(self.max_video_bytes, "video (max_video_bytes)")
 
-    def _chunks(self, response: httpx.Response, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
-        """The body's chunks, counted as they are read: the one place a download's size is enforced.
+    def _chunks(self, download: Download, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
+        """The body's chunks, as the hook's reader lets them through (``download`` was opened with
+        ``max_bytes=cap.max_bytes``: it stops the body as soon as a network read passes the cap).
 
         Called eagerly, so a ``Content-Length`` over ``cap`` is refused before the caller starts an
-        upload; the chunks then stop as soon as the count passes the cap (a compressed or chunked
-        body announces nothing, or lies)."""
+        upload (a chunked body announces nothing, or lies: the reader's count decides)."""
         if expected is not None and expected > cap.max_bytes:
             raise cap.refuse(self._job_id, f"Content-Length {expected}")
-        return self._counted(response, expected, cap)
+        return self._counted(download, expected, cap)
 
-    def _counted(self, response: httpx.Response, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
-        """Body chunks within ``cap``; a dropped connection becomes a retryable CogVideoDownloadError
-        with the count, a short body (against ``Content-Length``) or an empty one too."""
+    def _counted(self, download: Download, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
+        """Body chunks; the reader's refusal past ``cap`` becomes ``cap``'s (not retried), a dropped
+        connection a retryable CogVideoDownloadError with the count, a short body (against
+        ``Content-Length``) or an empty one too."""
         import httpx
 
         received = 0
         try:
-            for chunk in response.iter_bytes(chunk_size=_READ_CHUNK):
+            for chunk in download.iter_bytes():
                 received += len(chunk)
-                if received > cap.max_bytes:
-                    raise cap.refuse(self._job_id, f"{received} bytes received when the download was stopped")
                 yield chunk
+        except CogVideoDownloadTooLargeError as exc:
+            raise cap.refuse(self._job_id, f"{exc.received} bytes received when the download was stopped") from exc
         except httpx.TransportError as exc:
             raise CogVideoDownloadError(
                 f"job {self._job_id}: download dropped after {received} of {expected or '?'} bytes "
@@ -725,8 +755,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     def _hash_only(self, url: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        with self.hook.stream_download(url) as response:
-            for chunk in self._chunks(response, _content_length(response), self._video_cap):
+        with self.hook.stream_download(url, max_bytes=self._video_cap.max_bytes) as download:
+            for chunk in self._chunks(download, _content_length(download), self._video_cap):
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
@@ -739,14 +769,14 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> tuple[int, str]:
         """Download → multipart upload, overlapped and bounded; abort on any failure."""
         client = self.s3_client
-        with self.hook.stream_download(url) as response:
-            expected = _content_length(response)
-            chunks = self._chunks(response, expected, self._video_cap)  # refuses before an upload exists
+        with self.hook.stream_download(url, max_bytes=self._video_cap.max_bytes) as download:
+            expected = _content_length(download)
+            chunks = self._chunks(download, expected, self._video_cap)  # refuses before an upload exists
             part_size = self._part_size_for(self.max_video_bytes if expected is None else expected)
             upload_id = client.create_multipart_upload(
                 Bucket=self.s3_bucket,
                 Key=key,
-                ContentType=content_type(response.headers.get("content-type"), kind="video"),
+                ContentType=content_type(download.headers.get("content-type"), kind="video"),
                 Metadata=metadata,
             )["UploadId"]
             uploader = _PartUploader(
@@ -807,10 +837,10 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         if action == "skip":
             assert existing is not None and existing.sha256 is not None
             return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
-        with self.hook.stream_download(url) as response:
-            cap = _SizeCap(_COVER_MAX_BYTES, "cover image")
-            body = b"".join(self._chunks(response, _content_length(response), cap))
-            cover_type = content_type(response.headers.get("content-type"), kind="image", key=key)
+        cap = _SizeCap(_COVER_MAX_BYTES, "cover image")
+        with self.hook.stream_download(url, max_bytes=cap.max_bytes) as download:
+            body = b"".join(self._chunks(download, _content_length(download), cap))
+            cover_type = content_type(download.headers.get("content-type"), kind="image", key=key)
         sha256 = hashlib.sha256(body).hexdigest()
         if action == "verify":
             assert existing is not None

@@ -122,8 +122,9 @@ def test_synchronous_path_against_the_emulator(cogvideo_emulator, cogvideo_conn)
         {"submit_created_error_rate": 1.0, "submit_created_error_codes": ("502",)},
         {"submit_lost_rate": 1.0},
         {"submit_malformed_id_rate": 1.0, "malformed_id_kinds": ("dotdot",)},
+        {"submit_malformed_id_rate": 1.0, "malformed_id_kinds": ("float",)},
     ],
-    ids=["created-then-500", "created-then-502", "answer-lost", "malformed-id"],
+    ids=["created-then-500", "created-then-502", "answer-lost", "malformed-id", "wrongly-typed-id"],
 )
 def test_a_submit_that_may_have_created_a_job_is_paid_once(
     airflow_db, cogvideo_emulator, cogvideo_conn, faults: dict

@@ -208,6 +208,10 @@ def _looks_right(kind: str, value: object) -> bool:
         "dotdot": value == "..",
         "empty": value == "",
         "null": value is None,
+        "float": isinstance(value, float) and not value.is_integer(),
+        "bool": value is True,
+        "object": isinstance(value, dict),
+        "list": isinstance(value, list),
     }[kind]
 
 

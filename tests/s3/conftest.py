@@ -2,7 +2,8 @@
 
 Connections are defined through ``AIRFLOW_CONN_*`` environment variables (no metadata DB needed):
 ``aws_s3test`` points S3Hook at SeaweedFS, ``cogvideo_s3test`` points CogVideoHook at a local
-result-file server (downloads need no key; ``get_task`` is answered by the same server).
+result-file server (downloads need no key; ``get_task`` is answered by the same server), and
+``cogvideo_s3stream`` at the chunked/gzip file server (a loopback API opens only its own port to downloads).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
-from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, GzipFileServer
+from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, STREAM_CONN_ID, GzipFileServer
 
 
 @pytest.fixture(scope="session")
@@ -41,15 +42,15 @@ def gzip_server() -> Iterator[GzipFileServer]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _connections(seaweedfs: SeaweedFS, result_server: ResultFileServer) -> Iterator[None]:
-    cogvideo = {
-        "conn_type": "cogvideo",
-        "password": "s3test.secretkey",
-        "extra": {"base_url": result_server.api_base_url, "max_retries": 0, "request_timeout": 10},
-    }
+def _connections(seaweedfs: SeaweedFS, result_server: ResultFileServer, gzip_server: GzipFileServer) -> Iterator[None]:
+    def cogvideo(base_url: str) -> str:
+        extra = {"base_url": base_url, "max_retries": 0, "request_timeout": 10}
+        return json.dumps({"conn_type": "cogvideo", "password": "s3test.secretkey", "extra": extra})
+
     env = {
         **seaweedfs.airflow_connection_uri_env(AWS_CONN_ID),
-        f"AIRFLOW_CONN_{COGVIDEO_CONN_ID.upper()}": json.dumps(cogvideo),
+        f"AIRFLOW_CONN_{COGVIDEO_CONN_ID.upper()}": cogvideo(result_server.api_base_url),
+        f"AIRFLOW_CONN_{STREAM_CONN_ID.upper()}": cogvideo(gzip_server.api_base_url),
     }
     with mock.patch.dict(os.environ, env):
         yield

@@ -11,6 +11,8 @@ from unittest import mock
 
 AWS_CONN_ID = "aws_s3test"
 COGVIDEO_CONN_ID = "cogvideo_s3test"
+STREAM_CONN_ID = "cogvideo_s3stream"
+"""A connection whose API is the :class:`GzipFileServer` (downloads may reach a loopback API's own port only)."""
 _GZIP_BLOCK = 1024 * 1024
 
 
@@ -38,12 +40,12 @@ def pending_uploads(s3: Any, bucket: str) -> list[str]:
 
 
 class GzipFileServer:
-    """Serves ``/gz/<name>`` as a gzip-encoded, chunked body (no ``Content-Length``), compressed on
-    the fly from zeros: a few KB on the wire that decode to ``size`` bytes, as a compressing CDN (or
-    a hostile one) would send. ``sent[name]`` counts the compressed bytes written."""
+    """Serves ``/gz/<name>`` as a chunked body (no ``Content-Length``) of ``size`` zeros, gzip-encoded
+    and compressed on the fly (a few KB on the wire, as a compressing CDN, or a hostile one, would
+    send) or, with ``gzip=False``, as they are. ``sent[name]`` counts the bytes written."""
 
     def __init__(self) -> None:
-        self.files: dict[str, tuple[int, str]] = {}
+        self.files: dict[str, tuple[int, str, bool]] = {}
         self.sent: Counter[str] = Counter()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -51,8 +53,13 @@ class GzipFileServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="gzip-file-server", daemon=True)
         self._thread.start()
 
-    def add(self, name: str, size: int, content_type: str = "video/mp4") -> str:
-        self.files[name] = (size, content_type)
+    @property
+    def api_base_url(self) -> str:
+        """The ``base_url`` of :data:`STREAM_CONN_ID`: with the API on this server, downloads may reach it."""
+        return f"{self.base_url}/api/paas/v4"
+
+    def add(self, name: str, size: int, content_type: str = "video/mp4", *, gzip: bool = True) -> str:
+        self.files[name] = (size, content_type, gzip)
         return f"{self.base_url}/gz/{name}"
 
     def close(self) -> None:
@@ -75,18 +82,21 @@ class GzipFileServer:
 
             def do_GET(self) -> None:
                 name = self.path.split("?", 1)[0].removeprefix("/gz/")
-                size, content_type = server.files[name]
+                size, content_type, encoded = server.files[name]
                 self.send_response(200)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Encoding", "gzip")
+                if encoded:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 gzip = zlib.compressobj(9, zlib.DEFLATED, 31)
                 block = bytes(_GZIP_BLOCK)
                 try:
                     for start in range(0, size, _GZIP_BLOCK):
-                        self._chunk(name, gzip.compress(block[: min(_GZIP_BLOCK, size - start)]))
-                    self._chunk(name, gzip.flush())
+                        piece = block[: min(_GZIP_BLOCK, size - start)]
+                        self._chunk(name, gzip.compress(piece) if encoded else piece)
+                    if encoded:
+                        self._chunk(name, gzip.flush())
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True

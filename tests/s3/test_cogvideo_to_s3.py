@@ -24,6 +24,7 @@ from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Opera
 from tests.s3.helpers import (
     AWS_CONN_ID,
     COGVIDEO_CONN_ID,
+    STREAM_CONN_ID,
     GzipFileServer,
     make_context,
     object_keys,
@@ -191,12 +192,12 @@ def test_truncated_download_detected_without_transport_error(s3: Any, bucket: st
     class ShortResponse:
         headers = httpx.Headers({"content-length": str(VIDEO_SIZE), "content-type": "video/mp4"})
 
-        def iter_bytes(self, chunk_size: int) -> Iterator[bytes]:
+        def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
             yield from synthetic_chunks(6 * MiB)
 
     class ShortHook:
         @contextlib.contextmanager
-        def stream_download(self, url: str) -> Iterator[ShortResponse]:
+        def stream_download(self, url: str, max_bytes: int) -> Iterator[ShortResponse]:
             yield ShortResponse()
 
     op = transfer(bucket, job, cover_s3_key=None)
@@ -339,35 +340,61 @@ def test_video_over_max_video_bytes_by_content_length_is_refused_before_an_uploa
     assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
 
 
-def test_gzip_chunked_video_is_cut_off_at_the_cap_and_aborted(
+def test_compressed_video_is_refused_before_an_upload_exists(
     s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer
 ) -> None:
-    """No Content-Length to trust: 20 MiB of zeros travel as ~20 KB of gzip. The count of decoded
-    bytes stops the download past 6 MiB; the multipart upload is aborted, nothing is visible."""
-    name = f"{job['id']}-bomb.mp4"
-    job["video_url"] = gzip_server.add(name, 20 * MiB)
-    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB)
+    """20 MiB of zeros as ~20 KB of gzip: httpx would inflate a whole network read at once before any
+    count saw it. Downloads ask for identity; an encoded body is refused when its headers arrive,
+    without retry, and no multipart upload is started."""
+    job["video_url"] = gzip_server.add(f"{job['id']}-bomb.mp4", 20 * MiB)
+    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB, cogvideo_conn_id=STREAM_CONN_ID)
     op.s3_client = client = CountingClient(op.s3_client)
-    with pytest.raises(AirflowFailException, match=r"video \(max_video_bytes\) is over its cap of 6291456 bytes"):
+    with pytest.raises(CogVideoDownloadError, match="Content-Encoding 'gzip', which was not asked for") as exc:
         op.execute(make_context())
+    assert not exc.value.retryable
+    assert client.calls["create_multipart_upload"] == 0
+    assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
+
+
+def test_chunked_video_is_cut_off_at_the_cap_and_aborted(
+    s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer
+) -> None:
+    """No Content-Length to trust: the hook's reader counts every network read and stops the body on
+    the read that passes 6 MiB; the multipart upload is aborted, nothing is visible."""
+    job["video_url"] = gzip_server.add(f"{job['id']}-long.mp4", 20 * MiB, gzip=False)
+    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB, cogvideo_conn_id=STREAM_CONN_ID)
+    op.s3_client = client = CountingClient(op.s3_client)
+    with pytest.raises(AirflowFailException, match=r"video \(max_video_bytes\) is over its cap of 6291456") as exc:
+        op.execute(make_context())
+    stopped = re.search(r"\((\d+) bytes received when the download was stopped\)", str(exc.value))
+    received = int(stopped[1]) if stopped else 0
+    assert 6 * MiB < received <= 6 * MiB + 64 * 1024, "stopped on the network read that passed the cap"
     assert client.calls["abort_multipart_upload"] == 1
     assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
 
-    # Within the cap, the same kind of body is stored decoded, with the decoded bytes' checksum.
-    small = f"{job['id']}-small.mp4"
-    job["video_url"] = gzip_server.add(small, 5 * MiB + 17)
-    out = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB).execute(make_context())
+    # Within the cap, the same kind of body is stored, with its checksum.
+    job["video_url"] = gzip_server.add(f"{job['id']}-small.mp4", 5 * MiB + 17, gzip=False)
+    op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB, cogvideo_conn_id=STREAM_CONN_ID)
+    out = op.execute(make_context())
     assert out["size"] == 5 * MiB + 17
     assert out["sha256"] == hashlib.sha256(bytes(5 * MiB + 17)).hexdigest()
 
 
-def test_gzip_cover_is_capped_as_it_streams(
-    s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer
+@pytest.mark.parametrize("gzip", [True, False])
+def test_cover_is_capped_as_it_streams_and_never_read_compressed(
+    s3: Any, bucket: str, job: dict[str, Any], gzip_server: GzipFileServer, gzip: bool
 ) -> None:
-    """The cover's cap (50 MiB) held only against Content-Length: ~60 KB of gzip became 60 MiB in memory."""
-    job["cover_image_url"] = gzip_server.add(f"{job['id']}-cover.png", 60 * MiB, content_type="image/png")
-    with pytest.raises(AirflowFailException, match=rf"cover image is over its cap of {50 * MiB} bytes"):
-        transfer(bucket, job).execute(make_context())
+    """The cover's cap (50 MiB) once held only against Content-Length: ~60 KB of gzip became 60 MiB in
+    memory. Now a compressed cover is refused, and a chunked one stops at its cap as it streams."""
+    job["video_url"] = gzip_server.add(f"{job['id']}.mp4", 1 * MiB, gzip=False)
+    job["cover_image_url"] = gzip_server.add(f"{job['id']}-cover.png", 60 * MiB, content_type="image/png", gzip=gzip)
+    refusal = (
+        (CogVideoDownloadError, "Content-Encoding 'gzip', which was not asked for")
+        if gzip
+        else (AirflowFailException, rf"cover image is over its cap of {50 * MiB} bytes")
+    )
+    with pytest.raises(refusal[0], match=refusal[1]):
+        transfer(bucket, job, cogvideo_conn_id=STREAM_CONN_ID).execute(make_context())
     assert object_keys(s3, bucket) == [f"videos/{job['metadata']['product_id']}.mp4"], "no cover stored"
     assert pending_uploads(s3, bucket) == []
 

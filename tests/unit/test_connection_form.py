@@ -44,4 +44,4 @@ def test_choices_and_types_reach_the_form(form: dict) -> None:
     assert "integer" in form["max_retries"]["schema"]["type"]
     assert "boolean" in form[RESEND_SUBMIT_ON_5XX]["schema"]["type"]
     for name, extra in NUMBER_EXTRAS.items():
-        assert f"{extra.minimum:g} to {extra.maximum:g}" in form[name]["description"], name
+        assert f"{extra.text(extra.minimum)} to {extra.text(extra.maximum)}" in form[name]["description"], name

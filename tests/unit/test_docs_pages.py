@@ -118,9 +118,9 @@ def test_numeric_extras_are_copied_from_number_extras() -> None:
         cells = dict(zip(columns, rows[0], strict=True))
         expected = {
             "type": "integer" if extra.integer else "number",
-            "default": f"{extra.default:g}",
-            "minimum": f"{extra.minimum:g}",
-            "maximum": f"{extra.maximum:g}",
+            "default": extra.text(extra.default),
+            "minimum": extra.text(extra.minimum),
+            "maximum": extra.text(extra.maximum),
             "form label": extra.label,
         }
         shown = {key: cells[key] for key in expected}

@@ -9,7 +9,8 @@ import pytest
 import respx
 
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
-from airflow_provider_cogvideo.hooks.cogvideo import MAX_DOWNLOAD_REDIRECTS, CogVideoHook
+from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+from airflow_provider_cogvideo.hooks.downloads import MAX_DOWNLOAD_REDIRECTS
 
 PUBLIC = "93.184.216.34"
 # What the fake resolver answers; names not listed do not resolve.

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.images": 2,
     "airflow_provider_cogvideo.polling": 3,
     "airflow_provider_cogvideo.prepare": 3,
+    "airflow_provider_cogvideo.hooks.downloads": 3,
     "airflow_provider_cogvideo.hooks": 4,
     "airflow_provider_cogvideo.common": 5,
     "airflow_provider_cogvideo.budget": 5,

@@ -212,6 +212,65 @@ def test_whitespace_only_prompt_is_refused_before_paying(prompt: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("prompt", "named"),
+    [
+        ("\x00", "U+0000 at position 0"),
+        ("\x00\x00\x00", "U+0000 at position 0"),
+        ("\u200b", "U+200B (ZERO WIDTH SPACE) at position 0"),
+        ("\u200c\u200d", "U+200C (ZERO WIDTH NON-JOINER) at position 0"),
+        ("\u2060", "U+2060 (WORD JOINER) at position 0"),
+        ("\ufeff", "U+FEFF (ZERO WIDTH NO-BREAK SPACE) at position 0"),
+        (" \u200b \ufeff ", "U+200B (ZERO WIDTH SPACE) at position 1"),
+        ("\u00ad\u034f", "U+00AD (SOFT HYPHEN) at position 0"),
+        ("\u0301\u0301", "U+0301 (COMBINING ACUTE ACCENT) at position 0"),
+        ("\ue000", "U+E000 at position 0"),
+    ],
+)
+def test_prompt_without_visible_text_is_refused_before_paying(prompt: str, named: str) -> None:
+    """Whether a template rendered to blanks or to invisible characters, paying for it buys a random video."""
+    with pytest.raises(CogVideoValidationError, match=r"^prompt: has no visible text") as exc:
+        VideoGenerationRequest.build(prompt=prompt, image_url=URL)
+    assert named in str(exc.value)
+    assert "letters, digits, punctuation or symbols" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "named"),
+    [
+        ("a cat\nsurfing", "U+000A at position 5"),
+        ("a cat surfing\r\n", "U+000D at position 13"),
+        ("a cat\tsurfing", "U+0009 at position 5"),
+        ("a cat\x00surfing", "U+0000 at position 5"),
+        ("\x1b[31ma red cat", "U+001B at position 0"),
+        ("a cat\x7f", "U+007F at position 5"),
+        ("a cat\x85surfing", "U+0085 at position 5"),
+        ("a cat\u2028surfing", "line separator U+2028 (LINE SEPARATOR) at position 5"),
+        ("a cat\u2029surfing", "line separator U+2029 (PARAGRAPH SEPARATOR) at position 5"),
+    ],
+)
+def test_prompt_with_a_control_character_is_refused_not_stripped(prompt: str, named: str) -> None:
+    with pytest.raises(CogVideoValidationError, match=r"^prompt: has (control character|line separator) ") as exc:
+        VideoGenerationRequest.build(prompt=prompt)
+    assert named in str(exc.value)
+    assert "one line of text" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "a family 👨\u200d👩\u200d👧 on a beach",  # zero-width joiners inside visible text
+        "cafe\u0301 on a corner",  # a combining accent on a letter
+        "a red\u00a0mug, 350\u202fml",  # no-break spaces
+        "红色马克杯缓缓转动",
+        "\u200ba cat",  # a stray zero-width space beside visible text is sent as written
+        "!",
+    ],
+)
+def test_prompts_with_visible_text_are_sent_as_written(prompt: str) -> None:
+    assert VideoGenerationRequest.build(prompt=prompt).to_body()["prompt"] == prompt
+
+
+@pytest.mark.parametrize(
     "request_id",
     ["req-123\r\nINFO forged", "req-123456\n", "req 123456", "req\t123456", "req-\x00123456", "r\u2028123456"],
 )

@@ -118,8 +118,11 @@ def test_submit_defer_resume_success(api, context, state_store) -> None:
     ],
 )
 def test_bad_input_fails_without_retry_before_any_request(api, context, kw, field) -> None:
+    op = operator()
+    for name, value in kw.items():  # as rendering sets them: run-time values, past the parse-time check
+        setattr(op, name, value)
     with pytest.raises(AirflowFailException, match=field):
-        operator(**kw).execute(context)
+        op.execute(context)
     assert not api.calls
     assert field in context["ti"].xcom["error"]["error"], "the reason is left for the pipeline's manifest"
 
@@ -189,12 +192,41 @@ def test_content_policy_at_submit_fails_without_retry(api, context, state_store)
     assert STATE_KEY not in state_store.data, "a refused submit leaves no pending marker"
 
 
-def test_server_error_at_submit_is_retried_by_airflow_without_a_marker(api, context, state_store) -> None:
-    api.post("/videos/generations").mock(return_value=httpx.Response(503, json={"error": {"code": "500"}}))
+def test_a_submit_that_never_left_is_retried_by_airflow_without_a_marker(api, context, state_store) -> None:
+    api.post("/videos/generations").mock(side_effect=httpx.ConnectError("no route"))
     with pytest.raises(AirflowException, match="transient") as exc:
         operator().execute(context)
     assert not isinstance(exc.value, AirflowFailException)
     assert STATE_KEY not in state_store.data
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        httpx.Response(503, json={"error": {"code": "500", "message": "server flow exceeded"}}),
+        httpx.Response(503, text="Service Unavailable"),
+        httpx.Response(429, json={"error": {"code": "1302", "message": "too many"}}),
+    ],
+    ids=["503-with-code", "503-bare", "429-1302"],
+)
+def test_a_capacity_refusal_waits_and_submits_again_whatever_its_status(api, context, state_store, refusal) -> None:
+    """A 503 "server flow exceeded" created nothing, like a 1302: once the hook's resends run out the
+    try is not failed (it was, before) but deferred to a timer, and the next submit pays once."""
+    route = api.post("/videos/generations").mock(side_effect=[refusal, httpx.Response(200, json=SUBMITTED)])
+    op = operator()
+    deferred = defer(op, context)
+    assert isinstance(deferred.trigger, CogVideoSubmitBackoffTrigger), "no worker held, no failed try"
+    assert STATE_KEY not in state_store.data, "a refused POST leaves no pending marker"
+    deferred.trigger.resume_at = time.time()
+    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=run_trigger(deferred.trigger)))
+    assert resumed.trigger.job_id == JOB
+    assert route.call_count == 2
+
+
+def test_a_server_error_at_submit_is_ambiguous_and_not_retried(api, context, state_store) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(502, text="Bad Gateway"))
+    with pytest.raises(AirflowFailException, match="outcome unknown"):
+        operator().execute(context)
 
 
 def test_timeout_message_names_job_and_duration_and_keeps_job_for_retry(api, context, state_store) -> None:
@@ -360,8 +392,9 @@ def test_synchronous_path_polls_on_the_worker(api, context) -> None:
 
 def test_wait_for_completion_false_returns_the_job(api, context) -> None:
     submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
-    result = operator(wait_for_completion=False).execute(context)
+    result = operator(wait_for_completion=False, request_id="req-no-wait-1").execute(context)
     assert (result["id"], result["task_status"], result["video_url"]) == (JOB, "PROCESSING", None)
+    assert result["request_id"] == "req-no-wait-1" == json.loads(submit.calls.last.request.content)["request_id"]
     api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=PROCESSING))
     assert operator(wait_for_completion=False).execute(context)["id"] == JOB, "a retry returns the same job"
     assert submit.call_count == 1
@@ -385,8 +418,10 @@ def test_dry_run_validates_and_prices_but_sends_nothing(api, context, state_stor
 
 
 def test_dry_run_refuses_bad_input_like_a_real_submit(api, context) -> None:
+    op = operator(dry_run=True, size="{{ params.size }}")
+    op.size = "720x480"  # as rendered
     with pytest.raises(AirflowFailException, match="size"):
-        operator(dry_run=True, size="720x480").execute(context)
+        op.execute(context)
     with pytest.raises(AirflowFailException, match=r"dry_run: must be true or false, got 'maybe'"):
         operator(dry_run="maybe").execute(context)
     assert not api.calls
@@ -521,3 +556,73 @@ def test_options_are_templated_and_validated_after_rendering(api, context) -> No
     defer(unset, context)
     assert "fps" not in json.loads(route.calls[-1].request.content), "an unset param leaves the option unset"
     assert route.call_count == 2
+
+
+def test_a_2xx_submit_answer_with_wrongly_typed_fields_fails_the_task_without_retry(api, context) -> None:
+    """Before: pydantic's ValidationError escaped the ambiguous-submit handling, Airflow retried, and
+    each retry paid again."""
+    submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json={**SUBMITTED, "id": 1.5}))
+    with pytest.raises(AirflowFailException, match="outcome unknown") as exc:
+        operator(request_id="req-typed-1").execute(context)
+    assert "Not retried" in str(exc.value)
+    assert submit.call_count == 1
+    error = context["ti"].xcom["error"]
+    assert (error["status"], error["request_id"]) == ("ambiguous", "req-typed-1")
+
+
+@pytest.mark.parametrize(
+    ("conn", "complaint"),
+    [
+        ({"password": "no-dot-in-this-key"}, "<id>.<secret>"),
+        ({"extra": {"tier": "V9"}}, "extra tier"),
+        ({"extra": {"request_timeout": 0}}, "extra request_timeout"),
+    ],
+    ids=["key-without-dot", "bad-tier", "bad-number"],
+)
+def test_a_connection_that_cannot_work_fails_the_task_without_retry_naming_it(
+    api, context, make_conn, conn, complaint
+) -> None:
+    make_conn("cogvideo_broken", **conn)
+    with pytest.raises(AirflowFailException, match=complaint) as exc:
+        operator(cogvideo_conn_id="cogvideo_broken").execute(context)
+    assert "'cogvideo_broken'" in str(exc.value)
+    assert not api.calls
+    assert "cogvideo_broken" in context["ti"].xcom["error"]["error"]
+
+
+def test_the_video_link_has_its_xcom_before_the_task_defers(api, context) -> None:
+    """Airflow computes extra links when a try ends, deferring included: without a value the link's
+    lookup logged ``XCom not found ... key='video_url'`` as an error in every healthy deferred task."""
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    defer(operator(), context)
+    assert "video_url" in context["ti"].xcom and context["ti"].xcom["video_url"] is None
+
+
+def test_the_model_is_read_in_any_case_and_sent_as_the_table_spells_it(api, context) -> None:
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    zhipu = operator(model="CogVideoX-3", size="1920x1080")
+    defer(zhipu, context)
+    assert json.loads(route.calls.last.request.content)["model"] == "cogvideox-3"
+    assert (
+        zhipu.build_request().fingerprint == operator(model="cogvideox-3", size="1920x1080").build_request().fingerprint
+    )
+    assert zhipu.build_request().request.model == "cogvideox-3"
+
+
+def test_literal_options_are_checked_when_the_dag_is_parsed() -> None:
+    from airflow_provider_cogvideo.errors import CogVideoValidationError
+
+    with pytest.raises(
+        CogVideoValidationError, match=r"'cogvidex-3' is not a known video model \(did you mean 'cogvideox-3'\?\)"
+    ):
+        operator(model="cogvidex-3")
+    with pytest.raises(CogVideoValidationError, match="size: '720x480' is not allowed for model 'cogvideox-3'"):
+        operator(size="720x480")
+    with pytest.raises(CogVideoValidationError, match="fps: 24 is not allowed"):
+        operator(model="CogVideoX-3", fps="24")
+    with pytest.raises(CogVideoValidationError, match="duration"):
+        operator(model="viduq1-image", duration=10)
+    # What only the run knows is left to the run, where the same rules apply before paying.
+    operator(size="{{ params.size }}", fps="None", model="cogvideox-3")
+    operator(model="{{ params.model }}", size="720x480")
+    operator(model="my-new-model", capability_overrides={"sizes": ["720x480"]}, size="720x480")

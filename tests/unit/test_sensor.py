@@ -100,3 +100,13 @@ def test_a_deferred_sensor_that_times_out_raises_sensor_timeout(context) -> None
              "job_id": JOB, "polls": 3, "waited_seconds": 60.0, "result": None}  # fmt: skip
     with pytest.raises(AirflowSensorTimeout, match="stopped waiting"):
         sensor().execute_complete(context, event=event)
+
+
+def test_the_sensor_says_which_job_it_waits_for_and_until_when(context, capsys, caplog) -> None:
+    with respx.mock(base_url=BASE_URL) as api:
+        api.get(f"/async-result/{JOB}").mock(return_value=PROCESSING)
+        with pytest.raises(TaskDeferred):
+            sensor(timeout=600).execute(context)
+    logged = capsys.readouterr().out + caplog.text
+    assert f"Waiting for CogVideo job {JOB} until" in logged and "timeout 600 s" in logged
+    assert "video_url" in context["ti"].xcom, "the video link finds its XCom while the sensor is deferred"

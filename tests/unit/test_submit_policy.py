@@ -22,6 +22,8 @@ from airflow_provider_cogvideo.errors import (
     CogVideoRateLimitError,
     CogVideoServerError,
     CogVideoTransportError,
+    CogVideoUnexpectedAnswerError,
+    refused_for_capacity,
     submit_answer,
 )
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
@@ -134,6 +136,43 @@ def test_2xx_without_a_usable_job_id_is_ambiguous_and_sent_once(make_conn, submi
     assert "\r" not in str(exc.value) and "\n" not in str(exc.value)
 
 
+WRONGLY_TYPED = {
+    "float-id": {**CREATED, "id": 1.5},
+    "object-id": {**CREATED, "id": {"value": "8868902201637896192"}},
+    "list-id": {**CREATED, "id": ["8868902201637896192"]},
+    "bool-id": {**CREATED, "id": True},
+    "null-status": {**CREATED, "task_status": None},
+    "string-video-result": {**CREATED, "video_result": "x"},
+    "number-request-id": {**CREATED, "request_id": 1.25},
+}
+
+
+@pytest.mark.parametrize("answer", WRONGLY_TYPED.values(), ids=WRONGLY_TYPED.keys())
+def test_a_2xx_with_wrongly_typed_fields_is_ambiguous_and_sent_once(make_conn, submits, answer) -> None:
+    """A 200 that cannot be read as a job may follow a created job: ambiguous (never pydantic's raw
+    ValidationError, which Airflow would retry into a second paid submit); ``true`` is no job id."""
+    submits.mock(return_value=httpx.Response(200, json=answer))
+    with pytest.raises(CogVideoAmbiguousSubmitError) as exc:
+        hook_for(make_conn).submit(request())
+    assert submits.call_count == 1
+    assert exc.value.request_id == REQUEST_ID
+    assert "could not be read" in str(exc.value)
+
+
+@pytest.mark.parametrize("answer", WRONGLY_TYPED.values(), ids=WRONGLY_TYPED.keys())
+def test_a_query_answer_that_cannot_be_read_spends_the_retries_like_a_5xx(make_conn, api, answer) -> None:
+    success = {"task_status": "SUCCESS", "video_result": [{"url": "https://cdn.test/v.mp4"}]}
+    route = api.get("/async-result/1").mock(
+        side_effect=[httpx.Response(200, json=answer), httpx.Response(200, json=success)]
+    )
+    assert hook_for(make_conn).get_task("1").task_status == "SUCCESS", "a query creates nothing: asked again"
+    assert route.call_count == 2
+    route.mock(return_value=httpx.Response(200, json=answer))
+    with pytest.raises(CogVideoUnexpectedAnswerError, match="could not be read") as exc:
+        hook_for(make_conn, max_retries=0).get_task("1")
+    assert exc.value.retryable
+
+
 def test_numeric_job_id_is_accepted(make_conn, submits) -> None:
     submits.mock(return_value=httpx.Response(200, json={**CREATED, "id": 8868902201637896192}))
     assert hook_for(make_conn).submit(request()).id == "8868902201637896192"
@@ -168,12 +207,14 @@ def test_rate_limit_that_does_not_clear_raises_the_rate_limit_error(make_conn, s
     assert_resent_identically(submits, ATTEMPTS)
 
 
-def test_503_that_does_not_clear_raises_a_retryable_server_error(make_conn, submits) -> None:
-    """A 503 refusal created nothing, so its last failure is not ambiguous: the task may retry."""
+def test_503_that_does_not_clear_raises_a_capacity_refusal(make_conn, submits) -> None:
+    """A 503 refusal created nothing, so its last failure is not ambiguous: like a 1302, the operator
+    waits and submits again (``refused_for_capacity``)."""
     submits.mock(return_value=error(503))
     with pytest.raises(CogVideoServerError) as exc:
         hook_for(make_conn).submit(request())
     assert exc.value.retryable and not isinstance(exc.value, CogVideoAmbiguousSubmitError)
+    assert refused_for_capacity(exc.value)
     assert_resent_identically(submits, ATTEMPTS)
 
 
@@ -273,10 +314,14 @@ def test_every_failure_lands_in_a_row_and_every_row_is_reachable() -> None:
         CogVideoAPIError("x", code="1003", http_status=401, retryable=True),
         CogVideoBadRequestError("x", code="1214", http_status=400),
         CogVideoServerError("x", http_status=502, retryable=True),
-        CogVideoAPIError("x", http_status=200),
+        CogVideoUnexpectedAnswerError("x", http_status=200),
         CogVideoTransportError("x", may_have_arrived=True),
     ]
     assert [submit_answer(f) for f in failures] == list(SUBMIT_POLICY)
+    capacity = {"rate_limited", "flow_exceeded"}  # turned away, nothing created: the operator waits
+    assert [refused_for_capacity(f) for f in failures] == [answer in capacity for answer in SUBMIT_POLICY]
+    assert refused_for_capacity(CogVideoRateLimitError("x", code="1302", http_status=400, retryable=True))
+    assert not refused_for_capacity(CogVideoAccountError("x", code="1304", http_status=429))
     assert {rule.decision for rule in SUBMIT_POLICY.values()} == {"resend", "final", "ambiguous"}
 
 

@@ -125,6 +125,22 @@ async def test_budget_of_consecutive_transient_errors() -> None:
 
 
 @pytest.mark.asyncio
+async def test_an_unreadable_answer_spends_the_error_budget_and_ends_clearly() -> None:
+    """A 200 whose fields have the wrong types is an unexpected answer, not pydantic's raw error: it
+    costs the budget like a 5xx (a query creates nothing) and the event says what could not be read."""
+    unreadable = httpx.Response(200, json={"task_status": None, "video_result": "x"})
+    with respx.mock(base_url=BASE_URL) as api:
+        route = api.get(f"/async-result/{JOB}").mock(side_effect=[unreadable, PROCESSING, SUCCESS])
+        (event,) = await run_once(make_trigger(error_budget=1))
+        assert event["status"] == "success" and route.call_count == 3
+        route.mock(side_effect=None, return_value=unreadable)
+        (event,) = await run_once(make_trigger(error_budget=2))
+    assert (event["status"], event["reason"]) == ("error", "transient_errors_exhausted")
+    assert "'task_status' could not be read" in event["message"]
+    assert "ValidationError" not in event["message"] and "pydantic" not in event["message"]
+
+
+@pytest.mark.asyncio
 async def test_deadline_gives_timeout_event_naming_the_job() -> None:
     with respx.mock(base_url=BASE_URL) as api:
         api.get(f"/async-result/{JOB}").mock(return_value=PROCESSING)
