@@ -216,11 +216,12 @@ def resolve(hostname: str, shown: str) -> list[IPAddress]:
 
 @dataclass(frozen=True)
 class Target:
-    """A checked hop: the host as the transport will name it, its port, and the address to connect to."""
+    """A checked hop: the host as the transport will name it, its port, and the addresses (all
+    checked) to connect to, in the resolver's order."""
 
     host: str
     port: int
-    address: str
+    addresses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class AddressPolicy:
                 raise CogVideoDownloadError(
                     f"download of {shown} refused: {parts.hostname} is a {kind} address ({detail})"
                 )
-        return Target(host=raw_host.lower(), port=port, address=str(addresses[0]))
+        return Target(host=raw_host.lower(), port=port, addresses=tuple(str(_plain(a)) for a in addresses))
 
 
 def _kind(address: IPAddress) -> str | None:
@@ -288,18 +289,19 @@ def _is_loopback_literal(hostname: str) -> bool:
 class _PinnedBackend:
     """httpcore's network backend, connecting only to the address checked for a host and port.
 
-    httpcore hands ``connect_tcp`` the URL's host; this backend looks the pinned address up instead
-    of resolving again, and refuses a host that was never checked. TLS is then started by httpcore
+    httpcore hands ``connect_tcp`` the URL's host; this backend takes the addresses pinned for it
+    instead of resolving again (trying them in turn, as ``socket.create_connection`` does with a
+    resolver's answer), and refuses a host that was never checked. TLS is then started by httpcore
     with the host name as SNI and for certificate verification (``server_hostname``)."""
 
     def __init__(self) -> None:
         import httpcore
 
         self._inner = httpcore.SyncBackend()
-        self._pins: dict[tuple[str, int], str] = {}
+        self._pins: dict[tuple[str, int], tuple[str, ...]] = {}
 
     def pin(self, target: Target) -> None:
-        self._pins[(target.host, target.port)] = target.address
+        self._pins[(target.host, target.port)] = target.addresses
 
     def connect_tcp(
         self,
@@ -309,12 +311,20 @@ class _PinnedBackend:
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> Any:
-        address = self._pins.get((host.lower(), port))
-        if address is None:
+        import httpcore
+
+        addresses = self._pins.get((host.lower(), port))
+        if not addresses:
             raise CogVideoDownloadError(f"download refused: {host}:{port} was not checked before connecting")
-        return self._inner.connect_tcp(
-            address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
+        for index, address in enumerate(addresses):
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout):
+                if index == len(addresses) - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
         raise CogVideoDownloadError("download refused: no Unix sockets")

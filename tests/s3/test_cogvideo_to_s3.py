@@ -345,13 +345,14 @@ def test_compressed_video_is_refused_before_an_upload_exists(
 ) -> None:
     """20 MiB of zeros as ~20 KB of gzip: httpx would inflate a whole network read at once before any
     count saw it. Downloads ask for identity; an encoded body is refused when its headers arrive,
-    without retry, and no multipart upload is started."""
+    and the task fails without Airflow's retries (trying again cannot change the answer); no
+    multipart upload is started."""
     job["video_url"] = gzip_server.add(f"{job['id']}-bomb.mp4", 20 * MiB)
     op = transfer(bucket, job, cover_s3_key=None, max_video_bytes=6 * MiB, cogvideo_conn_id=STREAM_CONN_ID)
     op.s3_client = client = CountingClient(op.s3_client)
-    with pytest.raises(CogVideoDownloadError, match="Content-Encoding 'gzip', which was not asked for") as exc:
+    with pytest.raises(AirflowFailException, match="Content-Encoding 'gzip', which was not asked for") as exc:
         op.execute(make_context())
-    assert not exc.value.retryable
+    assert isinstance(exc.value.__cause__, CogVideoDownloadError) and not exc.value.__cause__.retryable
     assert client.calls["create_multipart_upload"] == 0
     assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
 
@@ -389,17 +390,27 @@ def test_cover_is_capped_as_it_streams_and_never_read_compressed(
     job["video_url"] = gzip_server.add(f"{job['id']}.mp4", 1 * MiB, gzip=False)
     job["cover_image_url"] = gzip_server.add(f"{job['id']}-cover.png", 60 * MiB, content_type="image/png", gzip=gzip)
     refusal = (
-        (CogVideoDownloadError, "Content-Encoding 'gzip', which was not asked for")
+        "Content-Encoding 'gzip', which was not asked for"
         if gzip
-        else (AirflowFailException, rf"cover image is over its cap of {50 * MiB} bytes")
+        else rf"cover image is over its cap of {50 * MiB} bytes"
     )
-    with pytest.raises(refusal[0], match=refusal[1]):
+    with pytest.raises(AirflowFailException, match=refusal):
         transfer(bucket, job, cogvideo_conn_id=STREAM_CONN_ID).execute(make_context())
     assert object_keys(s3, bucket) == [f"videos/{job['metadata']['product_id']}.mp4"], "no cover stored"
     assert pending_uploads(s3, bucket) == []
 
 
 # ------------------------------------------------------------------ where downloads go, what is shown
+def test_a_refused_download_target_fails_the_task_without_retry(s3: Any, bucket: str, job: dict[str, Any]) -> None:
+    """A result URL on the cloud metadata service is refused by the hook; before, the refusal escaped
+    as a plain error and Airflow retried it, to be refused again."""
+    job["video_url"] = "http://169.254.169.254/latest/meta-data/iam"
+    with pytest.raises(AirflowFailException, match=r"169\.254\.169\.254 is a link-local address") as exc:
+        transfer(bucket, job).execute(make_context())
+    assert "not retried" in str(exc.value)
+    assert object_keys(s3, bucket) == [] and pending_uploads(s3, bucket) == []
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

@@ -36,6 +36,8 @@ DNS: dict[str, list[str]] = {
     "rebind.test": [PUBLIC, "127.0.0.1"],
     "tls.test": ["127.0.0.1"],
 }
+BOTH = {"dual.test": ["2606:4700::1111", PUBLIC], "half-inside.test": [PUBLIC, "10.0.0.7"]}
+"""Names answered with several addresses at once."""
 _REAL_GETADDRINFO = socket.getaddrinfo
 
 
@@ -51,6 +53,12 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             pass
         else:
             return _REAL_GETADDRINFO(host, port, *args, **kwargs)
+        if host in BOTH:
+            asked.append(host)
+            return [
+                (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0))
+                for a in BOTH[host]
+            ]
         if host not in DNS:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         answers = DNS[host]
@@ -209,6 +217,18 @@ def test_dns_rebinding_cannot_move_the_connection(make_conn, connects, lookups) 
     assert connects == [(PUBLIC, 80)]
     assert lookups == ["rebind.test"]
     assert exc.value.retryable and "s3cr3t" not in str(exc.value)
+
+
+def test_every_checked_address_is_tried_in_turn_and_only_those(make_conn, connects, lookups) -> None:
+    """A dual-stack name: the IPv6 address first, then the IPv4 one (a worker without IPv6 still
+    connects), both checked, and the name looked up once."""
+    hook = hook_for(make_conn)
+    with pytest.raises(CogVideoDownloadError, match="ConnectError"):
+        download(hook, "https://dual.test/v.mp4")
+    assert connects == [("2606:4700::1111", 443), (PUBLIC, 443)]
+    assert lookups == ["dual.test"]
+    assert "is a private address (10.0.0.7)" in refused(hook, "https://half-inside.test/v.mp4")
+    assert connects == [("2606:4700::1111", 443), (PUBLIC, 443)], "nothing sent when one address is inside"
 
 
 def test_environment_proxies_are_not_used(make_conn, connects, monkeypatch: pytest.MonkeyPatch) -> None:
