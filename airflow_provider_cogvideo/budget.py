@@ -6,7 +6,8 @@ instance of the task can read it and no extra infrastructure is needed:
 
 * each task instance keeps what it has paid (list price of every submit sent, over all its tries) in
   its ``task_state_store`` (key :data:`SPENT_KEY`), which survives retries;
-* and publishes ``{"paid", "reserved", "at", "map_index"}`` in XCom :data:`XCOM_SPEND`, which its
+* and publishes ``{"paid", "reserved", "at", "map_index"}`` in XCom
+  :data:`~airflow_provider_cogvideo.xcom.XCOM_SPEND`, which its
   siblings read with one ``xcom_pull``.
 
 Before a submit an instance *reserves* the price (publishes it), then reads every sibling's entry:
@@ -19,29 +20,13 @@ try only.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
-from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.xcom import XCOM_SPEND
 
 SPENT_KEY = "cogvideo_spent"
-XCOM_SPEND = "spend"
-MAX_BUDGET = 1e9
-"""The largest budget accepted (in the endpoint's currency): anything above is surely a typo."""
-
-
-def parse_budget(value: Any) -> float | None:
-    """``max_total_price`` from a DAG argument or a rendered template: None/"None"/"" means no limit."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
-        return None
-    try:
-        amount = float(value)
-    except (TypeError, ValueError):
-        raise CogVideoValidationError("max_total_price", f"must be a number or unset, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(amount) or not 0 <= amount <= MAX_BUDGET:
-        raise CogVideoValidationError("max_total_price", f"{value!r} is out of range; allowed: 0 to {MAX_BUDGET:g}")
-    return amount
+"""This task instance's paid amount in ``task_state_store`` (beside the job store's record)."""
 
 
 class SpendLedger:
@@ -106,4 +91,4 @@ class SpendLedger:
             self._publish(0.0)
 
 
-__all__ = ["SPENT_KEY", "XCOM_SPEND", "SpendLedger", "parse_budget"]
+__all__ = ["SPENT_KEY", "SpendLedger"]

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.sizes import MiB, human_size
 
 ANY = "*"
 """In ``capability_overrides``: accept any value for that column."""
@@ -40,7 +41,6 @@ ANY = "*"
 PROMPT_MAX_CHARS = 512
 USER_ID_LENGTH = (6, 128)
 REQUEST_ID_LENGTH = (6, 64)
-MiB = 1024 * 1024
 
 TIER_CONCURRENCY: dict[str, int] = {"V0": 5, "V1": 10, "V2": 15, "V3": 20}
 """Tasks in flight per (account, model), by account tier (spec §5.4). The connection's ``tier``
@@ -377,7 +377,7 @@ def check_image_properties(
     if n_bytes > caps.image_max_bytes:
         raise CogVideoValidationError(
             label,
-            f"{n_bytes / MiB:.1f} MiB is over the {caps.image_max_bytes // MiB} MB limit of {caps.name!r}",
+            f"{human_size(n_bytes)} is over the {human_size(caps.image_max_bytes)} limit of {caps.name!r}",
         )
     if caps.image_max_aspect is not None:
         ratio = max(width, height) / max(1, min(width, height))

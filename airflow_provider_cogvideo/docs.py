@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES, MiB
-from airflow_provider_cogvideo.errors import API_ERROR_CODES, SUBMIT_POLICY
+from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+from airflow_provider_cogvideo.errors import API_ERROR_CODES
+from airflow_provider_cogvideo.hooks.submit_policy import SUBMIT_POLICY
 from airflow_provider_cogvideo.metrics import METRICS
+from airflow_provider_cogvideo.sizes import MiB
 
 
 def capability_table_markdown() -> str:
@@ -54,7 +56,8 @@ def error_table_markdown() -> str:
 
 
 def submit_policy_markdown() -> str:
-    """The README's submit policy, generated from :data:`~airflow_provider_cogvideo.errors.SUBMIT_POLICY`."""
+    """The README's submit policy, generated from
+    :data:`~airflow_provider_cogvideo.hooks.submit_policy.SUBMIT_POLICY`."""
     rows = ["| a submit answered | the hook | why | when the resends run out |", "|---|---|---|---|"]
     rows += [
         f"| {rule.answer} | {rule.decision} | {rule.why} | "

@@ -34,10 +34,9 @@ exception class and decide whether to retry, the emulator reads it to answer wit
 status and message, and the README's error table is generated from it (:mod:`.docs`).
 Retryability follows ``shared/spec`` §5.3.
 
-A submit is different: it costs money, and some failures may follow a job that *was* created.
-:data:`SUBMIT_POLICY` says, per kind of answer, whether the hook sends a submit again (only what
-proves no job was created), raises it as the API error, or raises :class:`CogVideoAmbiguousSubmitError`;
-:func:`submit_answer` places a failure in its row. Queries create nothing and use ``retryable``.
+``retryable`` is what queries follow (they create nothing). A submit costs money, and some failures
+may follow a job that *was* created: whether one is sent again is the submit policy's decision
+(:mod:`airflow_provider_cogvideo.hooks.submit_policy`), which reads these classes and fields.
 
 No exception here ever carries the API key: messages come from the server's error body (scrubbed
 of the key by the hook) plus the code and status.
@@ -46,7 +45,7 @@ of the key by the hook) plus the code and status.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 
 class CogVideoError(Exception):
@@ -167,7 +166,8 @@ class CogVideoUnexpectedAnswerError(CogVideoAPIError):
 
     For a query it is retryable like a 5xx (a query creates nothing, so trying again costs only the
     poll error budget). For a submit it is never resent: the server took the request and may have
-    created a job, so :data:`SUBMIT_POLICY` files it under ``no_job_id`` (ambiguous)."""
+    created a job, so :data:`~airflow_provider_cogvideo.hooks.submit_policy.SUBMIT_POLICY` files it
+    under ``no_job_id`` (ambiguous)."""
 
     def __init__(
         self,
@@ -364,106 +364,8 @@ def api_error(
     )
 
 
-# ---------------------------------------------------------------------------------------------------
-# The submit policy: every submit costs money, so resending one is decided by what its answer proves.
-
-SubmitDecision = Literal["resend", "final", "ambiguous"]
-
-
-@dataclass(frozen=True)
-class SubmitRule:
-    """One row of :data:`SUBMIT_POLICY`: an answer to ``POST /videos/generations`` and what follows.
-
-    ``resend``: the hook sends the same body again (same ``request_id``) while attempts remain;
-    ``final``: raised at once as the API error; ``ambiguous``: raised at once as
-    :class:`CogVideoAmbiguousSubmitError`, because a job may exist.
-
-    ``capacity``: the service turned the request away for lack of capacity and created nothing. When
-    the hook's resends run out, the generate operator does not fail the try: it waits (deferred, no
-    worker held) and submits again within its deadline. A 1302 rate limit and a 503 "server flow
-    exceeded" mean the same thing to the caller, so they are treated alike.
-    """
-
-    answer: str
-    decision: SubmitDecision
-    why: str
-    capacity: bool = False
-
-
-SUBMIT_POLICY: dict[str, SubmitRule] = {
-    "not_sent": SubmitRule(
-        "no connection: connect error or timeout, no free pool slot, proxy refused",
-        "resend",
-        "the request never left this machine",
-    ),
-    "rate_limited": SubmitRule(
-        "429 that the error table retries (1302, 1303, 1305, 1120, or no known code)",
-        "resend",
-        "a refusal: no job was created, and the limit clears",
-        capacity=True,
-    ),
-    "flow_exceeded": SubmitRule(
-        "503 (server flow exceeded)",
-        "resend",
-        "the service turned the request away before taking it",
-        capacity=True,
-    ),
-    "token_expired": SubmitRule(
-        "401 with 1003 (token expired) under auth=jwt",
-        "resend",
-        "refused at the gate; the next attempt signs a fresh token",
-    ),
-    "refused": SubmitRule(
-        "any other 4xx",
-        "final",
-        "the server refused and created nothing: raised as the API error, whose retried column says "
-        "whether a later task try may help",
-    ),
-    "server_error": SubmitRule(
-        "any other 5xx (500, 502, 504...)",
-        "ambiguous",
-        "a crash or a gateway timeout can follow a created job; resent (same request_id) only with "
-        "the connection extra resend_submit_on_5xx",
-    ),
-    "no_job_id": SubmitRule(
-        "2xx that cannot be read as a job (not JSON, no id, malformed id, a field of the wrong type)",
-        "ambiguous",
-        "a job may exist, but it cannot be tracked",
-    ),
-    "lost_answer": SubmitRule(
-        "no answer: read or write timeout, dropped connection",
-        "ambiguous",
-        "the request may have reached the server and created a job",
-    ),
-}
-"""What a submit's answer means for sending it again (the hook reads it; the README shows it)."""
-
-
-def submit_answer(exc: CogVideoAPIError | CogVideoTransportError) -> str:
-    """The :data:`SUBMIT_POLICY` row a failed submit attempt falls in."""
-    if isinstance(exc, CogVideoTransportError):
-        return "lost_answer" if exc.may_have_arrived else "not_sent"
-    status = exc.http_status or 0
-    if status < 400:  # a 2xx the hook could not read a job from
-        return "no_job_id"
-    if exc.retryable and (status == 429 or isinstance(exc, CogVideoRateLimitError)):
-        return "rate_limited"
-    if status == 503:
-        return "flow_exceeded"
-    if status == 401 and exc.code == "1003" and exc.retryable:  # the hook re-signed its JWT
-        return "token_expired"
-    return "refused" if status < 500 else "server_error"
-
-
-def refused_for_capacity(exc: BaseException) -> bool:
-    """Whether a failed submit was turned away for capacity (its :data:`SUBMIT_POLICY` row's
-    ``capacity``): no job exists, and waiting is the answer, not a failed try."""
-    return isinstance(exc, CogVideoAPIError | CogVideoTransportError) and SUBMIT_POLICY[submit_answer(exc)].capacity
-
-
 __all__ = [
     "API_ERROR_CODES",
-    "SUBMIT_POLICY",
     "CogVideoAPIError",
     "CogVideoAccountError",
     "CogVideoAmbiguousSubmitError",
@@ -486,9 +388,6 @@ __all__ = [
     "CogVideoTransportError",
     "CogVideoUnexpectedAnswerError",
     "CogVideoValidationError",
-    "SubmitRule",
     "api_error",
     "classify",
-    "refused_for_capacity",
-    "submit_answer",
 ]

@@ -17,6 +17,11 @@ boundary during an upgrade, so both kinds are defined, built and read here only:
 
 Payloads are plain JSON dicts on the wire. Reading one is allow-listed: a ``None``, an unknown version,
 an unknown status or an unexpected field fails the task loudly instead of being half-understood.
+
+What a job event that is not a success means is decided here too, once: :func:`job_error` gives the
+provider's exception (what :meth:`CogVideoHook.generate
+<airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook.generate>` raises) and :func:`raise_for_event`
+the exception Airflow acts on (what the operator and the sensor raise), from the same decision.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from airflow_provider_cogvideo.errors import CogVideoJobError, CogVideoJobFailedError, CogVideoJobTimeoutError
 
 EVENT_VERSION = 1
 FINAL_REASONS = frozenset({"job_failed", "auth", "unknown_job", "content_policy"})
@@ -105,18 +112,32 @@ def read_event(event: Any, kind: type[EventT]) -> EventT:
         raise AirflowException(f"Unexpected trigger event (version skew or a bug): {event!r}") from None
 
 
+def job_error(event: JobEvent) -> CogVideoJobError | None:
+    """The exception a job event means for a caller of the hook, or None for a success.
+
+    A final failure (:attr:`JobEvent.is_final`: the job failed, the key is refused, the job is unknown)
+    is :class:`CogVideoJobFailedError`; anything else (the deadline, polls that kept failing) is
+    :class:`CogVideoJobTimeoutError`, retryable: the job may still finish."""
+    if event.status == "success":
+        return None
+    kind = CogVideoJobFailedError if event.is_final else CogVideoJobTimeoutError
+    return kind(event.message, job_id=event.job_id, event=event.payload())
+
+
 def raise_for_event(event: JobEvent) -> None:
-    """Map a non-success job event to the exception Airflow should see: final failures are not retried."""
+    """Raise what a job event that is not a success means to Airflow (:func:`job_error`'s decision):
+    a final failure is an ``AirflowFailException`` (not retried), anything else an ``AirflowException``."""
     from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-    if event.status == "success":
+    error = job_error(event)
+    if error is None:
         return
     if event.status == "timeout":
         raise AirflowException(
             f"Timed out: {event.message}. Job {event.job_id} was waited on for {event.waited_seconds:.0f} s; "
             "a retry reconnects to it with a fresh window."
         )
-    if event.is_final:
+    if not error.retryable:
         raise AirflowFailException(f"CogVideo job {event.job_id} failed ({event.reason}): {event.message}")
     raise AirflowException(f"CogVideo job {event.job_id} could not be followed ({event.reason}): {event.message}")
 
@@ -126,6 +147,7 @@ __all__ = [
     "FINAL_REASONS",
     "JobEvent",
     "ResubmitEvent",
+    "job_error",
     "job_event",
     "raise_for_event",
     "read_event",

@@ -39,6 +39,8 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+from airflow_provider_cogvideo.redact import is_http_url, shorten
+from airflow_provider_cogvideo.sizes import human_size
 
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
 DEFAULT_TEMPLATE = TEMPLATES_DIR / "gallery.html"
@@ -103,7 +105,7 @@ def safe_url(url: Any) -> str | None:
     """``url`` if the page may load it: ``http(s)://`` or a relative reference; otherwise None."""
     if not isinstance(url, str) or not url.strip() or any(c.isspace() or not c.isprintable() for c in url):
         return None
-    if url.startswith(("http://", "https://")):
+    if is_http_url(url):
         return url
     first_segment = url.split("/", 1)[0]
     return None if _SCHEME_RE.match(first_segment) or url.startswith("//") else url
@@ -121,18 +123,14 @@ def text(value: Any, limit: int = MAX_TEXT) -> str | None:
         shown = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     else:
         shown = str(value)
-    return shown if len(shown) <= limit else f"{shown[:limit]}… ({len(shown) - limit} more characters)"
+    return shorten(shown, limit)
 
 
-def human_size(size: Any) -> str | None:
-    """``12.3 MB`` / ``456 KB`` / ``789 bytes``."""
+def _size(size: Any) -> str | None:
+    """A manifest row's byte count as people read it (:func:`~airflow_provider_cogvideo.sizes.human_size`)."""
     if isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0:
         return None
-    if size < 1024:
-        return f"{size:.0f} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / 1024 / 1024:.1f} MB"
+    return human_size(size)
 
 
 def human_seconds(seconds: Any) -> str | None:
@@ -209,7 +207,7 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
             if name not in _NOT_OPTIONS and (shown := text(value, 500)) is not None
         ],
         "duration": _duration(request, model),
-        "size": human_size(row.get("size")),
+        "size": _size(row.get("size")),
         "sha256": sha256,
         "sha256_short": sha256[:12] if sha256 else None,
         "price": _money(row.get("price"), currency),
@@ -338,7 +336,6 @@ __all__ = [
     "find_template",
     "gallery_context",
     "human_seconds",
-    "human_size",
     "mapped_media",
     "parse_s3_uri",
     "quote_path",

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_cogvideo.redact import authority, is_http_url
+
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -75,7 +77,7 @@ def dataset_for(ref: Any) -> Dataset | None:
         bucket, _, key = ref.removeprefix("s3://").partition("/")
         bucket = bucket.rpartition("@")[2]  # no bucket name holds '@': what precedes it is credentials
         return s3_dataset(bucket, key) if bucket else None
-    if ref.startswith(("http://", "https://")):
+    if is_http_url(ref):
         try:
             parts = urlsplit(ref)
             host, port = parts.hostname, parts.port
@@ -83,9 +85,7 @@ def dataset_for(ref: Any) -> Dataset | None:
             return None
         if not host:
             return None
-        host = f"[{host}]" if ":" in host else host
-        authority = f"{host}:{port}" if port else host
-        return Dataset(namespace=f"{parts.scheme}://{authority}", name=parts.path or "/")
+        return Dataset(namespace=f"{parts.scheme}://{authority(host, port)}", name=parts.path or "/")
     if ref.startswith("/") and "\n" not in ref:
         return Dataset(namespace="file", name=posixpath.normpath(ref))
     return None
@@ -156,7 +156,7 @@ def image_refs(images: Any) -> list[Any]:
 
 
 def _absolute_if_file(ref: Any) -> Any:
-    if not isinstance(ref, str) or ref.startswith(("s3://", "http://", "https://", "data:")) or len(ref) >= 4096:
+    if not isinstance(ref, str) or is_http_url(ref) or ref.startswith(("s3://", "data:")) or len(ref) >= 4096:
         return ref
     try:
         path = Path(ref.strip()).expanduser()
@@ -185,7 +185,7 @@ def _resumed_event(task_instance: Any) -> Mapping[str, Any] | None:
 def _options(operator: Any, model: str | None) -> dict[str, Any]:
     """The operator's rendered video options, typed as the request model reads them when it can."""
     from airflow_provider_cogvideo.models import VideoGenerationRequest
-    from airflow_provider_cogvideo.prepare import rendered_none
+    from airflow_provider_cogvideo.validation import rendered_none
 
     raw = {name: rendered_none(getattr(operator, name, None)) for name in JOB_OPTIONS}
     raw = {name: value for name, value in raw.items() if value is not None}
@@ -215,9 +215,9 @@ def generation_lineage(operator: Any, task_instance: Any) -> OperatorLineage:
     ``cogvideo_job``. A retry that returns a finished job kept from an earlier try reports no job id."""
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider_cogvideo.common import DRY_RUN_STATUS, as_bool
     from airflow_provider_cogvideo.models import TaskResult
-    from airflow_provider_cogvideo.prepare import rendered_none
+    from airflow_provider_cogvideo.validation import as_bool, rendered_none
+    from airflow_provider_cogvideo.xcom import DRY_RUN_STATUS
 
     model = rendered_none(getattr(operator, "model", None))
     result: dict[str, Any] = {"model": model, "request_id": rendered_none(getattr(operator, "request_id", None))}

@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
-from airflow_provider_cogvideo.common import XCOM_S3_LINK, XCOM_VIDEO_URL
+from airflow_provider_cogvideo.redact import is_http_url
+from airflow_provider_cogvideo.xcom import XCOM_S3_LINK, XCOM_VIDEO_URL
 
 
 def signed_url_expiry(url: str) -> float | None:
@@ -58,7 +59,7 @@ class CogVideoVideoLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         url = XCom.get_value(key=XCOM_VIDEO_URL, ti_key=ti_key)
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not is_http_url(url):
             return ""
         expiry = signed_url_expiry(url)
         return "" if expiry is not None and expiry <= time.time() else url

@@ -2,8 +2,9 @@
 
 They go through Airflow's ``Stats`` (StatsD, Datadog or OpenTelemetry, as the deployment's
 ``[metrics]`` section says), so a team sees spend and API behaviour in the dashboards it already has.
-Crash-safe retries also emit Airflow's own ``resumable_job.*`` counters (the names Airflow 3.3's
-``ResumableJobMixin`` uses), so reconnects show up next to those of the official providers.
+Crash-safe retries count their decisions as ``cogvideo.resume.<decision>``: the decisions Airflow
+3.3's ``ResumableJobMixin`` counts as ``resumable_job.*``, in this provider's namespace because the
+store is this provider's own (:mod:`.job_store` says why).
 
 StatsD counters are integers: the list price is counted in hundredths of its currency
 (``cogvideo.list_price.CNY`` +100 for a 1 CNY video).
@@ -26,9 +27,9 @@ METRICS: dict[str, tuple[str, str]] = {
     "cogvideo.render_time": ("timer", "from the submit to the poll that saw the job succeed"),
     "cogvideo.list_price.<currency>": ("counter", "list price of accepted submits, in hundredths (CNY, USD)"),
     "cogvideo.dry_runs": ("counter", "dry runs (validated and priced, nothing sent)"),
-    "resumable_job.<decision>": (
+    "cogvideo.resume.<decision>": (
         "counter",
-        "Airflow's crash-safe retry decisions: fresh_submit, reconnect_attempt, reconnect_success, "
+        "crash-safe retry decisions: fresh_submit, reconnect_attempt, reconnect_success, "
         "already_succeeded, terminal_resubmit (tag operator)",
     ),
 }

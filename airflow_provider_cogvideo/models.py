@@ -30,7 +30,7 @@ from airflow_provider_cogvideo.capabilities import (
     check_option,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.redact import has_credentials, scrub
+from airflow_provider_cogvideo.redact import has_credentials, is_http_url, scrub
 
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAIL"})
 _STATUS_RE = re.compile(r"[A-Z][A-Z_]{0,31}")
@@ -177,7 +177,7 @@ class VideoGenerationRequest(BaseModel):
             )
         if caps.base64_needs_data_uri:
             for i, img in enumerate(images):
-                if not img.startswith(("http://", "https://", "data:")):
+                if not (is_http_url(img) or img.startswith("data:")):
                     raise CogVideoValidationError(
                         f"image_url[{i}]", f"model {caps.name!r} needs base64 as a data URI (data:image/...)"
                     )
@@ -233,7 +233,7 @@ def _first_validation_error(exc: ValidationError) -> CogVideoValidationError:
 
 def describe_image(image: str) -> str:
     """A short, log-safe description of one wire image (URLs kept, base64 summarised)."""
-    if image.startswith(("http://", "https://")):
+    if is_http_url(image):
         return image
     head = image.split(",", 1)[0] if image.startswith("data:") else "base64"
     return f"<{head}, {len(image)} chars>"

@@ -3,10 +3,19 @@ validated against the model's row, what makes it "the same job" on a retry, and 
 
 The generate operator and :meth:`CogVideoHook.generate` (TaskFlow) build requests here, so both
 validate exactly alike before anything is paid for.
+
+Images (:func:`prepare_images`): a URL is passed through (the service fetches it); anything else is
+read (:mod:`.image_sources`), inspected with Pillow (:mod:`.image_pixels`: decodable? which format?
+how many bytes and pixels?) and sent as a data URI, the one base64 form every model accepts. One
+whose EXIF says it is rotated would arrive sideways (the service ignores EXIF), and no model takes
+HEIF: both are sent as an upright JPEG. Pillow and the Amazon provider are optional extras, checked
+before an image is read, naming the field, the value and the extra
+(:class:`~.errors.CogVideoMissingExtraError`); a URL needs neither.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -15,10 +24,75 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, canonical_model, capabilities_for, check_option
+from airflow_provider_cogvideo.capabilities import (
+    DEFAULT_MODEL,
+    ModelCapabilities,
+    canonical_model,
+    capabilities_for,
+    check_frame_pair,
+    check_image_properties,
+    check_option,
+)
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import prepare_images
+from airflow_provider_cogvideo.image_pixels import ImageInfo, inspect_image, normalized_jpeg
+from airflow_provider_cogvideo.image_sources import ByteLimit, read_image_bytes, require_extras_for
 from airflow_provider_cogvideo.models import VideoGenerationRequest
+from airflow_provider_cogvideo.redact import is_http_url, redact_url
+from airflow_provider_cogvideo.validation import is_unset
+
+
+@dataclass(frozen=True)
+class WireImage:
+    """One image as it will be sent, plus what we know about it (``info`` is None for URLs).
+
+    ``source`` says where it came from (the URL without its query string, which may carry a
+    signature; the ``s3://`` URI or path; base64 summarised): the request summary, which goes to
+    logs and XCom, shows it instead of the wire form."""
+
+    wire: str
+    digest: str
+    source: str
+    info: ImageInfo | None = None
+
+
+def prepare_images(
+    image: str | Sequence[str] | None, caps: ModelCapabilities, *, aws_conn_id: str | None
+) -> list[WireImage]:
+    """Turn an operator's ``image`` argument into wire images, validated against the model's row.
+
+    URLs need no extra; anything read here needs ``images`` (and ``s3://`` also ``amazon``):
+    ``CogVideoMissingExtraError`` naming the field, the value and the extra when it is missing."""
+    if image is None or image == "" or image == []:
+        return []
+    refs = [image] if isinstance(image, str) else list(image)
+    limit = ByteLimit.for_model(caps)
+    prepared: list[WireImage] = []
+    for index, ref in enumerate(refs):
+        label = f"image[{index}]" if len(refs) > 1 or not isinstance(image, str) else "image"
+        if not isinstance(ref, str) or not ref.strip():
+            raise CogVideoValidationError(label, f"must be a non-empty string, got {ref!r}")
+        ref = ref.strip()
+        if is_http_url(ref):
+            digest = hashlib.sha256(ref.encode()).hexdigest()
+            prepared.append(WireImage(wire=ref, digest=digest, source=redact_url(ref)))
+            continue
+        require_extras_for(ref, label)
+        data, source = read_image_bytes(ref, aws_conn_id=aws_conn_id, label=label, limit=limit)
+        info = inspect_image(data, label=label)
+        sent = data
+        if info.orientation != 1 or info.format == "heif":
+            # The service ignores EXIF: a rotated photo sent as it is would arrive sideways. No model
+            # takes HEIF. Both go as an upright JPEG (see normalized_rgb for colour and alpha).
+            sent, info = normalized_jpeg(data, limit.max_bytes, label=label)
+        check_image_properties(caps, index, info.format, info.n_bytes, info.width, info.height)
+        wire = f"data:{info.mime};base64,{base64.b64encode(sent).decode('ascii')}"
+        # The digest (request fingerprint) is of the bytes read, not of a re-encode that another
+        # Pillow version could produce differently: a retry must recognise its own job.
+        prepared.append(WireImage(wire=wire, digest=hashlib.sha256(data).hexdigest(), source=source, info=info))
+    known = [(p.info.width, p.info.height) for p in prepared if p.info is not None]
+    if len(known) == 2:
+        check_frame_pair(caps, known)
+    return prepared
 
 
 @dataclass(frozen=True)
@@ -40,21 +114,10 @@ def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], gene
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
-UNSET_TEXT = frozenset({"", "None"})
-"""What a templated option renders to when its param is unset (``"{{ params.fps }}"`` with no fps)."""
-
-
-def rendered_none(value: Any) -> Any:
-    """A templated option that rendered to ``"None"`` or ``""`` (its param was unset) is unset."""
-    if isinstance(value, str) and value.strip() in UNSET_TEXT:
-        return None
-    return value
-
-
 def _literal(value: Any) -> bool:
     """Whether a DAG file states ``value`` itself: a plain value, not a template, an XComArg or unset."""
     if isinstance(value, str):
-        return "{{" not in value and "{%" not in value and rendered_none(value) is not None
+        return "{{" not in value and "{%" not in value and not is_unset(value)
     return isinstance(value, bool | int | float)
 
 
@@ -110,10 +173,10 @@ def prepare_request(
 
 
 __all__ = [
-    "UNSET_TEXT",
     "PreparedRequest",
+    "WireImage",
     "check_literal_options",
+    "prepare_images",
     "prepare_request",
-    "rendered_none",
     "request_fingerprint",
 ]

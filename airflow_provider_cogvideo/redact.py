@@ -8,7 +8,13 @@ events, exception messages, manifests) goes through these functions first:
   ``user:password@``, whatever the scheme (``https``, ``ftp``, ``s3``...); :func:`has_credentials`
   tells a URL that carries a ``user:password@`` (refused as a result URL, wherever one is read);
 * server-provided text may echo the request, and so the key or a token: :func:`scrub` replaces every
-  secret given and caps the length, so a hostile server cannot flood logs or XCom rows.
+  secret given and caps the length, so a hostile server cannot flood logs or XCom rows;
+* any text quoted in a message (a refused value, a path, a base64 blob) is cut by :func:`shorten`,
+  which says how much was left out.
+
+The two URL facts that showing a URL needs live here too, for every module that reads URLs: whether
+text is an http(s) URL (:func:`is_http_url`, :data:`HTTP_SCHEMES`) and how a host and port are
+written in one (:func:`authority`: an IPv6 address in brackets).
 """
 
 from __future__ import annotations
@@ -20,12 +26,29 @@ from urllib.parse import urlsplit
 MAX_SERVER_TEXT = 500
 """Characters of server-provided text kept in messages (error bodies, FAIL reasons)."""
 REDACTED = "***"
+HTTP_SCHEMES = ("http", "https")
+"""The schemes the API, its result URLs and image URLs use, as :func:`urllib.parse.urlsplit` gives them."""
+_HTTP_PREFIXES = tuple(f"{scheme}://" for scheme in HTTP_SCHEMES)
 
 
 _URL_RE = re.compile(r"(\s*[A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)([^?#]*)(?:\?([^#]*))?", re.DOTALL)
 """``scheme://authority/path?query`` of any scheme (``https``, ``ftp``, ``s3``...), read without
 trusting the authority: it is cut at its last ``@``, so no ``user:password`` survives a host or port
 that does not parse."""
+
+
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` is written as an http(s) URL: it starts with ``http://`` or ``https://``, in
+    lower case and without leading blanks (callers strip first where blanks are allowed)."""
+    return text.startswith(_HTTP_PREFIXES)
+
+
+def authority(host: str, port: int | None = None) -> str:
+    """``host[:port]`` as a URL writes it: an IPv6 address in brackets (``[::1]:8080``), a name or an
+    IPv4 address as it is."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
 
 
 def redact_url(url: str) -> str:
@@ -37,9 +60,9 @@ def redact_url(url: str) -> str:
     match = _URL_RE.match(url)
     if match is None:
         return url
-    scheme, authority, path, query = match.groups()
-    host = authority.rpartition("@")[2]
-    if scheme.strip().lower() in ("http://", "https://"):
+    scheme, shown_authority, path, query = match.groups()
+    host = shown_authority.rpartition("@")[2]
+    if scheme.strip().lower().removesuffix("://") in HTTP_SCHEMES:
         host = _http_host(url, host)
     return f"{scheme}{host}{path}" + ("?<redacted>" if query else "")
 
@@ -53,9 +76,7 @@ def _http_host(url: str, shown: str) -> str:
         port = parts.port
     except ValueError:
         return shown
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    return f"{host}:{port}" if port else host
+    return authority(host, port)
 
 
 def has_credentials(url: str) -> bool:
@@ -65,13 +86,28 @@ def has_credentials(url: str) -> bool:
     return match is not None and "@" in match[2]
 
 
+def shorten(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """``text`` cut to ``limit`` characters for a message, saying how many were left out: a message
+    names what was wrong, it does not carry a whole blob, path or server body."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def scrub(text: str, secrets: Iterable[str | None], *, limit: int = MAX_SERVER_TEXT) -> str:
-    """``text`` with every non-empty secret replaced and cut to ``limit`` characters."""
+    """``text`` with every non-empty secret replaced, then :func:`shorten` to ``limit`` characters."""
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    return text
+    return shorten(text, limit)
 
 
-__all__ = ["MAX_SERVER_TEXT", "has_credentials", "redact_url", "scrub"]
+__all__ = [
+    "HTTP_SCHEMES",
+    "MAX_SERVER_TEXT",
+    "authority",
+    "has_credentials",
+    "is_http_url",
+    "redact_url",
+    "scrub",
+    "shorten",
+]

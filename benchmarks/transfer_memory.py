@@ -381,8 +381,8 @@ class _ViewHook:
         self.view: _StreamView | None = None
 
     @contextlib.contextmanager
-    def stream_download(self, url: str) -> Iterator[_StreamView]:
-        with self._hook.stream_download(url) as response:
+    def stream_download(self, url: str, **kwargs: Any) -> Iterator[_StreamView]:
+        with self._hook.stream_download(url, **kwargs) as response:
             self.view = _StreamView(response, self._limit)
             yield self.view
 

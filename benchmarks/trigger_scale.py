@@ -208,6 +208,7 @@ async def _apply_experiment(variant: str) -> None:
 
     from airflow_provider_cogvideo.backoff import retry_after_seconds
     from airflow_provider_cogvideo.errors import CogVideoTransportError, api_error
+    from airflow_provider_cogvideo.hooks import answers
     from airflow_provider_cogvideo.hooks import cogvideo as hookmod
 
     original = hookmod.CogVideoHook.aget_task
@@ -217,13 +218,13 @@ async def _apply_experiment(variant: str) -> None:
         async def lean_aget_task(self: Any, job_id: str, *, retry: bool = True) -> Any:
             if retry:
                 return await original(self, job_id, retry=retry)
-            path = hookmod.QUERY_PATH.format(job_id=hookmod._checked_job_id(job_id))
+            path = hookmod.QUERY_PATH.format(job_id=answers.checked_job_id(job_id))
             client = await self._async_client()
             headers = self.__dict__.get("_exp_headers")
             if headers is None:  # api_key auth only (a JWT would need refreshing): fine for an experiment
                 headers = self.__dict__["_exp_headers"] = self._request_headers()
-            response = await hookmod._send_async(lambda: client.get(path, headers=headers))
-            return hookmod._queried(self._raise_for_answer(response), job_id)
+            response = await answers.asend(lambda: client.get(path, headers=headers))
+            return answers.queried(self._raise_for_answer(response), job_id)
 
         hookmod.CogVideoHook.aget_task = lean_aget_task  # type: ignore[method-assign]
         return
@@ -251,7 +252,7 @@ async def _apply_experiment(variant: str) -> None:
             headers = self.__dict__.get("_exp_headers")
             if headers is None:
                 headers = self.__dict__["_exp_headers"] = self._request_headers()
-            path = hookmod.QUERY_PATH.format(job_id=hookmod._checked_job_id(job_id))
+            path = hookmod.QUERY_PATH.format(job_id=answers.checked_job_id(job_id))
             try:
                 async with session.get(path, headers=headers) as resp:
                     raw = await resp.read()
@@ -263,8 +264,8 @@ async def _apply_experiment(variant: str) -> None:
             except ValueError:
                 body = None
             if 200 <= status < 300 and isinstance(body, dict):
-                return hookmod._queried(body, job_id)
-            code, message = hookmod._error_fields(body)
+                return answers.queried(body, job_id)
+            code, message = answers.error_fields(body)
             raise api_error(status, code, message or reason or "no message", retry_after_seconds(retry_after))
 
         hookmod.CogVideoHook.aget_task = aiohttp_aget_task  # type: ignore[method-assign]

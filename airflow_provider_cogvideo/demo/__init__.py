@@ -35,6 +35,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cogvideo.sizes import human_size
 from airflow_provider_cogvideo.testing import connection_json
 from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, log_tail
@@ -118,10 +119,6 @@ def _shown(path: Path) -> str:
     with suppress(ValueError):
         return str(path.relative_to(Path.cwd()))
     return str(path)
-
-
-def _human_size(n: int) -> str:
-    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
 def _latest_manifest(s3_client: Any) -> tuple[str, dict[str, Any]]:
@@ -306,7 +303,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     _say(f"{'product':<{width}}  {'size':>7}  {'sha256':<12}  S3 video / cover / local copy")
     local_dir = demo_dir / "videos"
     for row in uploaded:
-        _say(f"{row['product_id']:<{width}}  {_human_size(row['size']):>7}  {row['sha256'][:12]}  {row['video']}")
+        _say(f"{row['product_id']:<{width}}  {human_size(row['size']):>7}  {row['sha256'][:12]}  {row['video']}")
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {row['cover']}")
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {_shown(local[row['product_id']])}")
     for row in failed:

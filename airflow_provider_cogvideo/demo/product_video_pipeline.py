@@ -39,8 +39,9 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
-from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from airflow_provider_cogvideo.xcom import XCOM_ERROR, XCOM_REJECTED, XCOM_SPEND
 
 MODEL = os.environ.get("COGVIDEO_PIPELINE_MODEL", "cogvideox-3")
 POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
@@ -204,7 +205,7 @@ with DAG(
                 continue
             error = None
             for failed_task in ("product.upload", "product.generate"):
-                error = error or ti.xcom_pull(task_ids=failed_task, key="error", map_indexes=index)
+                error = error or ti.xcom_pull(task_ids=failed_task, key=XCOM_ERROR, map_indexes=index)
             if isinstance(error, dict) and error.get("status") == "ambiguous":
                 rows.append(
                     {
@@ -222,11 +223,11 @@ with DAG(
         planned = [row for row in rows if row["status"] == "planned"]
         # Images ingestion refused (undecodable, bad sidecar, duplicate id) never became a product: listed
         # too, so the manifest accounts for every file that arrived.
-        rejected = ti.xcom_pull(task_ids="ingest", key="rejected") or []
+        rejected = ti.xcom_pull(task_ids="ingest", key=XCOM_REJECTED) or []
         for item in rejected:
-            stem = item["image"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            rows.append({"product_id": stem, "status": "rejected", "image": item["image"], "error": item["reason"]})
-        spend = ti.xcom_pull(task_ids="product.generate", key="spend") or []
+            row = {"product_id": product_id_of(item["image"]), "status": "rejected", "image": item["image"]}
+            rows.append({**row, "error": item["reason"]})
+        spend = ti.xcom_pull(task_ids="product.generate", key=XCOM_SPEND) or []
         spend = [spend] if isinstance(spend, dict) else spend
         actual = round(sum(float(e.get("paid") or 0.0) for e in spend if isinstance(e, dict)), 4)
         dag_run = context["dag_run"]

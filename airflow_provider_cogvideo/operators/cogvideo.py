@@ -6,20 +6,22 @@ What it does, in order, on every try:
    A bad argument fails the task without retries (``AirflowFailException``), and so does an image
    that needs an optional extra which is not installed (``images``, or ``amazon`` for ``s3://``).
 2. Look in ``task_state_store`` (Airflow 3.3+) for a job stored by an earlier try of this task
-   instance (the store is keyed by dag run, task and map index, and survives retries and clears).
-   If its request fingerprint matches: a PROCESSING job is reconnected, a SUCCESS job's result is
-   returned, a FAIL or unknown job is resubmitted. A different fingerprint means a new job.
-3. Record a *pending* marker, POST the job, store its id (the gap between the two cannot be closed:
-   the API cannot look jobs up by ``request_id``; a retry that finds only the marker says so in the
-   log and submits anew). A submit refused for capacity (429 with 1302/1303/1305, or 503 "server flow
-   exceeded", once the hook's resends run out) does not fail the task: both created nothing, so it
-   defers to a timer and tries again, within the deadline.
+   instance (:mod:`..job_store`). If its request fingerprint matches: a PROCESSING job is
+   reconnected, a SUCCESS job's result is returned, a FAIL or unknown job is resubmitted. A
+   different fingerprint means a new job.
+3. Reserve the price in the run's budget (:mod:`..budget`), record a *pending* marker, POST the job,
+   store its id (the gap between the two cannot be closed: the API cannot look jobs up by
+   ``request_id``; a retry that finds only the marker says so in the log and submits anew). A
+   submit refused for capacity (429 with 1302/1303/1305, or 503 "server flow exceeded", once the
+   hook's resends run out) does not fail the task: both created nothing, so it defers to a timer
+   and tries again, within the deadline.
 4. Push the job id (so the extra link works while deferred), then defer to
    :class:`~airflow_provider_cogvideo.triggers.cogvideo.CogVideoTaskTrigger` with an absolute epoch
    deadline (``timeout`` seconds from the start of this try's wait, capped by ``execution_timeout``,
    which Airflow 3 does not enforce on deferred tasks).
 5. ``execute_complete`` reads the event through the one event contract (:mod:`..events`), maps
-   failures to clear exceptions, forgets the stored job on success, and returns a JSON-safe result
+   failures to clear exceptions (forgetting the stored job when it can never succeed; a success
+   keeps it, so a retry after a lost report returns it), and returns a JSON-safe result
    dict whose ``request`` is the summary of the request actually sent (pushed to XCom at submit).
 """
 
@@ -36,51 +38,50 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.backoff import Backoff
-from airflow_provider_cogvideo.budget import SpendLedger, parse_budget
+from airflow_provider_cogvideo.budget import SpendLedger
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, OPTION_COLUMNS, canonical_model
-from airflow_provider_cogvideo.common import (
-    DEFAULT_TIMEOUT,
-    DRY_RUN_STATUS,
-    JOB_KEEPS_RUNNING,
-    XCOM_JOB_ID,
-    XCOM_REQUEST,
-    XCOM_VIDEO_URL,
-    CogVideoHookMixin,
-    as_bool,
-    failure_recorded,
-    job_result,
-    no_video_yet,
-    seconds,
-)
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoDuplicateRequestError,
     CogVideoError,
     CogVideoMissingExtraError,
     CogVideoValidationError,
-    refused_for_capacity,
 )
 from airflow_provider_cogvideo.events import JobEvent, ResubmitEvent, raise_for_event, read_event
+from airflow_provider_cogvideo.failures import failure_recorded
+from airflow_provider_cogvideo.hooks.submit_policy import refused_for_capacity
+from airflow_provider_cogvideo.job_store import JobStore
 from airflow_provider_cogvideo.links import CogVideoVideoLink
+from airflow_provider_cogvideo.mixins import CogVideoHookMixin
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings, is_unknown_job
-from airflow_provider_cogvideo.prepare import (
-    PreparedRequest,
-    check_literal_options,
-    prepare_request,
-    rendered_none,
-)
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, DEFAULT_TIMEOUT
+from airflow_provider_cogvideo.prepare import PreparedRequest, check_literal_options, prepare_request
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.triggers.cogvideo import (
+    JOB_KEEPS_RUNNING,
     CogVideoSubmitBackoffTrigger,
     CogVideoTaskTrigger,
     wait_for_job_async,
+)
+from airflow_provider_cogvideo.validation import (
+    as_bool,
+    checked_budget,
+    checked_wait_settings,
+    rendered_none,
+    seconds,
+)
+from airflow_provider_cogvideo.xcom import (
+    DRY_RUN_STATUS,
+    XCOM_JOB_ID,
+    XCOM_REQUEST,
+    XCOM_VIDEO_URL,
+    job_result,
+    no_video_yet,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-STATE_KEY = "cogvideo_job"
 RATE_LIMIT_BACKOFF = Backoff(first=15.0, ceiling=300.0, jitter=(0.8, 1.2))
 """A submit refused with 429 (tier limit or overload): 15 s doubling to 300 s, +-20 % so that a
 pool's worth of refused tasks does not come back in one burst; a Retry-After up to 300 s wins."""
@@ -88,6 +89,12 @@ pool's worth of refused tasks does not come back in one burst; a Retry-After up 
 
 class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     """Generate a video with CogVideoX or Vidu, without holding a worker slot while it renders.
+
+    Unset, for every templated field: a value that renders to empty text, ``None`` or ``null`` (any
+    case, spaces around the word ignored) is unset, as if the argument had not been given: an unset
+    ``{{ params.x }}`` renders to ``"None"``, a blank form field to ``""``. Text of spaces alone is a
+    value, refused where it cannot be one (a prompt of blanks would buy a random video). One rule,
+    :func:`~airflow_provider_cogvideo.validation.is_unset`, read by every field below.
 
     :param prompt: text description (<= 512 characters). Templated.
     :param image: one image, a list of two (first/last frame), or up to three (``vidu2-reference``):
@@ -98,7 +105,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     :param quality, with_audio, size, fps, duration, watermark_enabled, aspect_ratio, style,
         movement_amplitude, user_id: API fields, validated per model after rendering (all but
         ``watermark_enabled`` and ``user_id`` are templated: ``"{{ params.fps }}"`` renders to text and
-        is read as the field's type; ``"None"`` or ``""`` means unset). A model and options written
+        is read as the field's type). A model and options written
         literally in a plain operator are checked when the DAG file is parsed (an unknown model or a
         size the model cannot render fails the import); templates, XComArgs and the values of
         ``.partial().expand()`` are checked when the task runs, before anything is paid for.
@@ -225,16 +232,16 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     def build_request(self) -> PreparedRequest:
         """The validated request, its fingerprint and its summary. Raises ``AirflowFailException`` on bad input."""
         try:
-            if self.metadata is not None and not isinstance(self.metadata, dict):
-                raise CogVideoValidationError("metadata", f"must be a dict, got {type(self.metadata).__name__}")
+            metadata = rendered_none(self.metadata)
+            if metadata is not None and not isinstance(metadata, dict):
+                raise CogVideoValidationError("metadata", f"must be a dict, got {type(metadata).__name__}")
             fields = {name: rendered_none(getattr(self, name)) for name in VideoGenerationRequest.api_fields()}
-            fields.update(model=self._model(), prompt=self.prompt or None, size=rendered_none(self.size) or None)
             return prepare_request(
-                image=self.image,
+                image=rendered_none(self.image),
                 aws_conn_id=self.aws_conn_id,
                 generation=self._generation_label(),
-                request_id=self.request_id,
-                **fields,
+                request_id=rendered_none(self.request_id),
+                **{**fields, "model": self._model()},
             )
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
@@ -245,87 +252,22 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return canonical_model(rendered_none(self.model) or DEFAULT_MODEL)
 
     def _generation_label(self) -> str | None:
-        """``regenerate`` as a label in the fingerprint: a new label is a new job; None/False is none."""
-        if self.regenerate is None or self.regenerate is False:
-            return None
-        label = str(self.regenerate).strip()
-        return None if label.lower() in ("", "none", "false") else label
+        """``regenerate`` as a label in the fingerprint: a new label is a new job; unset or false is none."""
+        regenerate = rendered_none(self.regenerate)
+        label = "" if regenerate is None or regenerate is False else str(regenerate).strip()
+        return label if label and label.lower() != "false" else None
 
-    # ------------------------------------------------------------------ the store
-    def _store(self, context: Context) -> Any:
-        if not self.durable:
-            return None
-        store = context.get("task_state_store")  # type: ignore[call-overload]
-        if store is None and not getattr(self, "_warned_no_store", False):
-            self._warned_no_store = True
-            self.log.warning(
-                "task_state_store is not available (Airflow < 3.3): a retry of this task cannot find the "
-                "job an earlier try submitted and will submit a new (billed) one. What still protects you: "
-                "ambiguous submits fail without retry, and the job id is logged and pushed to XCom."
-            )
-        return store
+    # ------------------------------------------------------------------ the store and the ledger
+    def _job_store(self, context: Context) -> JobStore:
+        state = context.get("task_state_store")  # type: ignore[call-overload]
+        return JobStore(state, durable=self.durable, operator=type(self).__name__, log=self.log)
 
-    def _reuse_stored_job(self, context: Context, fingerprint: str) -> tuple[str, float] | dict[str, Any] | None:
-        """Look for an earlier try's job. Returns (job_id, submitted_at) to reconnect, a result to
-        return, or None to submit anew."""
-        store = self._store(context)
-        stored = store.get(STATE_KEY) if store is not None else None
-        decision = self._resume_decision
-        if not isinstance(stored, dict):
-            decision("fresh_submit")
-            return None
-        if stored.get("fingerprint") != fingerprint:
-            self.log.info(
-                "Stored job %s was for a different request (inputs changed): submitting a new job.",
-                stored.get("job_id") or stored.get("request_id"),
-            )
-            decision("fresh_submit")
-            return None
-        job_id = stored.get("job_id")
-        if not job_id:
-            decision("fresh_submit")
-            self.log.warning(
-                "An earlier try recorded a pending submit (request_id=%s) but no job id: it died between "
-                "sending the request and storing the answer, or the answer was lost. A job may exist and be "
-                "billed; the API cannot look it up by request_id, so a new job is submitted now.",
-                stored.get("request_id"),
-            )
-            return None
-        decision("reconnect_attempt")
+    def _ledger(self, context: Context, jobs: JobStore) -> SpendLedger:
         try:
-            job = self.hook.get_task(job_id)
-        except CogVideoError as exc:
-            if exc.retryable:
-                raise  # cannot tell now; let Airflow retry rather than risk a duplicate
-            if is_unknown_job(exc):
-                self.log.warning("Stored job %s is unknown to the API (%s): submitting a new job.", job_id, exc)
-                decision("terminal_resubmit")
-                return None
-            # Anything else (a refused key, an id the hook will not send, an odd answer) says nothing
-            # about whether the job exists: paying again on that evidence is how retries pay twice.
-            raise AirflowFailException(
-                f"Stored job {job_id} cannot be queried ({exc}); not submitting a new job, because job {job_id} "
-                "may still exist and be billed. Fix the cause, or clear the task's stored job to pay for a new one."
-            ) from None
-        request = stored.get("request")
-        if job.task_status == "SUCCESS":
-            self.log.info("Stored job %s already succeeded: returning its result without resubmitting.", job_id)
-            decision("already_succeeded")
-            metrics.incr("cogvideo.reused", model=job.model or self._model())
-            return self._finish(context, job, request=request)
-        if job.task_status == "FAIL":
-            self.log.info("Stored job %s had failed: submitting a new job.", job_id)
-            decision("terminal_resubmit")
-            return None
-        self.log.info("Reconnecting to job %s (still %s) from an earlier try.", job_id, job.task_status)
-        decision("reconnect_success")
-        metrics.incr("cogvideo.reconnects", model=job.model or self._model())
-        context["ti"].xcom_push(key=XCOM_REQUEST, value=request)
-        return job_id, float(stored.get("submitted_at") or time.time())
-
-    def _resume_decision(self, decision: str) -> None:
-        """Airflow's own ``resumable_job.*`` counters (as ``ResumableJobMixin`` emits them)."""
-        metrics.incr(f"resumable_job.{decision}", operator=type(self).__name__)
+            budget = checked_budget(self.max_total_price)
+        except CogVideoValidationError as exc:
+            raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
+        return SpendLedger(context["ti"], jobs.state, budget)
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
@@ -334,15 +276,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             prepared = self.build_request()
             if self._is_dry_run():
                 return self._dry_run(prepared)
-            self._ledger(context).publish()
-            return self._submit_or_resume(context, prepared, self._deadline(context), rate_limited=0)
-
-    def _ledger(self, context: Context) -> SpendLedger:
-        try:
-            budget = parse_budget(self.max_total_price)
-        except CogVideoValidationError as exc:
-            raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
-        return SpendLedger(context["ti"], self._store(context), budget)
+            jobs = self._job_store(context)
+            self._ledger(context, jobs).publish()
+            return self._submit_or_resume(context, jobs, prepared, self._deadline(context), rate_limited=0)
 
     def _is_dry_run(self) -> bool:
         try:
@@ -376,30 +312,27 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             candidates.append(started + self.execution_timeout.total_seconds())
         return min(candidates) if candidates else now + DEFAULT_TIMEOUT.total_seconds()
 
-    def _submit_or_resume(self, context: Context, prepared: PreparedRequest, deadline: float, rate_limited: int) -> Any:
-        reuse = self._reuse_stored_job(context, prepared.fingerprint)
-        if isinstance(reuse, dict):
-            return reuse
-        job_id, submitted_at = reuse or self._submit(context, prepared, deadline, rate_limited)
-        return self._wait(context, job_id, submitted_at, deadline, request=prepared.summary)
+    def _submit_or_resume(
+        self, context: Context, jobs: JobStore, prepared: PreparedRequest, deadline: float, rate_limited: int
+    ) -> Any:
+        earlier = jobs.earlier_job(prepared.fingerprint, self.hook)
+        if earlier is None:
+            job_id, submitted_at = self._submit(context, jobs, prepared, deadline, rate_limited)
+            return self._wait(context, jobs, job_id, submitted_at, deadline, request=prepared.summary)
+        if earlier.succeeded:
+            return self._finish(context, earlier.job, request=earlier.request)
+        context["ti"].xcom_push(key=XCOM_REQUEST, value=earlier.request)
+        return self._wait(context, jobs, earlier.job_id, earlier.submitted_at, deadline, request=earlier.request)
 
     def _submit(
-        self, context: Context, prepared: PreparedRequest, deadline: float, rate_limited: int
+        self, context: Context, jobs: JobStore, prepared: PreparedRequest, deadline: float, rate_limited: int
     ) -> tuple[str, float]:
         """POST the job, recording a pending marker first and the job id after; returns (job_id, submitted_at).
 
         A submit refused for capacity waits and tries again (deferring, when deferrable)."""
         request = prepared.request
-        store = self._store(context)
-        record = {
-            "fingerprint": prepared.fingerprint,
-            "request_id": request.request_id,
-            "model": request.model,
-            "request": prepared.summary,
-        }
-        price = self._reserve(context, ledger := self._ledger(context), request.model)
-        if store is not None:
-            store.set(STATE_KEY, {**record, "job_id": None})
+        price = self._reserve(ledger := self._ledger(context, jobs), request.model)
+        jobs.submitting(prepared)
         context["ti"].xcom_push(key=XCOM_REQUEST, value=prepared.summary)
         self.log.info("Submitting %s job (request_id=%s): %s", request.model, request.request_id, prepared.summary)
         try:
@@ -408,7 +341,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             if refused_for_capacity(exc):  # a 1302-like rate limit or a 503 flow refusal: nothing created
                 ledger.release()
                 metrics.incr("cogvideo.rate_limited", model=request.model)
-                return self._rate_limit_wait(context, prepared, deadline, rate_limited, exc)
+                return self._rate_limit_wait(context, jobs, prepared, deadline, rate_limited, exc)
             if isinstance(exc, CogVideoAmbiguousSubmitError | CogVideoDuplicateRequestError):
                 ledger.confirm(price)  # it may have been billed
                 metrics.incr("cogvideo.submit_ambiguous", model=request.model)
@@ -416,7 +349,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             # The server refused (or the request never left): no job exists, so no pending marker
             # must make the next try believe one might.
             ledger.release()
-            self._forget(context)
+            jobs.forget()
             metrics.incr("cogvideo.submit_refused", model=request.model)
             if exc.retryable:
                 raise AirflowException(f"CogVideo submit failed (transient): {exc}") from None
@@ -424,22 +357,11 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         ledger.confirm(price)
         submitted_at = time.time()
         assert job.id is not None
-        if store is not None:
-            store.set(STATE_KEY, {**record, "job_id": job.id, "submitted_at": submitted_at})
-        price, currency = self.hook.price_of(job.model)
-        metrics.incr("cogvideo.submits", model=request.model)
-        metrics.count_price(price, currency, model=request.model)
-        self.log.info(
-            "Submitted job %s (model %s, request_id %s, list price %s %s)",
-            job.id,
-            job.model,
-            job.request_id,
-            price,
-            currency,
-        )
+        jobs.submitted(job.id, submitted_at)
+        self.hook.record_submit(job, request)
         return job.id, submitted_at
 
-    def _reserve(self, context: Context, ledger: SpendLedger, model: str) -> float:
+    def _reserve(self, ledger: SpendLedger, model: str) -> float:
         """The job's list price, reserved in the run's budget; fails without paying when it does not fit."""
         price, currency = self.hook.price_of(model)
         if price is None:
@@ -457,6 +379,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     def _rate_limit_wait(
         self,
         context: Context,
+        jobs: JobStore,
         prepared: PreparedRequest,
         deadline: float,
         rate_limited: int,
@@ -464,7 +387,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     ) -> tuple[str, float]:
         """A submit refused for capacity (429, 503): wait (freeing the worker when deferrable) and try
         again, within the deadline."""
-        self._forget(context)  # the POST was refused: no job exists for this marker
+        jobs.forget()  # the POST was refused: no job exists for this marker
         wait = RATE_LIMIT_BACKOFF.wait(rate_limited + 1, getattr(exc, "retry_after", None))
         if time.time() + wait >= deadline:
             raise AirflowException(f"Rate limited until the deadline ({rate_limited + 1} refusals); last: {exc}")
@@ -476,7 +399,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         )
         if not self.deferrable:
             time.sleep(wait)
-            return self._submit(context, prepared, deadline, rate_limited + 1)
+            return self._submit(context, jobs, prepared, deadline, rate_limited + 1)
         self._defer_rate_limited(time.time() + wait, deadline, rate_limited + 1)
 
     def _defer_rate_limited(self, resume_at: float, deadline: float, rate_limited: int) -> NoReturn:
@@ -490,7 +413,8 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
         with failure_recorded(context):
             resubmit = read_event(event, ResubmitEvent)
-            return self._submit_or_resume(context, self.build_request(), resubmit.deadline, resubmit.rate_limited)
+            prepared, jobs = self.build_request(), self._job_store(context)
+            return self._submit_or_resume(context, jobs, prepared, resubmit.deadline, resubmit.rate_limited)
 
     def on_kill(self) -> None:
         """Killed while polling on the worker: the job cannot be cancelled (the API has no cancel)."""
@@ -498,7 +422,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         if job_id:
             self.log.warning(JOB_KEEPS_RUNNING, job_id)
 
-    def _wait(self, context: Context, job_id: str, submitted_at: float, deadline: float, *, request: dict) -> Any:
+    def _wait(
+        self, context: Context, jobs: JobStore, job_id: str, submitted_at: float, deadline: float, *, request: dict
+    ) -> Any:
         self._job_id = job_id
         ti = context["ti"]
         ti.xcom_push(key=XCOM_JOB_ID, value=job_id)
@@ -511,7 +437,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         trigger = CogVideoTaskTrigger(
             job_id=job_id,
             deadline=deadline,
-            cogvideo_conn_id=self.cogvideo_conn_id,
+            cogvideo_conn_id=self.hook.cogvideo_conn_id,
             waiting_since=submitted_at,
             model=self._model(),
             poll_interval=self.poll_interval,
@@ -525,7 +451,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
                 deadline,
             )
             self.defer(trigger=trigger, method_name="execute_complete", timeout=None)
-        return self._complete(context, self._wait_on_worker(trigger), request=request)
+        return self._complete(context, jobs, self._wait_on_worker(trigger), request=request)
 
     def _wait_on_worker(self, trigger: CogVideoTaskTrigger) -> dict[str, Any]:
         """The synchronous path runs the trigger's own loop on the worker: one behaviour either way."""
@@ -541,13 +467,15 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         with failure_recorded(context):
-            return self._complete(context, event)
+            return self._complete(context, self._job_store(context), event)
 
-    def _complete(self, context: Context, payload: Any, *, request: dict[str, Any] | None = None) -> Any:
+    def _complete(
+        self, context: Context, jobs: JobStore, payload: Any, *, request: dict[str, Any] | None = None
+    ) -> Any:
         event = read_event(payload, JobEvent)
         if event.status != "success":
             if event.is_final:
-                self._forget(context)
+                jobs.forget()
             raise_for_event(event)
         job = TaskResult.model_validate(event.result)
         return self._finish(context, job, request=request, waited=event.waited_seconds, polls=event.polls)
@@ -580,12 +508,6 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         )
         return result
 
-    def _forget(self, context: Context) -> None:
-        """Drop the stored job: only when no job exists for it (refused) or it can never succeed."""
-        store = self._store(context)
-        if store is not None:
-            store.delete(STATE_KEY)
-
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage (optional provider): the input images as datasets, the rendered video as output,
         and the job (id, model, options, list price) as the run facet ``cogvideo_job``, from what this
@@ -595,4 +517,4 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return generation_lineage(self, task_instance)
 
 
-__all__ = ["STATE_KEY", "CogVideoGenerateOperator", "CogVideoVideoLink", "PreparedRequest"]
+__all__ = ["CogVideoGenerateOperator"]

@@ -41,12 +41,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo.common import seconds
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
 from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
-from airflow_provider_cogvideo.polling import bounded
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, read_capped, s3_uri
+from airflow_provider_cogvideo.validation import bounded, seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

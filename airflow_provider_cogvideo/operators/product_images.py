@@ -16,12 +16,12 @@ Per image:
   (quality, then size, reduced until it fits), because the service reads pixels and ignores
   metadata: another format (WebP, GIF, BMP, TIFF, HEIC/HEIF with the ``heif`` extra), too big, an EXIF
   orientation other than 1 (a phone portrait; turned upright), a non-sRGB ICC profile (converted to
-  sRGB, see :func:`~airflow_provider_cogvideo.images.normalized_rgb`), CMYK, a palette, transparency
+  sRGB, see :func:`~airflow_provider_cogvideo.image_pixels.normalized_rgb`), CMYK, a palette, transparency
   (flattened on white) or 16-bit channels (scaled, not clipped);
 * a HEIC/HEIF photo without the ``heif`` extra: rejected with the ``pip install`` line to fix it;
-* undecodable, over the pixel budget (:data:`~airflow_provider_cogvideo.images.MAX_IMAGE_PIXELS`,
+* undecodable, over the pixel budget (:data:`~airflow_provider_cogvideo.image_pixels.MAX_IMAGE_PIXELS`,
   checked from the header before any pixel is decoded), over
-  :data:`~airflow_provider_cogvideo.images.MAX_SOURCE_BYTES`, an unreadable sidecar, or a duplicate
+  :data:`~airflow_provider_cogvideo.image_sources.MAX_SOURCE_BYTES`, an unreadable sidecar, or a duplicate
   product id: rejected, with the reason in the log and in the XCom key ``rejected``; if nothing is
   usable the task fails.
 
@@ -56,16 +56,11 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo.capabilities import (
-    COGVIDEOX_IMAGE_FORMATS,
-    MODEL_CAPABILITIES,
-    PROMPT_MAX_CHARS,
-    MiB,
-)
+from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS, MODEL_CAPABILITIES, PROMPT_MAX_CHARS
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
-from airflow_provider_cogvideo.images import MAX_SOURCE_BYTES, encode_jpeg, inspect_image, normalized_jpeg
-from airflow_provider_cogvideo.polling import bounded
+from airflow_provider_cogvideo.image_pixels import inspect_image, normalized_jpeg
+from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import (
     KEY_RULES,
@@ -78,11 +73,13 @@ from airflow_provider_cogvideo.s3 import (
     read_capped,
     s3_uri,
 )
+from airflow_provider_cogvideo.sizes import KiB, MiB, human_size
+from airflow_provider_cogvideo.validation import bounded
+from airflow_provider_cogvideo.xcom import XCOM_REJECTED
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
-    from PIL import Image as PILImage
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -92,7 +89,7 @@ _MAX_SIDECAR_BYTES = 1 * MiB
 """A sidecar holds one product's fields: a megabyte is thousands of prompts' worth."""
 _MAX_CATALOG_BYTES = 32 * MiB
 """Tens of thousands of products with long descriptions; parsed, a catalog costs a few times this."""
-IMAGE_MAX_BYTES_RANGE = (64 * 1024, max(c.image_max_bytes for c in MODEL_CAPABILITIES.values()))
+IMAGE_MAX_BYTES_RANGE = (64 * KiB, max(c.image_max_bytes for c in MODEL_CAPABILITIES.values()))
 """``image_max_bytes``: from what a JPEG of 512 pixels (the smallest re-encode) needs, to the largest
 image any model accepts."""
 MAX_PROMPT_CHARS_RANGE = (1, PROMPT_MAX_CHARS)
@@ -130,6 +127,12 @@ def _as_text(value: Any) -> str:
     if isinstance(value, Mapping):
         return "; ".join(f"{k}: {_as_text(v)}" for k, v in value.items())
     return str(value).strip()
+
+
+def product_id_of(key: str) -> str:
+    """A product's id: its image's file name without the extension (``incoming/sku-1.jpg``, or the
+    ``s3://`` URI of it, is ``sku-1``). Its sidecar, staged JPEG and video keys are named after it."""
+    return posixpath.splitext(posixpath.basename(key))[0]
 
 
 def truncate_prompt(text: str, limit: int = PROMPT_MAX_CHARS) -> str:
@@ -174,12 +177,6 @@ def _parse_catalog(key: str, raw: bytes) -> dict[str, dict[str, Any]]:
 def _without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Product fields with every http(s) URL (alone or in a list) cut to scheme, host and path."""
     return {k: [redact_url(x) for x in v] if isinstance(v, list) else redact_url(v) for k, v in fields.items()}
-
-
-def reencode_jpeg(img: PILImage.Image, max_bytes: int) -> bytes:
-    """An upright, sRGB, opaque RGB JPEG of ``img`` no bigger than ``max_bytes`` (see
-    :func:`~airflow_provider_cogvideo.images.encode_jpeg`): lower quality first, then scale down."""
-    return encode_jpeg(img, max_bytes)
 
 
 class S3ProductImagesOperator(BaseOperator):
@@ -283,7 +280,7 @@ class S3ProductImagesOperator(BaseOperator):
 
         for item in rejected:
             self.log.warning("Rejected %s: %s", item["image"], item["reason"])
-        context["ti"].xcom_push(key="rejected", value=rejected)
+        context["ti"].xcom_push(key=XCOM_REJECTED, value=rejected)
         self.log.info(
             "%d product(s) ready, %d rejected (%d re-encoded into %s)",
             len(products),
@@ -340,7 +337,7 @@ class S3ProductImagesOperator(BaseOperator):
                 key = obj["Key"]
                 if key.startswith(self._staging):
                     continue
-                stem, ext = posixpath.splitext(posixpath.basename(key))
+                ext = posixpath.splitext(key)[1]
                 if ext.lower() not in IMAGE_EXTENSIONS:
                     is_ours = ext.lower() == SIDECAR_EXTENSION or key == self.catalog_key or key.endswith("/")
                     ignored += 0 if is_ours else 1
@@ -348,13 +345,14 @@ class S3ProductImagesOperator(BaseOperator):
                 if interval and not interval[0] <= obj["LastModified"] < interval[1]:
                     old += 1
                     continue
-                if stem in seen:
+                pid = product_id_of(key)
+                if pid in seen:
                     rejected.append(
-                        {"image": self._uri(key), "reason": f"duplicate product_id {stem!r} (also {seen[stem]})"}
+                        {"image": self._uri(key), "reason": f"duplicate product_id {pid!r} (also {seen[pid]})"}
                     )
                     continue
-                seen[stem] = self._uri(key)
-                candidates.append(_Candidate(key=key, product_id=stem, size=int(obj["Size"])))
+                seen[pid] = self._uri(key)
+                candidates.append(_Candidate(key=key, product_id=pid, size=int(obj["Size"])))
         if ignored:
             self.log.info("Ignored %d non-image file(s) under %s", ignored, self._uri(self.prefix))
         if old:
@@ -406,7 +404,7 @@ class S3ProductImagesOperator(BaseOperator):
 
     def _prepare(self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         if candidate.size > MAX_SOURCE_BYTES:
-            raise _Rejected(f"{candidate.size / MiB:.0f} MiB is too big to be a product photo")
+            raise _Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
         fields = _without_signatures({**catalog.get(candidate.product_id, {}), **self._sidecar(candidate)})
         fields["product_id"] = candidate.product_id
         image_uri, reencoded = self._checked_image(candidate)
@@ -441,7 +439,7 @@ class S3ProductImagesOperator(BaseOperator):
         if info.format not in COGVIDEOX_IMAGE_FORMATS:
             reasons.insert(0, info.format)
         if info.n_bytes > self.image_max_bytes:
-            reasons.append(f"{info.n_bytes / MiB:.1f} MiB")
+            reasons.append(human_size(info.n_bytes))
         if not reasons:
             return label, False
         try:  # within the pixel budget: inspect_image refused anything bigger from its header
@@ -489,4 +487,4 @@ class _Rejected(Exception):
     """One image cannot be used; the message is the reason reported to the user."""
 
 
-__all__ = ["S3ProductImagesOperator", "reencode_jpeg", "render_prompt", "truncate_prompt"]
+__all__ = ["S3ProductImagesOperator", "product_id_of", "render_prompt", "truncate_prompt"]

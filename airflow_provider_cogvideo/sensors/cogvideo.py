@@ -12,21 +12,15 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.common import (
-    DEFAULT_TIMEOUT,
-    XCOM_JOB_ID,
-    XCOM_VIDEO_URL,
-    CogVideoHookMixin,
-    job_result,
-    no_video_yet,
-    seconds,
-)
 from airflow_provider_cogvideo.errors import CogVideoError
 from airflow_provider_cogvideo.events import JobEvent, raise_for_event, read_event
 from airflow_provider_cogvideo.links import CogVideoVideoLink
+from airflow_provider_cogvideo.mixins import CogVideoHookMixin
 from airflow_provider_cogvideo.models import TaskResult
-from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, checked_wait_settings
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, DEFAULT_TIMEOUT
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
+from airflow_provider_cogvideo.validation import checked_wait_settings, seconds
+from airflow_provider_cogvideo.xcom import XCOM_JOB_ID, XCOM_VIDEO_URL, job_result, no_video_yet
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -92,7 +86,7 @@ class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
             trigger=CogVideoTaskTrigger(
                 job_id=self.job_id,
                 deadline=deadline,
-                cogvideo_conn_id=self.cogvideo_conn_id,
+                cogvideo_conn_id=self.hook.cogvideo_conn_id,
                 model=job.model,
                 poll_interval=self.poll_interval,
                 error_budget=self.error_budget,

@@ -83,24 +83,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.header import Header
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.capabilities import MiB
-from airflow_provider_cogvideo.common import DRY_RUN_STATUS, XCOM_S3_LINK, CogVideoHookMixin, failure_recorded
 from airflow_provider_cogvideo.errors import (
     CogVideoDownloadError,
     CogVideoDownloadTooLargeError,
     CogVideoValidationError,
 )
 from airflow_provider_cogvideo.extras import require_extra_for_operator
+from airflow_provider_cogvideo.failures import failure_recorded
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
-from airflow_provider_cogvideo.polling import bounded
-from airflow_provider_cogvideo.redact import has_credentials, redact_url
+from airflow_provider_cogvideo.mixins import CogVideoHookMixin
+from airflow_provider_cogvideo.redact import has_credentials, is_http_url, redact_url
 from airflow_provider_cogvideo.s3 import (
     IMAGE_CONTENT_TYPES,
     checked_key,
@@ -109,6 +108,9 @@ from airflow_provider_cogvideo.s3 import (
     head_or_none,
     s3_uri,
 )
+from airflow_provider_cogvideo.sizes import MiB
+from airflow_provider_cogvideo.validation import bounded
+from airflow_provider_cogvideo.xcom import DRY_RUN_STATUS, XCOM_S3_LINK
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -225,7 +227,7 @@ def _checked_url(field_name: str, value: Any) -> str:
         host = urlsplit(text).hostname
     except ValueError:
         host = None
-    if text.startswith(("http://", "https://")) and host and not any(c.isspace() or not c.isprintable() for c in text):
+    if is_http_url(text) and host and not any(c.isspace() or not c.isprintable() for c in text):
         return text
     raise AirflowFailException(f"{field_name} must be an http(s) URL, got {shown}")
 
@@ -239,7 +241,7 @@ def _parse_result(result: Any) -> dict[str, Any]:
     """
     if isinstance(result, Mapping):
         return dict(result)
-    if isinstance(result, str) and result.strip().startswith(("http://", "https://")):
+    if isinstance(result, str) and is_http_url(result.strip()):
         return {"video_url": _checked_url("result", result)}
     hint = (
         " A templated string is text: pass the XComArg (result=generate.output) or set "
@@ -349,6 +351,15 @@ def _s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[s
     if dropped:
         warn("Product metadata fields %s not stored on the object: S3 metadata is limited to 2 KB", dropped)
     return meta
+
+
+def _raise_download_failure(exc: CogVideoDownloadError) -> NoReturn:
+    """A download that trying again cannot fix (a refused address or scheme, an encoding not asked
+    for, a body too large or too slow) fails the task without Airflow's retries; a dropped or short
+    stream stays retryable."""
+    if exc.retryable:
+        raise exc
+    raise AirflowFailException(f"{exc} (not retried: trying again cannot change this)") from exc
 
 
 def _with_alias(outlets: Any, alias: str | None) -> list[Any]:
@@ -659,7 +670,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             return store(self._urls[kind])
         except CogVideoDownloadError as exc:
             if not exc.url_expired:
-                raise
+                _raise_download_failure(exc)
             if not self._job_id:
                 raise AirflowFailException(
                     f"the {kind} URL answered HTTP {exc.http_status} (expired?) and no job id was given to "
@@ -671,7 +682,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             return store(self._urls[kind])
         except CogVideoDownloadError as exc:
             if not exc.url_expired:
-                raise
+                _raise_download_failure(exc)
             raise AirflowFailException(
                 f"job {self._job_id}: the {kind} URL is refused (HTTP {exc.http_status}) even after querying the "
                 "job for a fresh one; the result has probably been deleted by the service"

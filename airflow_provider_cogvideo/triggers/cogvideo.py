@@ -23,19 +23,19 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.common import JOB_KEEPS_RUNNING
 from airflow_provider_cogvideo.events import resubmit_event
-from airflow_provider_cogvideo.polling import (
-    DEFAULT_ERROR_BUDGET,
-    JobWatch,
-    PollSchedule,
-    bounded,
-    checked_wait_settings,
-)
+from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch, PollSchedule
+from airflow_provider_cogvideo.validation import bounded, checked_wait_settings
 
 EPOCH_RANGE = (0.0, 32503680000.0)
 """Deadlines and start times are epoch seconds: from 1970 to the year 3000, never NaN or infinite."""
 REFUSALS_RANGE = (0, 10_000)
+JOB_KEEPS_RUNNING = (
+    "CogVideo job %s keeps running on the service and will be billed: the API has no cancel endpoint. "
+    "A retry of this task reconnects to it (task_state_store) instead of resubmitting."
+)
+"""Logged when a wait is stopped (the trigger cancelled, the task killed while polling on the worker):
+the job cannot be stopped, so say which one goes on."""
 
 
 class CogVideoTaskTrigger(BaseTrigger):
@@ -144,4 +144,4 @@ async def wait_for_job_async(trigger: CogVideoTaskTrigger) -> dict[str, Any]:
     return await CogVideoHook(trigger.cogvideo_conn_id).await_job(trigger.watch())
 
 
-__all__ = ["CogVideoSubmitBackoffTrigger", "CogVideoTaskTrigger", "wait_for_job_async"]
+__all__ = ["JOB_KEEPS_RUNNING", "CogVideoSubmitBackoffTrigger", "CogVideoTaskTrigger", "wait_for_job_async"]

@@ -28,7 +28,7 @@ def test_generate_returns_the_finished_job(cogvideo_emulator, cogvideo_conn) -> 
 def test_generate_validates_before_paying(cogvideo_emulator, cogvideo_conn) -> None:
     with pytest.raises(CogVideoValidationError, match=r"size: '640x360' is not allowed for model 'cogvideox-3'"):
         CogVideoHook().generate(model="cogvideox-3", prompt="a teapot", size="640x360")
-    with pytest.raises(CogVideoValidationError, match=r"poll_interval: 0 is out of range"):
+    with pytest.raises(CogVideoValidationError, match=r"poll_interval: must be a number from 1 to 3600, got 0$"):
         CogVideoHook().generate(prompt="a teapot", poll_interval=0)
     assert cogvideo_emulator.stats()["submits"] == 0
 

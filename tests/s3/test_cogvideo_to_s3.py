@@ -17,8 +17,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
 
-from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.sizes import MiB
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from tests.s3.helpers import (

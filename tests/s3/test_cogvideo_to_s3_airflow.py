@@ -15,11 +15,11 @@ from unittest import mock
 import pytest
 from airflow.sdk import DAG, Asset, AssetAlias
 
-from airflow_provider_cogvideo.common import XCOM_S3_LINK
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import DEFAULT_ASSET_ALIAS, CogVideoToS3Operator
+from airflow_provider_cogvideo.xcom import XCOM_S3_LINK
 from tests.s3.helpers import make_context, pushed
 from tests.s3.test_cogvideo_to_s3 import COVER, transfer
 

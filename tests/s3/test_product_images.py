@@ -12,8 +12,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from PIL import Image
 
-from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, truncate_prompt
+from airflow_provider_cogvideo.sizes import MiB
 from tests.s3.helpers import AWS_CONN_ID, make_context, object_keys, pushed
 
 TEMPLATE = "{title}: {selling_points}. Style: {style}. Product {product_id} turns slowly."
@@ -189,7 +189,7 @@ def test_cmyk_jpeg_is_reencoded(s3: Any, bucket: str) -> None:
 # ------------------------------------------------------------------ memory bombs and caps
 def png_bomb() -> bytes:
     """A few KB of PNG whose header announces 6400x6400 = 40.96 MP, just over the pixel budget."""
-    from airflow_provider_cogvideo.images import MAX_IMAGE_PIXELS
+    from airflow_provider_cogvideo.image_pixels import MAX_IMAGE_PIXELS
 
     assert MAX_IMAGE_PIXELS < 6400 * 6400
     return image_bytes("PNG", (6400, 6400), mode="1")

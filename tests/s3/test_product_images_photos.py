@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageCms
 
-from airflow_provider_cogvideo.images import HEIF_EXTRA
+from airflow_provider_cogvideo.extras import install_line
 from tests.s3.helpers import make_context, pushed
 from tests.s3.test_product_images import by_product, operator, put
 from tests.unit.test_images_photos import (
@@ -145,7 +145,7 @@ def test_without_the_extra_a_heic_is_rejected_naming_it(s3: Any, bucket: str) ->
     assert [p["metadata"]["product_id"] for p in answer["products"]] == ["mug"]
     (rejected,) = answer["rejected"]
     assert rejected["image"] == f"s3://{bucket}/incoming/iphone.heic"
-    assert HEIF_EXTRA in rejected["reason"] and "HEIC/HEIF" in rejected["reason"]
+    assert install_line("heif") in rejected["reason"] and "HEIC/HEIF" in rejected["reason"]
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])

@@ -20,9 +20,9 @@ def _fast_mocked_polls(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
     """Unit tests answer polls from respx in microseconds: let them poll every few ms instead of
     waiting out the 1 s floor that protects a real API (tests marked ``real_poll_floor`` keep it)."""
     if request.node.get_closest_marker("real_poll_floor") is None:
-        from airflow_provider_cogvideo import polling
+        from airflow_provider_cogvideo import validation
 
-        monkeypatch.setattr(polling, "POLL_INTERVAL_RANGE", (0.001, polling.POLL_INTERVAL_RANGE[1]))
+        monkeypatch.setattr(validation, "POLL_INTERVAL_RANGE", (0.001, validation.POLL_INTERVAL_RANGE[1]))
 
 
 @pytest.fixture

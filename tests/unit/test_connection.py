@@ -31,6 +31,12 @@ from .conftest import API_KEY
         ("127.0.0.1", None, 8123, None, "http://127.0.0.1:8123/api/paas/v4"),
         ("localhost", "v4", 80, None, "http://localhost:80/v4"),
         ("http://emulator.internal", None, 9000, None, "http://emulator.internal:9000/api/paas/v4"),
+        ("localhost:9000", None, 8123, None, "http://localhost:9000/api/paas/v4"),  # the host's own port wins
+        ("[::1]", None, 8123, None, "http://[::1]:8123/api/paas/v4"),
+        ("::1", None, 8123, None, "http://[::1]:8123/api/paas/v4"),
+        ("[::1]:9000", "v4", 8123, None, "http://[::1]:9000/v4"),
+        ("[::ffff:127.0.0.1]", None, None, None, "http://[::ffff:127.0.0.1]/api/paas/v4"),
+        ("2001:db8::1", None, 443, None, "https://[2001:db8::1]:443/api/paas/v4"),
         ("ignored", "ignored", 1, "https://api.z.ai/api/paas/v4/", "https://api.z.ai/api/paas/v4"),
     ],
 )

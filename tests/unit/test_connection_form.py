@@ -10,7 +10,7 @@ import airflow
 import pytest
 
 from airflow_provider_cogvideo import NUMBER_EXTRAS, RESEND_SUBMIT_ON_5XX
-from airflow_provider_cogvideo.hooks.cogvideo import _KNOWN_EXTRAS
+from airflow_provider_cogvideo.hooks.connection import KNOWN_EXTRAS
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def form() -> dict:
 
 
 def test_every_extra_the_hook_reads_has_a_described_field(form: dict) -> None:
-    assert set(form) == set(_KNOWN_EXTRAS), f"Airflow {airflow.__version__}"
+    assert set(form) == set(KNOWN_EXTRAS), f"Airflow {airflow.__version__}"
     for name, field in form.items():
         assert field.get("description"), f"{name} has no description on Airflow {airflow.__version__}"
 

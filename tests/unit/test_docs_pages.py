@@ -17,7 +17,8 @@ import pytest
 
 from airflow_provider_cogvideo import NUMBER_EXTRAS
 from airflow_provider_cogvideo.docs import metrics_table_markdown, submit_policy_markdown
-from airflow_provider_cogvideo.hooks.cogvideo import _KNOWN_EXTRAS, CogVideoHook
+from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+from airflow_provider_cogvideo.hooks.connection import KNOWN_EXTRAS
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
@@ -105,7 +106,7 @@ def test_templated_column_matches_template_fields(operator: type, page: str) -> 
 
 def test_every_connection_extra_has_a_row() -> None:
     text = _page("connection.md")
-    missing = sorted(name for name in _KNOWN_EXTRAS if not _rows(text, name))
+    missing = sorted(name for name in KNOWN_EXTRAS if not _rows(text, name))
     assert not missing, f"docs/connection.md has no table row for the extras {missing}"
 
 

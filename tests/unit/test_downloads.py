@@ -21,9 +21,10 @@ import pytest
 import respx
 
 from airflow_provider_cogvideo.errors import CogVideoDownloadError, CogVideoDownloadTooLargeError
-from airflow_provider_cogvideo.hooks import downloads
+from airflow_provider_cogvideo.hooks import bodies, downloads
+from airflow_provider_cogvideo.hooks.addresses import AddressPolicy, refused_kind
+from airflow_provider_cogvideo.hooks.bodies import BodyLimits, BodyReader, BodyRefused
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
-from airflow_provider_cogvideo.hooks.downloads import AddressPolicy, BodyLimits, BodyReader, BodyRefused, refused_kind
 
 from .local_server import LocalServer, RawBody, chunked, drip, gzip_bytes, head
 
@@ -368,7 +369,7 @@ def test_a_dripping_download_is_cut_off_by_the_deadline_checked_on_every_read(ma
     a minimum of 1024 bytes/s the deadline passes on the second read, long before the body ends."""
     body = b"v" * 400
     clock = FakeClock(step=1.0)
-    monkeypatch.setattr(downloads, "_monotonic", clock)
+    monkeypatch.setattr(bodies, "_monotonic", clock)
 
     def respond(method: str, path: str) -> Iterator[bytes]:
         yield head(headers={"Content-Length": str(len(body))})

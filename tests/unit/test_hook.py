@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -11,7 +12,7 @@ import jwt
 import pytest
 import respx
 
-from airflow_provider_cogvideo import __version__
+from airflow_provider_cogvideo import __version__, metrics
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoAuthError,
@@ -22,6 +23,7 @@ from airflow_provider_cogvideo.errors import (
     CogVideoTransportError,
     CogVideoValidationError,
 )
+from airflow_provider_cogvideo.hooks import cogvideo as hook_module
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 from airflow_provider_cogvideo.redact import MAX_SERVER_TEXT
@@ -94,7 +96,7 @@ def test_job_ids_with_dots_inside_are_fine(api, hook, job_id) -> None:
 
 def test_jwt_auth_is_verifiable_cached_and_masked(api, make_conn, monkeypatch) -> None:
     masked: list[str] = []
-    monkeypatch.setattr("airflow_provider_cogvideo.hooks.cogvideo._mask", masked.append)
+    monkeypatch.setattr("airflow_provider_cogvideo.hooks.connection._mask", masked.append)
     make_conn(extra={"auth": "jwt"})
     hook = CogVideoHook()
     route = api.get(url__regex=r".*/async-result/.*").mock(return_value=httpx.Response(200, json=SUCCESS))
@@ -118,7 +120,7 @@ def test_jwt_is_refreshed_before_expiry(api, make_conn, monkeypatch) -> None:
     hook = CogVideoHook()
     route = api.get(url__regex=r".*/async-result/.*").mock(return_value=httpx.Response(200, json=SUCCESS))
     now = [1_000_000.0]
-    monkeypatch.setattr("airflow_provider_cogvideo.hooks.cogvideo.time.time", lambda: now[0])
+    monkeypatch.setattr("airflow_provider_cogvideo.hooks.connection.time.time", lambda: now[0])
     hook.get_task("1")
     now[0] += 25  # 35 s left: still good
     hook.get_task("1")
@@ -301,3 +303,40 @@ async def test_async_submit_timeout_is_ambiguous(api, make_conn) -> None:
         await CogVideoHook().asubmit(request())
     assert route.call_count == 1
     await aclose_clients()
+
+
+def test_record_submit_counts_the_job_and_logs_its_price(api, hook, caplog, capsys, monkeypatch) -> None:
+    """The bookkeeping of an accepted submit, in one place: the operator and agenerate() both call it."""
+    counted: list[tuple] = []
+    monkeypatch.setattr(metrics, "incr", lambda name, count=1, **tags: counted.append((name, count, tags)))
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=PROCESSING))
+    sent = request()
+    job = hook.submit(sent)
+    assert counted == [], "a submit alone counts nothing: whoever keeps the job records it"
+    caplog.set_level(logging.INFO)
+    hook.record_submit(job, sent)
+    logged = caplog.text + capsys.readouterr().out  # Airflow's structlog may write to the console
+    price, currency = hook.price_of(job.model)
+    assert price and currency
+    assert counted == [
+        ("cogvideo.submits", 1, {"model": sent.model}),
+        (f"cogvideo.list_price.{currency}", round(price * 100), {"model": sent.model}),
+    ]
+    assert f"Submitted job {job.id} (model cogvideox-3, request_id req-000001, list price {price} {currency})" in logged
+
+
+def test_generate_is_agenerate_run_to_completion_with_one_signature(hook, monkeypatch) -> None:
+    assert inspect.signature(CogVideoHook.generate) == inspect.signature(CogVideoHook.agenerate)
+    assert CogVideoHook.generate.__qualname__ == "CogVideoHook.generate"
+    assert "Runs :meth:`agenerate` with the same arguments" in (CogVideoHook.generate.__doc__ or "")
+    received: list[dict] = []
+
+    async def agenerate(self: CogVideoHook, **arguments) -> str:
+        received.append(arguments)
+        await self._async_client()  # a pooled client in generate()'s own loop: closed when it ends
+        return "the job"
+
+    monkeypatch.setattr(CogVideoHook, "agenerate", agenerate)
+    assert hook.generate(prompt="a cat", timeout=60.0, poll_interval=5) == "the job"
+    assert received == [{"prompt": "a cat", "timeout": 60.0, "poll_interval": 5}]
+    assert not any(hook_module._ASYNC_CLIENTS.values()), "the loop's pooled clients are closed with it"

@@ -21,9 +21,9 @@ from airflow_provider_cogvideo.errors import (
     CogVideoAPIError,
     CogVideoServerError,
 )
-from airflow_provider_cogvideo.hooks import downloads
+from airflow_provider_cogvideo.hooks import bodies
+from airflow_provider_cogvideo.hooks.bodies import MAX_ANSWER_BYTES, BodyLimits, BodyReader
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
-from airflow_provider_cogvideo.hooks.downloads import MAX_ANSWER_BYTES, BodyLimits, BodyReader
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 
 from .conftest import BASE_URL
@@ -115,10 +115,10 @@ def test_the_decoded_pieces_never_exceed_one_step() -> None:
     """What a single network read of a bomb can become at once: one decoding step, not its inflation."""
     reader = BodyReader(BodyLimits(MAX_ANSWER_BYTES, grace=60, min_rate=1024), encodings=["gzip"])
     held: list[int] = []
-    with pytest.raises(downloads.BodyRefused, match="over its cap"):
+    with pytest.raises(bodies.BodyRefused, match="over its cap"):
         held.extend(len(piece) for piece in reader.take(bomb(16 * MiB)))
-    assert reader.largest_piece <= downloads.DECODE_STEP
-    assert sum(held) <= MAX_ANSWER_BYTES < reader.decoded <= MAX_ANSWER_BYTES + downloads.DECODE_STEP
+    assert reader.largest_piece <= bodies.DECODE_STEP
+    assert sum(held) <= MAX_ANSWER_BYTES < reader.decoded <= MAX_ANSWER_BYTES + bodies.DECODE_STEP
 
 
 def test_a_submit_answer_over_the_cap_is_ambiguous_and_not_resent(api, hook) -> None:
@@ -214,7 +214,7 @@ class FakeClock:
 async def test_a_dripping_answer_is_cut_off_by_the_deadline(make_conn, monkeypatch: pytest.MonkeyPatch) -> None:
     """One byte at a time: no read ever times out, the answer as a whole is too slow. With a fake clock
     moving 1 s per reading, a 1 s grace and 1024 bytes/s, the deadline passes on the second read."""
-    monkeypatch.setattr(downloads, "_monotonic", FakeClock(step=1.0))
+    monkeypatch.setattr(bodies, "_monotonic", FakeClock(step=1.0))
     body = json.dumps(JOB).encode()
 
     def respond(method: str, path: str) -> Iterator[bytes]:

@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 from PIL import Image, ImageFile
 
-from airflow_provider_cogvideo import images
-from airflow_provider_cogvideo.capabilities import MiB, capabilities_for
+from airflow_provider_cogvideo import image_sources
+from airflow_provider_cogvideo.capabilities import capabilities_for
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import MAX_IMAGE_PIXELS, inspect_image, prepare_images
+from airflow_provider_cogvideo.image_pixels import MAX_IMAGE_PIXELS, inspect_image
+from airflow_provider_cogvideo.prepare import prepare_images
 from airflow_provider_cogvideo.s3 import ObjectTooLargeError, read_capped
+from airflow_provider_cogvideo.sizes import MiB
 
 COGVIDEOX = capabilities_for("cogvideox-3")  # 5 MB images, PNG/JPEG
 BOMB_SIDE = 6400
@@ -117,7 +119,7 @@ def test_local_file_over_the_limit_is_refused_from_its_size(tmp_path: Path, monk
     with path.open("wb") as handle:
         handle.truncate(OVER_LIMIT)  # sparse: costs no disk
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the file must not be read"))
-    with pytest.raises(CogVideoValidationError, match=r"huge\.png: 5\.0 MiB is over the 5 MB limit of 'cogvideox-3'"):
+    with pytest.raises(CogVideoValidationError, match=r"huge\.png: 5\.0 MB is over the 5\.0 MB limit of 'cogvideox-3'"):
         prepare_images(str(path), COGVIDEOX, aws_conn_id=None)
 
 
@@ -126,15 +128,15 @@ def test_base64_over_the_limit_is_refused_before_decoding(prefix: str, monkeypat
     longest_allowed = 4 * -(-(5 * MiB) // 3)  # base64 characters of 5 MiB, padding included
     text = prefix + "A" * (longest_allowed + 4)
     monkeypatch.setattr(base64, "b64decode", lambda *a, **k: pytest.fail("must not be decoded"))
-    with pytest.raises(CogVideoValidationError, match=r"^image: .* is over the 5 MB limit of 'cogvideox-3'"):
+    with pytest.raises(CogVideoValidationError, match=r"^image: .* is over the 5\.0 MB limit of 'cogvideox-3'"):
         prepare_images(text, COGVIDEOX, aws_conn_id=None)
 
 
 def test_base64_at_the_limit_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
     """The encoded-length bound is exact: base64 of exactly the limit is not refused for its length."""
-    limit = images.ByteLimit(3 * 1000, "of the test")
+    limit = image_sources.ByteLimit(3 * 1000, "of the test")
     text = base64.b64encode(b"\0" * limit.max_bytes).decode()
-    assert images._decode_base64(text, "image", limit, "base64") == b"\0" * limit.max_bytes
+    assert image_sources._decode_base64(text, "image", limit, "base64") == b"\0" * limit.max_bytes
 
 
 class _Body:
@@ -212,7 +214,7 @@ def test_s3_object_over_the_limit_is_refused_before_its_body_is_read(
         return real(self, amt)
 
     monkeypatch.setattr(StreamingBody, "read", spy)
-    with pytest.raises(CogVideoValidationError, match=r"s3://products/big\.png: 5\.0 MiB is over the 5 MB limit"):
+    with pytest.raises(CogVideoValidationError, match=r"s3://products/big\.png: 5\.0 MB is over the 5\.0 MB limit"):
         prepare_images("s3://products/big.png", COGVIDEOX, aws_conn_id="aws_test")
     assert read_sizes == []
     (ok,) = prepare_images("s3://products/ok.png", COGVIDEOX, aws_conn_id="aws_test")
@@ -221,9 +223,9 @@ def test_s3_object_over_the_limit_is_refused_before_its_body_is_read(
 
 
 def test_model_limits_above_the_provider_ceiling_are_capped() -> None:
-    huge = COGVIDEOX.with_overrides({"image_max_bytes": 10 * images.MAX_SOURCE_BYTES})
-    limit = images.ByteLimit.for_model(huge)
-    assert limit.max_bytes == images.MAX_SOURCE_BYTES
+    huge = COGVIDEOX.with_overrides({"image_max_bytes": 10 * image_sources.MAX_SOURCE_BYTES})
+    limit = image_sources.ByteLimit.for_model(huge)
+    assert limit.max_bytes == image_sources.MAX_SOURCE_BYTES
 
 
 # ---------------------------------------------------------------------------------------------- shown

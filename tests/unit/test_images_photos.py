@@ -22,7 +22,9 @@ from PIL import Image, ImageCms
 
 from airflow_provider_cogvideo.capabilities import capabilities_for
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import HEIF_EXTRA, inspect_image, normalized_jpeg, prepare_images
+from airflow_provider_cogvideo.extras import install_line
+from airflow_provider_cogvideo.image_pixels import inspect_image, normalized_jpeg
+from airflow_provider_cogvideo.prepare import prepare_images
 
 COGVIDEOX = capabilities_for("cogvideox-3")
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
@@ -287,7 +289,7 @@ _WITHOUT_PILLOW_HEIF = """
 import sys
 sys.modules["pillow_heif"] = None  # what an install without the heif extra has: no such module
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.images import inspect_image
+from airflow_provider_cogvideo.image_pixels import inspect_image
 try:
     inspect_image(open(sys.argv[1], "rb").read(), label="s3://photos/iphone.heic")
 except CogVideoValidationError as exc:
@@ -305,14 +307,15 @@ def test_heic_without_the_extra_is_refused_naming_it(tmp_path: Path) -> None:
     )
     message = run.stdout.strip().splitlines()[-1]
     assert "s3://photos/iphone.heic" in message and "HEIC/HEIF" in message
-    assert HEIF_EXTRA in message and "pip install 'airflow-provider-cogvideo[heif]'" in message
+    assert install_line("heif") in message and "pip install 'airflow-provider-cogvideo[heif]'" in message
 
 
 def test_heif_opener_is_registered_only_when_a_photo_needs_it(tmp_path: Path) -> None:
     path = tmp_path / "iphone.heic"
     path.write_bytes(heic_photo())
     code = (
-        "import sys; from airflow_provider_cogvideo.images import inspect_image, prepare_images; "
+        "import sys; from airflow_provider_cogvideo.image_pixels import inspect_image; "
+        "from airflow_provider_cogvideo.prepare import prepare_images; "
         "from PIL import Image; inspect_image(open(sys.argv[2], 'rb').read()); "
         "before = 'pillow_heif' in sys.modules; inspect_image(open(sys.argv[1], 'rb').read()); "
         "print(before, 'pillow_heif' in sys.modules)"
@@ -325,7 +328,7 @@ def test_heif_opener_is_registered_only_when_a_photo_needs_it(tmp_path: Path) ->
 
 # ------------------------------------------------------------------------------------------ generate path
 def test_generate_sends_a_rotated_jpeg_upright(tmp_path: Path) -> None:
-    """images.py sends file/base64/s3 images as they are; one whose EXIF says "rotated" would arrive
+    """prepare_images sends file/base64/s3 images as they are; one whose EXIF says "rotated" would arrive
     sideways (the service ignores EXIF), so it goes as an upright JPEG. The fingerprint's digest stays
     the one of the bytes read (a Pillow upgrade between retries must not look like a new request)."""
     path = tmp_path / "portrait.jpg"

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator, write_gallery
-from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of
 from airflow_provider_cogvideo.s3 import MAX_KEY_BYTES, checked_key, checked_key_template
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator, _format_key
 
@@ -153,6 +153,14 @@ def test_ingestion_keys_are_checked_when_built(parameter: str, value: str, probl
     with pytest.raises(CogVideoValidationError) as exc:
         S3ProductImagesOperator(task_id="ingest", s3_bucket="b", prefix="in/", prompt_template="{title}", **kwargs)
     assert exc.value.field == parameter and problem in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "product"),
+    [("incoming/sku-1.jpg", "sku-1"), ("s3://products/in/sku.v2.png", "sku.v2"), ("flat.heic", "flat"), ("a.b/c", "c")],
+)
+def test_a_product_id_is_its_image_file_name_without_the_extension(key: str, product: str) -> None:
+    assert product_id_of(key) == product
 
 
 def test_a_prefix_may_end_with_a_slash_and_be_templated() -> None:

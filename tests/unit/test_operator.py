@@ -18,7 +18,8 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from PIL import Image
 
 from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
-from airflow_provider_cogvideo.operators.cogvideo import STATE_KEY, CogVideoGenerateOperator
+from airflow_provider_cogvideo.job_store import STATE_KEY
+from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
 
 from .conftest import API_KEY, BASE_URL
@@ -146,7 +147,7 @@ def test_oversized_and_wrong_format_images_are_refused(api, context, tmp_path) -
         operator(image=str(webp)).execute(context)
     big = tmp_path / "big.png"
     Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3)).save(big)  # noise: ~5.6 MiB as PNG
-    with pytest.raises(AirflowFailException, match="over the 5 MB limit"):
+    with pytest.raises(AirflowFailException, match=r"over the 5\.0 MB limit"):
         operator(image=str(big)).execute(context)
     assert not api.calls
 
@@ -439,14 +440,14 @@ def test_ambiguous_submit_is_recorded_as_ambiguous_with_its_request_id(api, cont
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"poll_interval": 0}, r"poll_interval: 0\.0 is out of range; allowed: 1 to 3600"),
-        ({"poll_interval": -5}, r"poll_interval: -5\.0 is out of range"),
-        ({"poll_interval": float("nan")}, r"poll_interval: nan is out of range"),
-        ({"error_budget": -1}, r"error_budget: -1 is out of range; allowed: 0 to 100"),
-        ({"error_budget": 10**9}, r"error_budget: 1000000000 is out of range"),
-        ({"error_budget": 2.5}, r"error_budget: must be an integer"),
-        ({"timeout": float("inf")}, r"timeout: inf is out of range"),
-        ({"timeout": timedelta(days=30)}, r"timeout: 2592000\.0 is out of range"),
+        ({"poll_interval": 0}, r"poll_interval: must be a number from 1 to 3600, got 0\.0$"),
+        ({"poll_interval": -5}, r"poll_interval: must be a number from 1 to 3600, got -5\.0$"),
+        ({"poll_interval": float("nan")}, r"poll_interval: must be a number from 1 to 3600, got nan$"),
+        ({"error_budget": -1}, r"error_budget: must be an integer from 0 to 100, got -1$"),
+        ({"error_budget": 10**9}, r"error_budget: must be an integer from 0 to 100, got 1000000000$"),
+        ({"error_budget": 2.5}, r"error_budget: must be an integer from 0 to 100, got 2\.5$"),
+        ({"timeout": float("inf")}, r"timeout: must be a number from 0\.001 to 604800, got inf$"),
+        ({"timeout": timedelta(days=30)}, r"timeout: must be a number from 0\.001 to 604800, got 2592000\.0$"),
     ],
 )
 def test_wait_settings_are_bounded(api, kw, message) -> None:
@@ -517,6 +518,23 @@ def test_deferrable_defaults_to_operators_default_deferrable(configured, expecte
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == f"{expected} {expected}"
+
+
+@pytest.mark.parametrize("unset", ["None", "null", "NONE", ""])
+def test_one_unset_rule_for_every_templated_field(api, context, unset) -> None:
+    """Before, ``"none"`` unset max_total_price but ``model="none"`` was an unknown model and a
+    ``"None"`` prompt or request_id was sent as written."""
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    op = operator(image="https://example.com/p.png")
+    for name in set(op.template_fields) - {"image"}:  # the image says what to animate
+        setattr(op, name, unset)  # as rendering sets them
+    deferred = defer(op, context)
+    body = json.loads(route.calls.last.request.content)
+    assert body["model"] == "cogvideox-3" and body["request_id"].startswith("af-"), "the defaults"
+    assert set(body) == {"model", "image_url", "request_id"}, "no prompt, no option, no extra body"
+    assert deferred.trigger.cogvideo_conn_id == "cogvideo_default"
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
+    assert op.execute_complete(context, event=run_trigger(deferred.trigger))["metadata"] == {}
 
 
 def test_options_are_templated_and_validated_after_rendering(api, context) -> None:

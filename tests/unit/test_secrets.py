@@ -10,7 +10,6 @@ import pytest
 import respx
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_cogvideo.common import job_result
 from airflow_provider_cogvideo.errors import (
     CogVideoBadRequestError,
     CogVideoConnectionConfigError,
@@ -21,6 +20,7 @@ from airflow_provider_cogvideo.hooks.cogvideo import CogVideoConnectionSettings,
 from airflow_provider_cogvideo.models import TaskResult
 from airflow_provider_cogvideo.redact import has_credentials, redact_url
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from airflow_provider_cogvideo.xcom import job_result
 
 from .conftest import API_KEY, BASE_URL, FakeTI
 
@@ -47,7 +47,7 @@ def _everything_shown(exc: BaseException) -> str:
 # ------------------------------------------------------------------ a: a JWT echoed in pieces
 def test_jwt_payload_and_signature_echoed_apart_are_scrubbed_and_masked(make_conn, monkeypatch) -> None:
     masked: list[str] = []
-    monkeypatch.setattr("airflow_provider_cogvideo.hooks.cogvideo._mask", masked.append)
+    monkeypatch.setattr("airflow_provider_cogvideo.hooks.connection._mask", masked.append)
     make_conn(extra={"auth": "jwt", "max_retries": 0})
     hook = CogVideoHook()
     with respx.mock(base_url=BASE_URL) as api:
@@ -75,7 +75,7 @@ def test_jwt_payload_and_signature_echoed_apart_are_scrubbed_and_masked(make_con
 @pytest.mark.parametrize("pasted", [API_KEY, SECRET, f"  {API_KEY} "], ids=["key", "secret", "key-with-blanks"])
 def test_key_pasted_into_an_extra_is_masked_first_and_never_echoed(monkeypatch, field: str, pasted: str) -> None:
     masked: list[str] = []
-    monkeypatch.setattr("airflow_provider_cogvideo.hooks.cogvideo._mask", masked.append)
+    monkeypatch.setattr("airflow_provider_cogvideo.hooks.connection._mask", masked.append)
     with pytest.raises(CogVideoConnectionConfigError, match=f"^extra {field} must be .*got '.*\\*\\*\\*") as exc:
         CogVideoConnectionSettings.from_fields(password=API_KEY, extra={field: pasted})
     assert {API_KEY, SECRET} <= set(masked), "registered with the masker before validation failed"

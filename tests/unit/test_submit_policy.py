@@ -14,7 +14,6 @@ import pytest
 import respx
 
 from airflow_provider_cogvideo.errors import (
-    SUBMIT_POLICY,
     CogVideoAccountError,
     CogVideoAmbiguousSubmitError,
     CogVideoAPIError,
@@ -23,10 +22,9 @@ from airflow_provider_cogvideo.errors import (
     CogVideoServerError,
     CogVideoTransportError,
     CogVideoUnexpectedAnswerError,
-    refused_for_capacity,
-    submit_answer,
 )
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
+from airflow_provider_cogvideo.hooks.submit_policy import SUBMIT_POLICY, refused_for_capacity, submit_answer
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 
 from .conftest import BASE_URL

@@ -1,85 +1,51 @@
-"""Input images: where they come from, what they are, and how they go on the wire.
+"""What an input image's pixels are, with Pillow: open, inspect, and re-encode so the service sees them right.
 
-An operator's ``image`` argument may be an http(s) URL, a data URI, bare base64, an
-``s3://bucket/key`` (read through ``aws_conn_id``) or a local path. Everything but a URL is read
-here, inspected with Pillow (decodable? which format? how many bytes and pixels?) and sent as a data
-URI, the one base64 form every model accepts. URLs are passed through: the service fetches them.
-
-Nothing is trusted to be as small as it looks, because every check runs before a paid request:
-
-* bytes are capped *as they are read* (the model's ``image_max_bytes``): an S3 object by its
-  ``ContentLength`` and a read that stops one byte past the cap, a file by its size before it is
-  opened, base64 by its encoded length before it is decoded;
-* pixels are counted from the header before any is decoded: above :data:`MAX_IMAGE_PIXELS` the image
-  is refused, so a few KB of PNG cannot expand into gigabytes, and Pillow's own decompression-bomb
-  warning and error become the same validation error naming the field;
-* the integrity check (a truncated or corrupt file is refused here, not billed at the server) decodes
-  within that budget, and JPEGs at 1/8 scale (every byte of the file is still decoded).
+:func:`inspect_image` decodes an image far enough to trust it before a paid request: pixels are
+counted from the header before any is decoded, and above :data:`MAX_IMAGE_PIXELS` the image is
+refused, so a few KB of PNG cannot expand into gigabytes (Pillow's own decompression-bomb warning and
+error become the same validation error naming the field); the integrity check (a truncated or corrupt
+file is refused here, not billed at the server) decodes within that budget, and JPEGs at 1/8 scale
+(every byte of the file is still decoded).
 
 The service reads pixels, not metadata: it ignores EXIF orientation and ICC profiles. So what is
 re-encoded is made to look the same without them (:func:`normalized_jpeg`): turned upright
 (``ImageOps.exif_transpose``), converted to sRGB when it carries another colour profile (Display P3
 from a phone, Adobe RGB, a CMYK press profile: LittleCMS through ``ImageCms``), 16-bit channels scaled
-(not clipped) to 8, transparency flattened on white, CMYK and palettes made RGB. An image sent to the
-generate operator as it is but whose EXIF says it is rotated would arrive sideways: it is re-encoded
-upright too. HEIC/HEIF photos (iPhones) decode through the optional ``heif`` extra (``pillow-heif``,
-registered only when such a photo comes along); no model accepts them, so they are sent as JPEGs.
+(not clipped) to 8, transparency flattened on white, CMYK and palettes made RGB. HEIC/HEIF photos
+(iPhones) decode through the optional ``heif`` extra (``pillow-heif``, registered only when such a
+photo comes along); no model accepts them, so they are sent as JPEGs.
 
-Pillow and the Amazon provider are optional extras (``images``, ``amazon``; see :mod:`.extras`),
-imported where they are used, so importing this module costs nothing and a URL needs neither:
-:func:`prepare_images` checks them before it reads an image, naming the field, the value and the
-extra (:class:`~.errors.CogVideoMissingExtraError`).
+Pillow is an optional extra (``images``, see :mod:`.extras`), imported where it is used, so importing
+this module costs nothing; callers check the extra before they hand bytes over.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import io
 import logging
-import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_provider_cogvideo.capabilities import (
-    MiB,
-    ModelCapabilities,
-    check_frame_pair,
-    check_image_properties,
-)
 from airflow_provider_cogvideo.errors import CogVideoMissingExtraError, CogVideoValidationError
-from airflow_provider_cogvideo.extras import install_line, require_extra
-from airflow_provider_cogvideo.redact import redact_url
-from airflow_provider_cogvideo.s3 import ObjectTooLargeError, read_capped
+from airflow_provider_cogvideo.extras import require_extra
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 log = logging.getLogger(__name__)
 
-_DATA_URI_RE = re.compile(r"data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*?);base64,\s*(?P<data>.*)", re.DOTALL)
 _PILLOW_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
-MAX_PATH_CHARS = 4096
-"""Longer strings are never taken for a file path (PATH_MAX on Linux): they are base64 or nothing."""
 MAX_IMAGE_PIXELS = 40_000_000
 """Images with more pixels are refused from their header, before a pixel is decoded.
 
 40 megapixels holds a full-resolution photo of up to 40 MP (8000x5000) and is nearly five times the
 largest video frame any model renders (3840x2160), while a full decode stays under 160 MB (RGBA).
 It is well below Pillow's own thresholds (``Image.MAX_IMAGE_PIXELS``, ~89 MP, warns; twice that
-raises), between which an image would otherwise be decoded in full: a 640 KB PNG costs 650 MB."""
-MAX_SOURCE_BYTES = 100 * MiB
-"""Never read more than this for one image, whatever a model row (or ``capability_overrides``) or
-ingestion's ``image_max_bytes`` allows: nothing bigger is a product photo or a frame to animate."""
+raises), between which an image would otherwise be decoded in full."""
 _JPEG_DRAFT_SIZE = (1, 1)
 """Asked of ``Image.draft``: the smallest scale libjpeg offers (1/8 per side, 1/64 of the pixels).
 Every entropy-coded byte is still decoded, so truncation and corruption are found as in a full decode."""
-HEIF_EXTRA = install_line("heif")
-"""How to install what decodes HEIC/HEIF photos (``pillow-heif``), named when one is refused."""
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"})
 """ISO-BMFF ``ftyp`` brands of HEIF images (``mif1``/``msf1`` also start AVIF files, which Pillow reads itself)."""
 _EXIF_ORIENTATION = 0x0112
@@ -381,148 +347,4 @@ def normalized_jpeg(data: bytes, max_bytes: int, *, label: str) -> tuple[bytes, 
     return jpeg, ImageInfo(format="jpeg", mode="RGB", width=width, height=height, n_bytes=len(jpeg), icc=icc)
 
 
-@dataclass(frozen=True)
-class WireImage:
-    """One image as it will be sent, plus what we know about it (``info`` is None for URLs).
-
-    ``source`` says where it came from (the URL without its query string, which may carry a
-    signature; the ``s3://`` URI or path; base64 summarised): the request summary, which goes to
-    logs and XCom, shows it instead of the wire form."""
-
-    wire: str
-    digest: str
-    source: str
-    info: ImageInfo | None = None
-
-
-@dataclass(frozen=True)
-class ByteLimit:
-    """How many bytes one image may have, and whose limit that is (named in the refusal)."""
-
-    max_bytes: int
-    owner: str
-
-    @classmethod
-    def for_model(cls, caps: ModelCapabilities) -> ByteLimit:
-        if caps.image_max_bytes <= MAX_SOURCE_BYTES:
-            return cls(caps.image_max_bytes, f"of {caps.name!r}")
-        return cls(MAX_SOURCE_BYTES, "for one image (MAX_SOURCE_BYTES)")
-
-    def refuse(self, label: str, source: str, size: int | None) -> CogVideoValidationError:
-        held = f"{size / MiB:.1f} MiB" if size is not None else f"more than {self.max_bytes / MiB:.1f} MiB"
-        return CogVideoValidationError(
-            label, f"{source}: {held} is over the {self.max_bytes / MiB:g} MB limit {self.owner}"
-        )
-
-
-def _decode_base64(text: str, label: str, limit: ByteLimit, source: str) -> bytes:
-    """Bytes of base64 ``text``; its encoded length is compared with the limit before decoding."""
-    compact = "".join(text.split())
-    if len(compact) > 4 * -(-limit.max_bytes // 3):  # the longest base64 of max_bytes bytes
-        raise limit.refuse(label, source, len(compact) * 3 // 4)
-    try:
-        return base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError):
-        raise CogVideoValidationError(label, "is neither a URL, an s3:// URI, a data URI, a file nor base64") from None
-
-
-def _read_file(path: Path, label: str, limit: ByteLimit) -> bytes:
-    """A local file's bytes: its size is checked before it is opened, and the read stops past the cap
-    (a file that grows meanwhile costs no more)."""
-    size = path.stat().st_size
-    if size > limit.max_bytes:
-        raise limit.refuse(label, str(path), size)
-    with path.open("rb") as handle:
-        data = handle.read(limit.max_bytes + 1)
-    if len(data) > limit.max_bytes:
-        raise limit.refuse(label, str(path), None)
-    return data
-
-
-def read_image_bytes(ref: str, *, aws_conn_id: str | None, label: str, limit: ByteLimit) -> tuple[bytes, str]:
-    """Bytes of a non-URL image reference, and a short description of where they came from.
-
-    No more than ``limit.max_bytes`` (+1) is ever read or decoded: a bigger image is refused."""
-    if ref.startswith("data:"):
-        match = _DATA_URI_RE.fullmatch(ref)
-        if not match:
-            raise CogVideoValidationError(label, "is a malformed data URI (expected data:image/...;base64,...)")
-        source = f"data URI ({len(ref)} chars)"
-        return _decode_base64(match["data"], label, limit, source), source
-    if ref.startswith("s3://"):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        bucket, key = S3Hook.parse_s3_url(ref)
-        try:
-            return read_capped(S3Hook(aws_conn_id=aws_conn_id).get_conn(), bucket, key, limit.max_bytes), ref
-        except ObjectTooLargeError as exc:
-            raise limit.refuse(label, ref, exc.size) from None
-        except Exception as exc:  # boto raises many types; the message matters, not the class
-            raise CogVideoValidationError(label, f"cannot read {ref}: {type(exc).__name__}: {exc}") from None
-    path = Path(ref).expanduser()
-    could_be_path = len(ref) < MAX_PATH_CHARS
-    if could_be_path and path.is_file():
-        return _read_file(path, label, limit), str(path)
-    source = f"base64 ({len(ref)} chars)"
-    try:
-        return _decode_base64(ref, label, limit, source), source
-    except CogVideoValidationError:
-        if ref.startswith(("/", "./", "~")) or (could_be_path and path.suffix):
-            raise CogVideoValidationError(label, f"file {_short(ref)!r} does not exist") from None
-        raise
-
-
-def _short(text: str, limit: int = 80) -> str:
-    """Keep base64 blobs out of error messages."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
-
-
-def _require_extras_for(ref: str, label: str) -> None:
-    """Before a non-URL image is read: Pillow to check it, and for ``s3://`` the Amazon provider to
-    read it. Both are checked first, so nothing is fetched that could not be checked (what kind of
-    reference it is otherwise, :func:`read_image_bytes` decides)."""
-    if ref.startswith("s3://"):
-        extras, kind = ("amazon", "images"), "an S3 object, read through the aws connection and checked with Pillow"
-    else:
-        extras, kind = ("images",), "read and checked with Pillow"
-    require_extra(*extras, needed_for=f"{label} {_short(ref)!r} ({kind})")
-
-
-def prepare_images(
-    image: str | Sequence[str] | None, caps: ModelCapabilities, *, aws_conn_id: str | None
-) -> list[WireImage]:
-    """Turn an operator's ``image`` argument into wire images, validated against the model's row.
-
-    URLs need no extra; anything read here needs ``images`` (and ``s3://`` also ``amazon``):
-    ``CogVideoMissingExtraError`` naming the field, the value and the extra when it is missing."""
-    if image is None or image == "" or image == []:
-        return []
-    refs = [image] if isinstance(image, str) else list(image)
-    limit = ByteLimit.for_model(caps)
-    prepared: list[WireImage] = []
-    for index, ref in enumerate(refs):
-        label = f"image[{index}]" if len(refs) > 1 or not isinstance(image, str) else "image"
-        if not isinstance(ref, str) or not ref.strip():
-            raise CogVideoValidationError(label, f"must be a non-empty string, got {ref!r}")
-        ref = ref.strip()
-        if ref.startswith(("http://", "https://")):
-            digest = hashlib.sha256(ref.encode()).hexdigest()
-            prepared.append(WireImage(wire=ref, digest=digest, source=redact_url(ref)))
-            continue
-        _require_extras_for(ref, label)
-        data, source = read_image_bytes(ref, aws_conn_id=aws_conn_id, label=label, limit=limit)
-        info = inspect_image(data, label=label)
-        sent = data
-        if info.orientation != 1 or info.format == "heif":
-            # The service ignores EXIF: a rotated photo sent as it is would arrive sideways. No model
-            # takes HEIF. Both go as an upright JPEG (see normalized_rgb for colour and alpha).
-            sent, info = normalized_jpeg(data, limit.max_bytes, label=label)
-        check_image_properties(caps, index, info.format, info.n_bytes, info.width, info.height)
-        wire = f"data:{info.mime};base64,{base64.b64encode(sent).decode('ascii')}"
-        # The digest (request fingerprint) is of the bytes read, not of a re-encode that another
-        # Pillow version could produce differently: a retry must recognise its own job.
-        prepared.append(WireImage(wire=wire, digest=hashlib.sha256(data).hexdigest(), source=source, info=info))
-    known = [(p.info.width, p.info.height) for p in prepared if p.info is not None]
-    if len(known) == 2:
-        check_frame_pair(caps, known)
-    return prepared
+__all__ = ["MAX_IMAGE_PIXELS", "ImageInfo", "encode_jpeg", "inspect_image", "normalized_jpeg", "normalized_rgb"]

@@ -1,0 +1,62 @@
+"""A failing task step: its reason left in XCom for the run's manifest, and whether Airflow retries it.
+
+Used by the generate operator and the transfer around each step, so that a pipeline can list a
+product with its error while the other products carry on, and so that an error no retry can cure
+fails the task at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cogvideo.errors import (
+    CogVideoAmbiguousSubmitError,
+    CogVideoConnectionConfigError,
+    CogVideoMissingExtraError,
+    CogVideoValidationError,
+)
+from airflow_provider_cogvideo.xcom import XCOM_ERROR
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+NEVER_SUCCEEDS = (CogVideoConnectionConfigError, CogVideoValidationError, CogVideoMissingExtraError)
+"""Errors that trying again cannot cure: an unusable connection, an invalid value, a missing extra.
+Found at run time they fail the task at once, without Airflow's retries (each retry would fail the
+same way, and a user who set ``retries=2`` would wait through all of them)."""
+
+
+def failure_record(exc: BaseException) -> dict[str, Any]:
+    """What a manifest needs to know about a failure: the message, the type, and for a submit whose
+    outcome is unknown (it may have created a paid job) ``status: "ambiguous"`` with its ``request_id``.
+
+    Operators translate provider errors into Airflow's (``raise AirflowFailException(...) from None``);
+    the original stays reachable as ``__context__``, which is where an ambiguous submit is recognised."""
+    record: dict[str, Any] = {"error": str(exc), "type": type(exc).__name__}
+    origin = exc if isinstance(exc, CogVideoAmbiguousSubmitError) else exc.__context__
+    if isinstance(origin, CogVideoAmbiguousSubmitError):
+        record.update(status="ambiguous", request_id=origin.request_id)
+    return record
+
+
+@contextlib.contextmanager
+def failure_recorded(context: Context) -> Iterator[None]:
+    """Leave a failing step's reason in XCom ``error`` before it propagates; an error of
+    :data:`NEVER_SUCCEEDS` propagates as ``AirflowFailException`` (no retry).
+    (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
+    from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+
+    try:
+        yield
+    except AirflowSkipException:
+        raise  # skipping (a dry run's upload) is not a failure
+    except Exception as exc:
+        context["ti"].xcom_push(key=XCOM_ERROR, value=failure_record(exc))
+        if isinstance(exc, NEVER_SUCCEEDS):
+            raise AirflowFailException(f"{exc} (not retried: trying again cannot change this)") from exc
+        raise
+
+
+__all__ = ["NEVER_SUCCEEDS", "failure_record", "failure_recorded"]
