@@ -71,7 +71,7 @@ endef
 UNIT_TARGETS := $(addprefix unit-,$(UNIT_MATRIX))
 UNIT_VENVS := $(foreach e,$(UNIT_MATRIX),.venv-$(e)/.installed)
 LOCK_TARGETS := $(addprefix lock-,$(SUITE) $(UNIT_MATRIX))
-.PHONY: demo test lint suite unit install lock clean help system-deps $(UNIT_TARGETS) $(LOCK_TARGETS)
+.PHONY: demo test lint suite unit install lock dist docs clean help system-deps $(UNIT_TARGETS) $(LOCK_TARGETS)
 
 help:
 	@echo "make demo        - install, start the local emulator + S3, run the product pipeline end to end"
@@ -79,6 +79,8 @@ help:
 	@echo "make unit        - the unit tests on every entry of the matrix: $(strip $(UNIT_MATRIX))"
 	@echo "make unit-ENTRY  - the unit tests on one entry (e.g. make unit-airflow-3.3-py3.13)"
 	@echo "make lock        - re-resolve requirements/*.lock (deliberately, when dependencies change)"
+	@echo "make dist        - build the sdist and the wheel into dist/ and check them with twine"
+	@echo "make docs        - rewrite the generated sections of README.md and docs/ (parameter tables, code tables)"
 	@echo "make system-deps - apt-get install what the tests run for real (redis-server, chromium, postgresql) if missing"
 
 # Debian packages the tests use for real: Redis and PostgreSQL (the distributed Airflow test) and
@@ -135,7 +137,7 @@ test: system-deps lint
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see the suite / unit results above) ==" >&2; fi; exit $$rc
 
 suite: $(VENV)/.installed $(VENVSDK)/.installed
-	$(call run_pytest,$(VENV),-q -p no:cacheprovider tests --ignore=tests/unit,suite on $(SUITE) (tests/unit: the matrix),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python)
+	$(call run_pytest,$(VENV),-q -p no:cacheprovider tests --ignore=tests/unit,suite on $(SUITE) (tests/unit: the matrix),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python COGVIDEO_UV=$(CURDIR)/$(UV))
 
 unit: $(UV)
 	@$(MAKE) --no-print-directory -k -j$(UNIT_JOBS) --output-sync=target $(UNIT_TARGETS)
@@ -145,6 +147,20 @@ $(UNIT_TARGETS): unit-%: .venv-%/.installed
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/cogvideo demo
+
+# The generated sections of README.md and docs/ (parameter tables from the docstrings, the code's
+# tables), rewritten in place; tests/unit/test_docs_pages.py fails while one is stale.
+docs: $(VENV)/.installed
+	$(VENV)/bin/python -m airflow_provider_cogvideo.docs --write
+
+# A release: the sdist and the wheel (uv build, hatchling) in a fresh dist/, checked with twine
+# (metadata, README rendering). tests/integration/test_dist.py installs such a wheel offline into a
+# fresh virtualenv and imports it.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(UV) build -q --out-dir dist
+	$(VENV)/bin/python -m twine check --strict dist/*
+	@ls -l dist
 
 # An existing lock's pins are kept where they still resolve (uv prefers them): `make lock` after a
 # change moves only what must move; delete a lock (or pass --upgrade by hand) to move everything.

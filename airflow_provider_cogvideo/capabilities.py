@@ -5,8 +5,8 @@ The table :data:`MODEL_CAPABILITIES` is the single source of truth for what each
 sent, the emulator validates incoming bodies against it, and the README's model table is generated
 from it (:mod:`.docs`). Prices are two of the table's columns, read by :func:`estimate_price`.
 
-Where the public sources disagree (``shared/spec/cogvideox-api.md`` §9) the table encodes the most
-likely reading and says so in ``notes``:
+Where Zhipu's public documentation disagrees with itself (API reference, OpenAPI, model pages) the
+table encodes the most likely reading and says so in ``notes``:
 
 * ``cogvideox-flash`` takes the same options as ``cogvideox-2`` (the current OpenAPI groups them; an
   older page said flash had no quality/size/fps).
@@ -43,8 +43,8 @@ USER_ID_LENGTH = (6, 128)
 REQUEST_ID_LENGTH = (6, 64)
 
 TIER_CONCURRENCY: dict[str, int] = {"V0": 5, "V1": 10, "V2": 15, "V3": 20}
-"""Tasks in flight per (account, model), by account tier (spec §5.4). The connection's ``tier``
-extra selects a row; pools, the emulator and the docs all read this."""
+"""Tasks in flight per (account, model), by account tier (the API documentation's rate limits). The
+connection's ``tier`` extra selects a row; pools, the emulator and the docs all read this."""
 
 COGVIDEOX_IMAGE_FORMATS = ("png", "jpeg")
 VIDU_IMAGE_FORMATS = ("png", "jpeg", "webp")
@@ -73,7 +73,7 @@ class ModelCapabilities:
     prompt_required: bool
     image_formats: tuple[str, ...]
     image_max_bytes: int
-    # Vidu wants base64 as a full data URI; CogVideoX takes bare base64 too (spec §3.3, §9).
+    # Vidu wants base64 as a full data URI; CogVideoX takes bare base64 too (the API reference).
     base64_needs_data_uri: bool
     # Vidu: images must have an aspect ratio within 1:4..4:1 (None: no rule documented).
     image_max_aspect: float | None = None
@@ -413,7 +413,7 @@ class PriceEstimate:
 
 
 def estimate_price(model: str | None, base_url: str = "") -> PriceEstimate | None:
-    """Per-call list price (spec §7): USD on api.z.ai, CNY on BigModel. None for unknown models."""
+    """Per-call list price (the published price lists): USD on api.z.ai, CNY on BigModel. None for unknown models."""
     caps = MODEL_CAPABILITIES.get(canonical_model(model or ""))
     if caps is None:
         return None

@@ -32,7 +32,8 @@ never changed afterwards: whoever catches one can trust it.
 :data:`API_ERROR_CODES` is the single source of truth for API answers: the hook reads it to pick the
 exception class and decide whether to retry, the emulator reads it to answer with the right HTTP
 status and message, and the README's error table is generated from it (:mod:`.docs`).
-Retryability follows ``shared/spec`` §5.3.
+Retryability follows the API's documented error codes: a rate limit, an overload or a server error
+is worth trying again; a refused key, a bad request or an empty balance is not.
 
 ``retryable`` is what queries follow (they create nothing). A submit costs money, and some failures
 may follow a job that *was* created: whether one is sent again is the submit policy's decision

@@ -21,7 +21,8 @@ an unknown status or an unexpected field fails the task loudly instead of being 
 What a job event that is not a success means is decided here too, once: :func:`job_error` gives the
 provider's exception (what :meth:`CogVideoHook.generate
 <airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook.generate>` raises) and :func:`raise_for_event`
-the exception Airflow acts on (what the operator and the sensor raise), from the same decision.
+the exception Airflow acts on (what the operator raises, and the sensor but for a timeout, which a
+sensor reports as ``AirflowSensorTimeout``), from the same decision.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ Self-contained: inline CSS, no fonts, no scripts (the page's Content-Security-Po
 a grid that reflows to one column on a phone.
 
 * Input is a **run manifest** (the document the pipeline writes to ``manifests/<day>/<run_id>.json``):
-  the gallery shows the rows the manifest holds and recomputes none of them.
+  the cards show the rows as the manifest records them (statuses, prices, checksums, errors); the
+  totals bar counts the rows' statuses itself and takes the cost and time from the manifest, and a
+  duration the request left unset is the model's default from the capability table.
 * Media are named by ``s3://`` URIs in the manifest. A :data:`MediaUrl` callable turns each into what
   the page loads: a presigned URL (:class:`~.operators.gallery.S3VideoGalleryOperator`'s default), a
   key relative to the page (:func:`relative_media`, for a bucket served as a static website), a local
@@ -40,6 +42,7 @@ from urllib.parse import quote
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
 from airflow_provider_cogvideo.redact import is_http_url, shorten
+from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
 
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
@@ -65,14 +68,6 @@ MAX_TEXT = 4000
 _NOT_OPTIONS = frozenset({"model", "prompt", "image_url", "request_id", "user_id"})
 """Fields of the request summary shown elsewhere on the card (or not at all), not as options."""
 _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-
-
-def parse_s3_uri(uri: Any) -> tuple[str, str] | None:
-    """``(bucket, key)`` of ``s3://bucket/key``; None for anything else."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        return None
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return (bucket, key) if bucket and key else None
 
 
 def quote_path(path: str) -> str:
@@ -337,7 +332,6 @@ __all__ = [
     "gallery_context",
     "human_seconds",
     "mapped_media",
-    "parse_s3_uri",
     "quote_path",
     "relative_media",
     "render_gallery",

@@ -23,7 +23,7 @@ from airflow_provider_cogvideo.capabilities import ModelCapabilities
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra
 from airflow_provider_cogvideo.redact import shorten
-from airflow_provider_cogvideo.s3 import ObjectTooLargeError, read_capped
+from airflow_provider_cogvideo.s3 import ObjectTooLargeError, parse_s3_uri, read_capped
 from airflow_provider_cogvideo.sizes import MiB, human_size
 
 _DATA_URI_RE = re.compile(r"data:(?P<mime>[\w/+.-]*)?(?P<params>(;[\w=.-]+)*?);base64,\s*(?P<data>.*)", re.DOTALL)
@@ -90,7 +90,7 @@ def read_image_bytes(ref: str, *, aws_conn_id: str | None, label: str, limit: By
     if ref.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        bucket, key = S3Hook.parse_s3_url(ref)
+        bucket, key = parse_s3_uri(ref) or ("", "")
         try:
             return read_capped(S3Hook(aws_conn_id=aws_conn_id).get_conn(), bucket, key, limit.max_bytes), ref
         except ObjectTooLargeError as exc:

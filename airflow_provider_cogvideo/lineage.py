@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cogvideo.redact import authority, is_http_url
+from airflow_provider_cogvideo.s3 import parse_s3_uri
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
@@ -74,9 +75,8 @@ def dataset_for(ref: Any) -> Dataset | None:
         return None
     ref = ref.strip()
     if ref.startswith("s3://"):
-        bucket, _, key = ref.removeprefix("s3://").partition("/")
-        bucket = bucket.rpartition("@")[2]  # no bucket name holds '@': what precedes it is credentials
-        return s3_dataset(bucket, key) if bucket else None
+        parsed = parse_s3_uri(ref)  # credentials dropped
+        return s3_dataset(*parsed) if parsed else None
     if is_http_url(ref):
         try:
             parts = urlsplit(ref)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
 
 from airflow_provider_cogvideo.redact import is_http_url
+from airflow_provider_cogvideo.s3 import s3_uri
 from airflow_provider_cogvideo.xcom import XCOM_S3_LINK, XCOM_VIDEO_URL
 
 
@@ -49,7 +50,7 @@ def s3_console_url(bucket: str, key: str, *, endpoint_url: str | None, region: s
             f"https://{region}.console.aws.amazon.com/s3/object/{quote(bucket)}"
             f"?region={quote(region)}&prefix={quote(key, safe='')}"
         )
-    return f"s3://{bucket}/{key}"
+    return s3_uri(bucket, key)
 
 
 class CogVideoVideoLink(BaseOperatorLink):

@@ -81,7 +81,7 @@ class PollSchedule:
 
 
 UNKNOWN_JOB_CODES = frozenset({"1214", None})
-"""400 answers to a query that mean "no such job": 1214 "id is invalid" (the spec's reading of an
+"""400 answers to a query that mean "no such job": 1214 "id is invalid" (the API documentation's reading of an
 unknown id), or no code at all. Other 400 codes are API errors, not proof that the job is gone."""
 
 

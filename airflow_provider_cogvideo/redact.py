@@ -10,7 +10,8 @@ events, exception messages, manifests) goes through these functions first:
 * server-provided text may echo the request, and so the key or a token: :func:`scrub` replaces every
   secret given and caps the length, so a hostile server cannot flood logs or XCom rows;
 * any text quoted in a message (a refused value, a path, a base64 blob) is cut by :func:`shorten`,
-  which says how much was left out.
+  which says how much was left out; a refused value is quoted by :func:`shown_value` (URLs redacted
+  first), and text that may hold URLs among other words is stored through :func:`redact_urls`.
 
 The two URL facts that showing a URL needs live here too, for every module that reads URLs: whether
 text is an http(s) URL (:func:`is_http_url`, :data:`HTTP_SCHEMES`) and how a host and port are
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_SERVER_TEXT = 500
 """Characters of server-provided text kept in messages (error bodies, FAIL reasons)."""
+MAX_SHOWN_VALUE = 200
+"""Characters of a refused value kept in a message (:func:`shown_value`)."""
 REDACTED = "***"
 HTTP_SCHEMES = ("http", "https")
 """The schemes the API, its result URLs and image URLs use, as :func:`urllib.parse.urlsplit` gives them."""
@@ -35,6 +39,8 @@ _URL_RE = re.compile(r"(\s*[A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)([^?#]*)(?:\?([^#
 """``scheme://authority/path?query`` of any scheme (``https``, ``ftp``, ``s3``...), read without
 trusting the authority: it is cut at its last ``@``, so no ``user:password`` survives a host or port
 that does not parse."""
+_URL_IN_TEXT_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+"""A URL inside other text: from its scheme to the first blank, quote or angle bracket."""
 
 
 def is_http_url(text: str) -> bool:
@@ -79,6 +85,22 @@ def _http_host(url: str, shown: str) -> str:
     return authority(host, port)
 
 
+def redact_urls(text: str) -> str:
+    """``text`` with every URL in it (any scheme) passed through :func:`redact_url`: for text that may
+    hold URLs among other words (a product field stored as object metadata, a refused value)."""
+    return _URL_IN_TEXT_RE.sub(lambda match: redact_url(match[0]), text)
+
+
+def shown_value(value: Any, limit: int = MAX_SHOWN_VALUE) -> str:
+    """A value quoted in a message (its ``repr``): text that is a URL redacted whole (no credentials,
+    even with a blank in the password; no query), URLs inside other text redacted one by one, then
+    :func:`shorten` to ``limit`` characters."""
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and redact_url(text) != text:
+        return shorten(repr(redact_url(text)), limit)
+    return shorten(redact_urls(repr(value)), limit)
+
+
 def has_credentials(url: str) -> bool:
     """Whether ``url`` (any scheme) carries ``user[:password]@`` in its authority. No result or image
     URL may: the password would travel wherever the URL does (XCom, logs, object metadata)."""
@@ -104,10 +126,13 @@ def scrub(text: str, secrets: Iterable[str | None], *, limit: int = MAX_SERVER_T
 __all__ = [
     "HTTP_SCHEMES",
     "MAX_SERVER_TEXT",
+    "MAX_SHOWN_VALUE",
     "authority",
     "has_credentials",
     "is_http_url",
     "redact_url",
+    "redact_urls",
     "scrub",
     "shorten",
+    "shown_value",
 ]

@@ -1,10 +1,13 @@
-"""S3 helpers shared by ingestion (:mod:`.operators.product_images`), the transfer and image reading.
+"""S3 helpers shared by ingestion (:mod:`.operators.product_images`), the transfer, the gallery, image
+reading and lineage.
 
 One place decides what "the object is not there" looks like (S3 and S3-compatible stores answer a
 missing key with different codes), what an object key may be (:func:`checked_key`: one rule,
 :data:`KEY_RULES`, for every key this provider writes or looks up), how an object is named in
-messages and results (``s3://`` URIs), how an object is read without trusting its size
-(:func:`read_capped`), and which content type a file gets. botocore is imported only when an error is inspected.
+messages and results (``s3://`` URIs: written by :func:`s3_uri`, read by :func:`parse_s3_uri`), how
+an object is read without trusting its size (:func:`read_capped`), and which content type a file
+gets. botocore is imported only when an error is inspected. Writing a stream as one object is
+:mod:`.s3_multipart`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _VALUE = "\ue000"
 """Stands for a value not known yet (a Jinja expression, a ``{…}`` placeholder) in a template's check."""
 _SHOWN_KEY_CHARS = 200
 
+S3_SCHEME = "s3://"
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 """``ClientError`` codes for a missing key: HEAD answers a bare 404, GET ``NoSuchKey``, some stores ``NotFound``."""
 
@@ -53,7 +57,22 @@ class ObjectTooLargeError(ValueError):
 
 def s3_uri(bucket: str, key: str) -> str:
     """``s3://bucket/key``: how an object is named in logs, results and asset events."""
-    return f"s3://{bucket}/{key}"
+    return f"{S3_SCHEME}{bucket}/{key}"
+
+
+def parse_s3_uri(uri: Any) -> tuple[str, str] | None:
+    """``(bucket, key)`` of an object's ``s3://bucket/key``; None for anything else (not text, another
+    scheme, no bucket or no key): the one reading of an ``s3://`` URI, wherever one arrives (an image,
+    a manifest, a gallery's media, a lineage dataset).
+
+    The key is everything after the bucket's ``/``, as written: ``?`` and ``#`` are characters of an
+    S3 key, not a query or a fragment. A ``user:password@`` before the bucket is dropped (no bucket
+    name holds ``@``), so credentials pasted into a URI are never taken for part of its name."""
+    if not isinstance(uri, str) or not uri.startswith(S3_SCHEME):
+        return None
+    bucket, _, key = uri.removeprefix(S3_SCHEME).partition("/")
+    bucket = bucket.rpartition("@")[2]
+    return (bucket, key) if bucket and key else None
 
 
 def key_problem(key: str, *, unknown: str | None = None) -> str | None:
@@ -208,6 +227,7 @@ __all__ = [
     "head_or_none",
     "is_not_found",
     "key_problem",
+    "parse_s3_uri",
     "read_capped",
     "s3_uri",
 ]

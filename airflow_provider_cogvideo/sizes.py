@@ -9,6 +9,7 @@ from __future__ import annotations
 
 KiB = 1024
 MiB = 1024 * KiB
+GiB = 1024 * MiB
 
 
 def human_size(n_bytes: float) -> str:
@@ -20,4 +21,4 @@ def human_size(n_bytes: float) -> str:
     return f"{n_bytes / MiB:.1f} MB"
 
 
-__all__ = ["KiB", "MiB", "human_size"]
+__all__ = ["GiB", "KiB", "MiB", "human_size"]

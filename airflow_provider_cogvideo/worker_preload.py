@@ -14,11 +14,10 @@ Use it by pointing Airflow's Celery configuration at :data:`CELERY_CONFIG`::
 
 It is Airflow's default Celery configuration unchanged, plus a ``worker_init`` handler that imports
 :data:`PRELOADED` once in the worker's main process, before Celery forks its pool (the scheduler,
-which also reads this configuration, imports nothing more). Measured here, with bytecode cached: a
-process that has Airflow's Celery executor loaded grows by 17 MiB and spends 0.4 CPU-seconds on
-these imports, once per worker instead of once per task (the memory is shared copy-on-write with
-every task it forks). The effect on the tier's hand-off is in ``benchmarks/README.md`` (tier
-throughput). Nothing here changes what a task does.
+which also reads this configuration, imports nothing more): their cost is paid once per worker
+instead of once per task, and the memory is shared copy-on-write with every task it forks. What
+that saves, and its effect on the tier's hand-off, is measured in ``benchmarks/README.md`` (worker
+preload, tier throughput). Nothing here changes what a task does.
 """
 
 from __future__ import annotations
@@ -68,7 +67,7 @@ def warm_caches() -> None:
     Each ``S3Hook`` client runs ``inspect.stack()`` to name its caller in the user agent, and the
     first stack walk in a process indexes every loaded module by file; the first boto3 client in a
     process loads botocore's lazily imported handlers and data. Done here, the forked tasks inherit
-    both: a first ``S3Hook(...).get_conn()`` in a task measured 0.37 CPU-s cold, 0.20 s warmed.
+    both, and a task's first ``S3Hook(...).get_conn()`` starts warm.
     The client is built with placeholder credentials and endpoint: no credential lookup, no network.
     """
     try:

@@ -1,9 +1,10 @@
-"""Candidate replacement for ``_PartUploader`` / ``CogVideoToS3Operator._stream_to_s3`` (not a benchmark).
+"""Candidate replacement for ``s3_multipart.upload_stream`` and its ``_PartUploader`` (not a benchmark).
 
 boto3's managed upload (s3transfer) fed by a file-like view of the HTTP stream that hashes and counts
-as it goes. Written to be pasted into ``airflow_provider_cogvideo/transfers/cogvideo_to_s3.py`` as is:
-it only needs ``CogVideoDownloadError`` and ``MiB`` from the package, imports boto3 / s3transfer lazily
-(nothing at parse time) and raises the same messages as the operator's ``_chunks``.
+as it goes. Written (before the uploader moved to ``airflow_provider_cogvideo/s3_multipart.py``) to be
+pasted into the transfer module as is: it only needs ``CogVideoDownloadError`` and ``MiB`` from the
+package, imports boto3 / s3transfer lazily (nothing at parse time) and raises the same messages as
+the operator's ``_chunks``.
 ``benchmarks/transfer_memory.py`` measures it against today's uploader.
 """
 
@@ -14,8 +15,8 @@ import io
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cogvideo.capabilities import MiB
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.sizes import MiB
 
 if TYPE_CHECKING:
     import httpx

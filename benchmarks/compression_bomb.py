@@ -14,7 +14,7 @@ whole gets a perfectly good job):
 Each case runs in a fresh child process, after a warm-up request (imports, connection, clients):
 
 * ``download``: ``CogVideoHook.stream_download`` read through the transfer's reader
-  (``CogVideoToS3Operator._chunks``, default ``max_video_bytes`` of 4 GiB): the file is refused when
+  (``CogVideoToS3Operator._opened``, default ``max_video_bytes`` of 4 GiB): the file is refused when
   its headers arrive (downloads ask for ``identity``);
 * ``answer (sync)`` / ``answer (async)``: ``CogVideoHook.get_task`` / ``aget_task`` with
   ``retry=False``: one layer is decoded in bounded steps up to ``MAX_ANSWER_BYTES``, two are refused;
@@ -148,16 +148,17 @@ def _child(mode: str, root: str) -> None:
     import httpx
 
     from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
-    from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator, _content_length
+    from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import _VIDEO, CogVideoToS3Operator
 
     hook = CogVideoHook()
     hook.get_task("warmup", retry=False)
     op = CogVideoToS3Operator(task_id="bench", result=f"{root}/files/v.mp4", s3_bucket="b", s3_key="k.mp4")
     op._job_id = "bench"
+    op.hook = hook  # the warmed-up hook
 
     def download() -> int:
-        with hook.stream_download(f"{root}/files/v.mp4", max_bytes=op._video_cap.max_bytes) as response:
-            return sum(len(c) for c in op._chunks(response, _content_length(response), op._video_cap))
+        with op._opened(f"{root}/files/v.mp4", _VIDEO, op.max_video_bytes) as (_, chunks):
+            return sum(len(c) for c in chunks)
 
     async def answer_async() -> Any:
         try:

@@ -84,12 +84,12 @@ from _common import ROOT, TEST_KEY, percentile, table, write_results
 
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
 from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
-from airflow_provider_cogvideo.testing.distributed import bytecode_cache_env, celery_settings, component_env
-from airflow_provider_cogvideo.testing.postgres import PostgresServer, running_postgres
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
-from airflow_provider_cogvideo.testing.redis_server import RedisServer, running_redis
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
+from tests.harness.distributed import bytecode_cache_env, celery_settings, component_env
+from tests.harness.postgres import PostgresServer, running_postgres
+from tests.harness.redis_server import RedisServer, running_redis
 
 MODEL = "cogvideox-3"
 SLOTS = 5  # tier V0
@@ -349,7 +349,7 @@ def deployment(
         "COGVIDEO_PIPELINE_OUTPUT_BUCKET": f"videos-{index}",
         "TIER_BENCH_PRODUCTS": str(args.products),
         "TIER_BENCH_POKE": str(args.generic_poke),
-        # Compiled once, like a production image's bytecode (see testing/distributed.py).
+        # Compiled once, like a production image's bytecode (see tests/harness/distributed.py).
         **bytecode_cache_env(),
         "PYTHONPATH": str(ROOT),
     }

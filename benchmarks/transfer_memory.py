@@ -6,7 +6,7 @@ Starts a local SeaweedFS and a local result-file server (synthetic payload gener
 then measures, each in a fresh subprocess so earlier runs do not inflate the numbers:
 
 * ``operator``: CogVideoToS3Operator streaming the result URL into S3 (today's hand-written
-  multipart upload: ``_PartUploader``, bounded queue);
+  multipart upload: ``s3_multipart.upload_stream``, bounded queue);
 * ``candidate``: ``upload_stream`` from ``_upload_candidate.py``: boto3's managed upload with a tuned
   TransferConfig (8 MiB parts, the operator's 3 workers and 4 parts in memory) behind
   ``HashingReader``, over the same ``CogVideoHook.stream_download``;

@@ -22,6 +22,7 @@ with DAG(
         model="cogvideox-flash",
         prompt="A hot-air balloon over terraced rice fields at dawn",
         wait_for_completion=False,
+        deferrable=True,  # a submit refused for capacity waits in the triggerer, not on a worker
         pool="cogvideo",
     )
     wait = CogVideoTaskSensor(

@@ -7,10 +7,11 @@ users copy into their DAGs folder) with nothing but this package installed (the 
 The harness it shares with the integration tests lives in :mod:`airflow_provider_cogvideo.testing`
 (``products``, ``processes``, ``airflow_env``, ``seaweedfs``).
 
-The pipeline writes its review gallery to the local S3, which stops with the demo: the demo also
-writes a local copy (``.demo/gallery.html``) that plays the downloaded videos from ``.demo/videos/``
-by relative paths, and a screenshot of it (``.demo/gallery.png``) taken with headless Chromium when
-one is installed.
+The pipeline writes its manifest and review gallery to the local S3, which stops with the demo:
+the demo keeps local copies, the manifest (``.demo/manifest.json``) and the gallery
+(``.demo/gallery.html``, playing the downloaded videos from ``.demo/videos/`` by relative paths), and
+a screenshot of the gallery (``.demo/gallery.png``) taken with headless Chromium when one is
+installed.
 
 A tool, like the emulator: the provider's runtime modules never import this package. Importing it
 imports neither Airflow nor Pillow nor boto3, nor the emulator's Starlette and uvicorn.
@@ -35,6 +36,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
 from airflow_provider_cogvideo.testing import connection_json
 from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
@@ -135,7 +137,7 @@ def _download_videos(s3_client: Any, rows: list[dict[str, Any]], target: Path) -
     target.mkdir(parents=True, exist_ok=True)
     local = {}
     for row in rows:
-        bucket, _, key = row["video"].removeprefix("s3://").partition("/")
+        bucket, key = parse_s3_uri(row["video"]) or ("", "")
         data = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         if hashlib.sha256(data).hexdigest() != row["sha256"]:
             raise RuntimeError(f"{row['video']}: the downloaded bytes do not match the manifest's sha256")
@@ -148,7 +150,7 @@ def _download_videos(s3_client: Any, rows: list[dict[str, Any]], target: Path) -
 def _local_gallery(s3_client: Any, manifest: dict[str, Any], demo_dir: Path) -> Path:
     """A copy of the run's gallery under ``demo_dir`` that needs no server: covers next to the videos
     in ``videos/``, source images in ``images/``, all referenced by paths relative to the page."""
-    from airflow_provider_cogvideo.gallery import mapped_media, parse_s3_uri, render_gallery
+    from airflow_provider_cogvideo.gallery import mapped_media, render_gallery
 
     paths: dict[str, str] = {}
     for index, row in enumerate(manifest["products"]):
@@ -205,8 +207,8 @@ def _reencoded_notes(airflow_log: Path) -> list[str]:
     """Which images ingestion re-encoded, from Airflow's log (the manifest lists outcomes, not inputs)."""
     notes = []
     for line in airflow_log.read_text(errors="replace").splitlines():
-        # "<id>: <format> (<reasons>) re-encoded ..." (or, from older releases, "<id>: <format> <mode> ...")
-        found = re.search(r"(\S+): (\S+ (?:\([^)]*\)|\S+)) re-encoded to JPEG \(\d+ bytes\) at (s3://\S+)", line)
+        # "<id>: <format> (<reasons>) re-encoded to JPEG (<n> bytes) at <uri>"
+        found = re.search(r"(\S+): (\S+ \(.*\)) re-encoded to JPEG \(\d+ bytes\) at (s3://\S+)", line)
         if found:
             product, source, staged = found.groups()
             notes.append(f"{product}: {source} re-encoded to a JPEG at {staged}")
@@ -235,7 +237,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         seeded = seed_products(client, sample_products(products))
         ensure_bucket(client, OUTPUT_BUCKET)
         _say(
-            f"Seeded s3://{seeded.bucket}/{seeded.prefix}: {len(seeded.product_ids)} product images + sidecars "
+            f"Seeded s3://{seeded.bucket}/{seeded.prefix}: {len(seeded.image_keys)} product images + sidecars "
             f"({len(seeded.reencoded)} WebP to re-encode, {len(seeded.rejected_keys)} corrupt to reject)"
         )
 
@@ -246,7 +248,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
                 "aws_default": json.dumps(aws_connection_json(s3)),
             },
             # dag.test() runs one task at a time: poll each job every second instead of the adaptive
-            # schedule (first poll after 30 s), so the demo takes a minute rather than several.
+            # schedule (first poll 45 s after a cogvideox-3 submit), so the demo takes a minute, not several.
             extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": "1"},
         )
         env.install_dags(pipeline_dag_file())
@@ -277,12 +279,14 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
             return 1
 
         manifest_uri, manifest = _latest_manifest(client)
+        manifest_copy = demo_dir / "manifest.json"  # the S3 server stops with the demo
+        manifest_copy.write_text(json.dumps(manifest, indent=2))
         uploaded = [row for row in manifest["products"] if row["status"] == "uploaded"]
         failed = [row for row in manifest["products"] if row["status"] == "failed"]
         rejected = [row for row in manifest["products"] if row["status"] == "rejected"]
         local = _download_videos(client, uploaded, demo_dir / "videos")
         gallery_uri = manifest.get("gallery")
-        bucket, _, gallery_key = str(gallery_uri).removeprefix("s3://").partition("/")
+        bucket, gallery_key = parse_s3_uri(gallery_uri) or ("", "")
         client.head_object(Bucket=bucket, Key=gallery_key)  # the pipeline wrote it (else this raises)
         gallery_copy = _local_gallery(client, manifest, demo_dir)
         stats = emulator.stats()
@@ -308,7 +312,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {_shown(local[row['product_id']])}")
     for row in failed:
         _say(f"{row['product_id']:<{width}}  FAILED: {row.get('error')}")
-    _say(f"\nManifest:    {manifest_uri}")
+    _say(f"\nManifest:    {_shown(manifest_copy)}  (a copy of {manifest_uri})")
     currency = manifest.get("currency") or ""
     _say(f"Total cost:  {manifest['total_price']:.2f} {currency} (list price; emulated, nothing billed)")
     _say(f"Videos:      {_shown(demo_dir / 'videos')}/  (open with any video player, e.g. xdg-open or open)")

@@ -39,7 +39,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task, task_group
 
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
-from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of
+from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of, source_image_of
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from airflow_provider_cogvideo.xcom import XCOM_ERROR, XCOM_REJECTED, XCOM_SPEND
 
@@ -158,7 +158,8 @@ with DAG(
         for index, item in enumerate(products):
             upload = ti.xcom_pull(task_ids="product.upload", map_indexes=index)
             product_id = item["metadata"].get("product_id")
-            known = {"product_id": product_id, "title": item["metadata"].get("title"), "image": item["image"]}
+            # The image as it arrived (a re-encoded one's staged JPEG is what was sent, not its source).
+            known = {"product_id": product_id, "title": item["metadata"].get("title"), "image": source_image_of(item)}
             if upload:
                 total += upload.get("price") or 0.0
                 currency = upload.get("price_currency") or currency

@@ -2,7 +2,7 @@
 
 * :func:`create_app` builds the ASGI app; :func:`running_emulator` serves one on a free port in a
   background thread; ``cogvideo emulator`` serves one from the command line.
-* Wire behaviour follows ``shared/spec/cogvideox-api.md`` (§8): both auth modes, per-model
+* Wire behaviour follows the public API documentation and the official SDKs: both auth modes, per-model
   validation from the shared capability table, tier concurrency (429/1302), lazy task lifecycle,
   real H.264 results (or synthetic payloads), fault injection (refusals, and answer faults after a
   job was created) and an admin API under ``/_emulator/`` (``GET stats``, ``POST reset``,

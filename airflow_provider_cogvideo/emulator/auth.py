@@ -1,4 +1,5 @@
-"""Authentication: the raw ``id.secret`` key or an HS256 JWT with millisecond claims (spec §2).
+"""Authentication: the raw ``id.secret`` key or an HS256 JWT with millisecond claims, as the
+official SDK signs it.
 
 Only the outcome (which key id) leaves this module; the credential itself is never logged, stored
 or echoed in an error message.

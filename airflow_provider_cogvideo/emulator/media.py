@@ -3,9 +3,10 @@
 The video shows the input image (first frame; with two images it cross-fades to the last one)
 under a gentle zoom and pan, or, for text-to-video, a card with the prompt text. It has the
 requested duration and frame rate and the requested aspect ratio, but is **scaled down** so its
-longest side is at most ``media_max_side`` pixels (480 by default; even sizes for H.264): a
-render then takes about a second. Files are cached on disk, keyed by task id and a digest of what
-they show, so a persistent ``--data-dir`` never serves a stale file for a reused task id.
+longest side is at most ``media_max_side`` pixels (480 by default; even sizes for H.264), so a
+render stays cheap on the machine that runs the tests (what it costs: ``benchmarks/README.md``).
+Files are cached on disk, keyed by task id and a digest of what they show, so a persistent
+``--data-dir`` never serves a stale file for a reused task id.
 
 PyAV and Pillow are imported inside the render functions: importing the emulator stays cheap.
 """
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Defaults when the request leaves them unset (spec §3.3): CogVideoX 30 fps; Vidu renders 24 fps.
+# Defaults when the request leaves them unset (the API reference): CogVideoX 30 fps; Vidu renders 24 fps.
 DEFAULT_FPS = {"cogvideox": 30, "vidu": 24}
 DEFAULT_DURATION = 5
 ZOOM = 0.12  # the last frame shows 1/(1 + ZOOM) of the first frame's field of view

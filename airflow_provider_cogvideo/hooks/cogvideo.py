@@ -133,9 +133,9 @@ def _blocking(
 class CogVideoHook(BaseHook):
     """Talks to the CogVideoX / Vidu video generation API.
 
-    :param cogvideo_conn_id: Airflow connection id (type ``cogvideo``).
-    :param max_retries: override the connection's retry count (``0`` = one attempt), within the
-        same bounds as the ``max_retries`` extra.
+    :param cogvideo_conn_id: the connection id (type ``cogvideo``).
+    :param max_retries: overrides the connection's ``max_retries`` extra (``0`` = one attempt), within
+        the same bounds (0 to 10).
     """
 
     conn_name_attr = "cogvideo_conn_id"
@@ -537,16 +537,29 @@ class CogVideoHook(BaseHook):
     generate = _blocking(
         agenerate,
         """Submit one job and wait for it, in one call (for ``@task`` functions): the operator's
-        validation, submit policy and poll schedule, without Airflow's deferral or crash-safe store.
+        validation, submit policy and poll schedule, without Airflow's deferral (the worker slot is
+        held while the video renders) or crash-safe store. A retry of the calling task submits (and
+        pays for) a new job: use the operator for that.
 
-        Runs :meth:`agenerate` with the same arguments: ``image`` (as the operator's), ``aws_conn_id``
-        (for ``s3://`` images), ``timeout``, ``poll_interval`` and ``error_budget`` (as the operator's),
-        and the request's ``fields`` (``model``, ``prompt``, ``size``, ``fps``...). Returns the finished
-        job (``video_url``, ``cover_image_url``). Raises ``CogVideoValidationError`` before paying
+        Returns the finished job (a ``TaskResult``: ``id``, ``model``, ``request_id``, ``task_status``,
+        ``video_url``, ``cover_image_url``). Raises ``CogVideoValidationError`` before paying
         (``CogVideoMissingExtraError`` when an image needs the ``images`` or ``amazon`` extra),
         ``CogVideoAmbiguousSubmitError`` when a submit may have created a job,
-        ``CogVideoJobFailedError`` or ``CogVideoJobTimeoutError`` after waiting (:func:`~..events.job_error`).
-        A retry of the calling task submits (and pays for) a new job: use the operator for that.
+        ``CogVideoJobFailedError`` or ``CogVideoJobTimeoutError`` after waiting
+        (:func:`~airflow_provider_cogvideo.events.job_error`).
+        Runs :meth:`agenerate` with the same arguments in a fresh event loop (``asyncio.run``), so
+        not from inside a running one.
+
+        :param image: one image or a list, as the operator's ``image`` (URL, data URI, base64,
+            ``s3://``, path).
+        :param aws_conn_id: ``aws`` connection for ``s3://`` images.
+        :param timeout: seconds to wait for the job, up to 7 days.
+        :param poll_interval: fixed seconds between polls (1 to 3600); unset: the adaptive schedule.
+        :param error_budget: consecutive transient poll errors tolerated (0 to 100).
+        :param fields: the request's fields, as the operator's: ``model`` (default ``cogvideox-3``),
+            ``prompt``, ``quality``, ``with_audio``, ``watermark_enabled``, ``size``, ``fps``,
+            ``duration``, ``aspect_ratio``, ``style``, ``movement_amplitude``, ``user_id``,
+            ``request_id``, ``extra_body``, ``capability_overrides``; an unknown field is refused.
         """,
     )
 

@@ -28,7 +28,7 @@ from airflow_provider_cogvideo.errors import CogVideoDownloadError, CogVideoDown
 from airflow_provider_cogvideo.hooks.addresses import AddressPolicy, Target
 from airflow_provider_cogvideo.hooks.bodies import BodyLimits, BodyReader, BodyRefused, content_encodings, encoding_name
 from airflow_provider_cogvideo.redact import authority, redact_url
-from airflow_provider_cogvideo.sizes import MiB
+from airflow_provider_cogvideo.sizes import GiB
 
 if TYPE_CHECKING:
     import ssl
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 MAX_DOWNLOAD_REDIRECTS = 5
 """Redirect hops a result download may take (CDNs use one or two)."""
-MAX_DOWNLOAD_BYTES = 4 * 1024 * MiB
+MAX_DOWNLOAD_BYTES = 4 * GiB
 """:meth:`~.cogvideo.CogVideoHook.stream_download`'s default cap; the transfer passes its own."""
 DOWNLOAD_ACCEPT_ENCODING = "identity"
 

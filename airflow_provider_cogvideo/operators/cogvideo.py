@@ -88,56 +88,98 @@ pool's worth of refused tasks does not come back in one burst; a Retry-After up 
 
 
 class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
-    """Generate a video with CogVideoX or Vidu, without holding a worker slot while it renders.
+    r"""Generate a video with CogVideoX or Vidu, without holding a worker slot while it renders.
 
-    Unset, for every templated field: a value that renders to empty text, ``None`` or ``null`` (any
-    case, spaces around the word ignored) is unset, as if the argument had not been given: an unset
-    ``{{ params.x }}`` renders to ``"None"``, a blank form field to ``""``. Text of spaces alone is a
-    value, refused where it cannot be one (a prompt of blanks would buy a random video). One rule,
-    :func:`~airflow_provider_cogvideo.validation.is_unset`, read by every field below.
+    Templated fields are rendered first, and text such as ``"{{ params.fps }}"`` is read as the
+    field's type. **Unset**, for every templated field (one rule,
+    :func:`~airflow_provider_cogvideo.validation.is_unset`): a field that renders to empty text,
+    ``None`` or ``null`` (any case, spaces around the word ignored) counts as unset, as if it had not
+    been given: an unset ``{{ params.x }}`` renders to ``"None"``, a blank form field to ``""``. So
+    ``model`` falls back to ``cogvideox-3``, ``max_total_price`` to no limit, ``dry_run`` to ``False``,
+    ``cogvideo_conn_id`` to ``cogvideo_default``, ``metadata`` to ``{}``. Text of spaces alone is a
+    value, not unset: it is refused where it cannot be one (a prompt of blanks would buy a random
+    video).
 
-    :param prompt: text description (<= 512 characters). Templated.
-    :param image: one image, a list of two (first/last frame), or up to three (``vidu2-reference``):
-        an http(s) URL, a data URI or bare base64, an ``s3://bucket/key`` (read with ``aws_conn_id``)
-        or a local path. Templated.
-    :param model: one of the capability table's models (default ``cogvideox-3``; any case, so
-        Zhipu's ``CogVideoX-3`` is read as ``cogvideox-3``). Templated.
-    :param quality, with_audio, size, fps, duration, watermark_enabled, aspect_ratio, style,
-        movement_amplitude, user_id: API fields, validated per model after rendering (all but
-        ``watermark_enabled`` and ``user_id`` are templated: ``"{{ params.fps }}"`` renders to text and
-        is read as the field's type). A model and options written
-        literally in a plain operator are checked when the DAG file is parsed (an unknown model or a
-        size the model cannot render fails the import); templates, XComArgs and the values of
-        ``.partial().expand()`` are checked when the task runs, before anything is paid for.
-    :param request_id: client request id (templated); a fresh unique one per submit when unset.
-    :param metadata: a dict carried untouched into the result (e.g. a product id). Templated.
-    :param extra_body: merged last into the JSON body, unvalidated (escape hatch).
-    :param capability_overrides: replace columns of the model's capability row for this task.
-    :param deferrable: wait in the triggerer (recommended: no worker slot is held while a video
-        renders). ``False`` polls on the worker. Default: ``[operators] default_deferrable``, as for
-        Airflow's own providers, so a deployment without a triggerer never has tasks stuck deferred.
-    :param wait_for_completion: ``False`` returns right after the submit (use the sensor to wait).
-    :param poll_interval: fixed seconds between polls (1 to 3600); unset = the adaptive schedule.
-    :param timeout: how long one try waits (seconds or timedelta, up to 7 days), as an absolute deadline.
-    :param error_budget: consecutive transient poll errors tolerated before the try fails (0 to 100).
-    :param dry_run: validate and price everything exactly as for a real submit, log the body that
-        would be sent, and return a result with ``task_status: "DRY_RUN"`` without sending anything.
-        Templated (``"{{ params.dry_run }}"``).
+    Bounds are checked when the DAG is parsed, or, for templated fields, after rendering; an error
+    names the field, the value and what is allowed. In a plain (unmapped) operator, a ``model`` and the
+    capability table's options (``size``, ``fps``, ``duration``, ``quality``, ``aspect_ratio``,
+    ``style``, ``movement_amplitude``) written literally are checked against the table when the DAG is
+    parsed, so ``size="720x480"`` on ``cogvideox-3`` fails the import. Templates, XComArgs and the
+    values of ``.partial().expand()`` reach the operator only when the task runs, and are checked
+    then, before anything is paid for.
+
+    :param prompt: text description, at most 512 characters. Required by some models; a prompt or an
+        image is always required. Refused, never stripped (what is sent is what was asked): a prompt
+        without a letter, digit, punctuation mark or symbol (only whitespace, zero-width or other
+        invisible characters), and one holding a control character (NUL, TAB, CR, LF, any Unicode Cc)
+        or a line separator (U+2028/U+2029): a prompt is one line. A multi-line Jinja template must
+        render to one line (``{%- -%}``, or ``| replace("\n", " ")``). The error names the character
+        (``U+000A``) and its position.
+    :param image: one image, a list of two (first/last frame) or up to three (``vidu2-reference``): an
+        http(s) URL (passed to the service unread), a data URI or bare base64, an ``s3://bucket/key``
+        (read with ``aws_conn_id``) or a local path. Everything but a URL is read, checked (size,
+        format, decodability, pixel budget) and sent as a data URI; that needs the ``images`` extra
+        (and ``amazon`` for ``s3://``), else the task fails without retries before anything is sent.
+    :param model: one of the capability table's models, in any case (Zhipu's ``CogVideoX-3`` is read,
+        sent and fingerprinted as ``cogvideox-3``); an unknown name is refused with the closest known
+        one ("did you mean").
+    :param quality: ``"speed"`` or ``"quality"`` (CogVideoX).
+    :param with_audio: generate sound (models that support it).
+    :param size: e.g. ``"1920x1080"``, from the model's sizes.
+    :param fps: 30 or 60 (CogVideoX).
+    :param duration: seconds, from the model's durations.
+    :param watermark_enabled: API field, passed as given.
+    :param aspect_ratio: Vidu: ``16:9``, ``9:16``, ``1:1`` (models that take it).
+    :param style: Vidu: ``general``, ``anime`` (models that take it).
+    :param movement_amplitude: Vidu: ``auto``, ``small``, ``medium``, ``large``.
+    :param user_id: end-user id for the API, 6 to 128 characters.
+    :param request_id: client request id (6 to 64 printable characters, no whitespace); unset: a fresh
+        unique ``af-<uuid>`` per submit. Named in every ambiguous-submit error.
+    :param metadata: carried untouched into the result (e.g. a product id); must be a dict.
+    :param extra_body: merged last into the JSON body, **unvalidated** (escape hatch).
+    :param capability_overrides: replace columns of the model's capability row for this task, e.g.
+        ``{"sizes": ["640x360"]}``, or ``"*"`` for any value; also lets a model the table does not know
+        through.
+    :param cogvideo_conn_id: the ``cogvideo`` connection.
+    :param aws_conn_id: ``aws`` connection for ``s3://`` images.
+    :param deferrable: wait in the triggerer (recommended: no worker slot is held while the video
+        renders). ``False`` polls on the worker with the same loop, holding the slot. The default
+        follows ``[operators] default_deferrable``, as for Airflow's own providers, so a deployment
+        without a triggerer never has tasks stuck deferred: pass ``deferrable=True`` where one runs.
+    :param wait_for_completion: ``False`` returns right after the submit (``task_status``
+        ``PROCESSING``, with the ``request_id``); wait later with ``CogVideoTaskSensor``.
+    :param poll_interval: fixed seconds between polls, 1 to 3600 (tests, renders of seconds). Unset:
+        the adaptive schedule, first poll at three quarters of the model's typical shortest render (at
+        least 5 s: 45 s for ``cogvideox-3``, 22.5 s for ``vidu2-*``), then every 15 % of the time
+        waited, between 8 and 10 s.
+    :param timeout: how long one try waits (seconds or a ``timedelta``), up to 7 days; becomes an
+        absolute epoch deadline when the try starts, carried in the trigger's kwargs (a triggerer
+        restart keeps the same end) and capped by ``execution_timeout`` (which Airflow 3 does not
+        enforce on deferred tasks). ``None``: ``execution_timeout``, else 2 hours. When it passes, the
+        try fails (retried) naming the job and the time waited; the job keeps running and a retry
+        reconnects to it with a fresh window.
+    :param error_budget: consecutive transient poll errors (429, 5xx, timeouts) tolerated before the
+        try fails, 0 to 100; a refused key or an unknown job ends the wait after one request.
+    :param dry_run: validate and price exactly as for a real submit (images are read and checked), log
+        the body that would be sent, send **nothing**; returns ``task_status: "DRY_RUN"`` and the price
+        (the connection is read, for the endpoint's currency; no request is sent, no budget or store is
+        touched), which ``CogVideoToS3Operator`` skips. Text ``true/1/yes/on`` or ``false/0/no/off``
+        (any case), e.g. ``"{{ params.dry_run }}"``; unset is ``False``.
     :param regenerate: ask for a new (paid) video although this task instance already has a finished
         one. A finished job is kept for the task instance, so a retry after any failure (even one that
-        happened after the job succeeded) returns it instead of paying again; a deliberate re-run
-        (a clear) does the same unless ``regenerate`` is set. Any value other than ``None``/``False``
-        is a label: the first try with a new label pays once, its retries reuse that video; a later
-        clear with the *same* label reuses it too, so give a new label (a date, a counter, e.g.
+        happened after the job succeeded) returns it instead of paying again; a deliberate re-run (a
+        clear) does the same unless ``regenerate`` is set. Any value other than ``None``/``False`` is a
+        label in the request's fingerprint: the first try with a new label pays once, its retries and
+        later clears with the same label reuse that video, so give a new label (a date, a counter, e.g.
         ``"{{ dag_run.conf.get('regenerate') }}"``) each time a new video is wanted. The task instance
         remembers one job: going back to an earlier label (or to none) is a new request, paid again.
-        Templated.
-    :param durable: keep the job in ``task_state_store`` so retries reconnect to it or return it
-        (default; Airflow 3.3+). ``False`` opts out, as ``ResumableJobMixin``'s ``durable`` does for
-        Airflow's own providers: every try submits (and pays for) a new job.
     :param max_total_price: the most this task's mapped instances may spend in one run, in list price
-        of the endpoint's currency (see :mod:`airflow_provider_cogvideo.budget`): a submit that would
-        pass it fails without paying. Unset = no limit. Templated (``"{{ params.max_total_price }}"``).
+        of the endpoint's currency (CNY on BigModel, USD on Z.AI), 0 to 1e9, e.g.
+        ``"{{ params.max_total_price }}"``. A submit that would pass it fails without paying; retries
+        and resubmits count (a ledger in XCom and ``task_state_store``, Airflow 3.3+). Unset: no limit.
+    :param durable: keep the job in ``task_state_store`` (Airflow 3.3+) so retries reconnect to it or
+        return it. ``False`` opts out, as ``ResumableJobMixin``'s ``durable`` does for Airflow's own
+        providers: every try submits (and pays for) a new job.
     """
 
     template_fields: Sequence[str] = (

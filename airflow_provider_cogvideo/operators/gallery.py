@@ -5,28 +5,19 @@
 ``Content-Type: text/html; charset=utf-8``, next to the manifest. Call it from the task that builds
 the manifest (the pipeline's ``manifest`` task does: one task, one set of rows, and a run refused by
 its budget still fails after both are written), or use ``S3VideoGalleryOperator`` as a task of its
-own::
+own, with the manifest dict (an XComArg) or its ``s3://`` URI::
 
     S3VideoGalleryOperator(
         task_id="gallery",
-        manifest="s3://product-videos/manifests/{{ ds }}/{{ run_id }}.json",  # or the manifest dict (XComArg)
+        manifest="s3://product-videos/manifests/2026-01-01/run.json",  # or the manifest dict (XComArg)
         s3_bucket="product-videos",
         s3_key="gallery/{{ ds }}/{{ run_id }}.html",
     )
 
-How the page reaches its media (``media``):
-
-* ``"presigned"`` (default): every video, cover and source image by a presigned GET URL valid for
-  ``url_expires`` (7 days, SigV4's maximum; credentials of a temporary session end sooner). The task
-  logs a presigned URL of the page itself, valid as long: the address to send to reviewers. Whoever
-  holds it can watch the run's media until it expires.
-* ``"relative"``: objects of the gallery's bucket by their key relative to the page, for a bucket
-  served as a static website (objects in other buckets, e.g. the source images, are listed, not
-  shown: a public page must not point into a private bucket). Set ``website_url`` (the bucket's
-  website endpoint) to have the page's address logged.
-
-What :func:`write_gallery` returns (the operator's XCom): ``gallery`` (``s3://`` URI), ``url`` (the
-address logged, or None), ``expires_at`` (ISO, presigned only) and ``products`` (cards on the page).
+How the page reaches its media, presigned URLs or keys relative to the page, is the operator's
+``media`` parameter. What :func:`write_gallery` returns (the operator's XCom): ``gallery``
+(``s3://`` URI), ``url`` (the address logged, or None), ``expires_at`` (ISO, presigned only) and
+``products`` (cards on the page).
 """
 
 from __future__ import annotations
@@ -43,8 +34,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
-from airflow_provider_cogvideo.gallery import MediaUrl, parse_s3_uri, relative_media, render_gallery
-from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, read_capped, s3_uri
+from airflow_provider_cogvideo.gallery import MediaUrl, relative_media, render_gallery
+from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, parse_s3_uri, read_capped, s3_uri
 from airflow_provider_cogvideo.validation import bounded, seconds
 
 if TYPE_CHECKING:
@@ -156,17 +147,27 @@ def write_gallery(
 class S3VideoGalleryOperator(BaseOperator):
     """Render a run manifest as a review gallery page and write it to S3 (:func:`write_gallery` as a task).
 
-    :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals, or
-        the ``s3://`` URI of a manifest JSON. A bare list is taken as the rows.
+    :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals (an
+        XComArg of the task that built it), or the ``s3://`` URI of a manifest JSON (read with a 64 MiB
+        cap). A bare list is taken as the rows.
+    :type manifest: dict | list | str
     :param s3_bucket: bucket of the page.
-    :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``; it follows
-        :data:`~airflow_provider_cogvideo.s3.KEY_RULES` (the text outside Jinja is checked here).
-    :param media: ``"presigned"`` (default) or ``"relative"`` (see the module docstring).
-    :param url_expires: validity of the presigned URLs, seconds or a ``timedelta``: 1 s to 7 days
-        (default 7 days).
-    :param template_file: a Jinja template replacing the shipped one; a relative path is looked up in
-        the DAG's folder and ``template_searchpath``. It receives what
-        :func:`~airflow_provider_cogvideo.gallery.gallery_context` documents, autoescaped and sandboxed.
+    :param s3_key: key of the page, e.g. ``gallery/{{ ds }}/{{ run_id }}.html``; no ``.`` or ``..``
+        segment, ``\\`` or control character, at most 1,024 UTF-8 bytes
+        (:data:`~airflow_provider_cogvideo.s3.KEY_RULES`; the text outside Jinja is checked when the
+        operator is built).
+    :param media: how the page reaches its media: ``"presigned"`` (every video, cover and source image
+        by a presigned GET URL valid ``url_expires``; the task logs a presigned URL of the page, valid
+        as long: whoever holds it can watch the run's media until it expires) or ``"relative"``
+        (objects of the page's bucket by their key relative to the page, for a bucket served as a
+        static website; objects of other buckets are listed, not shown: a public page must not point
+        into a private bucket). Anything else fails when the DAG is parsed.
+    :param url_expires: validity of the presigned URLs (seconds or a ``timedelta``), 1 s to 7 days
+        (SigV4's maximum; credentials of a temporary session end sooner).
+    :param template_file: a Jinja file replacing the shipped template (``templates/gallery.html``); a
+        relative path is looked up in the DAG's folder, its ``template_searchpath``, then the working
+        directory. Rendered autoescaped and sandboxed with the context
+        :func:`~airflow_provider_cogvideo.gallery.gallery_context` documents (``page``, ``cards``).
     :param title: the page's title (default ``Product videos: <run id>``).
     :param website_url: with ``media="relative"``, the base URL the bucket is served at: the page's
         logged address is this plus the key.

@@ -135,6 +135,15 @@ def product_id_of(key: str) -> str:
     return posixpath.splitext(posixpath.basename(key))[0]
 
 
+def source_image_of(product: Mapping[str, Any]) -> str | None:
+    """The image a product arrived as: the ``s3://`` URI of the original in its metadata
+    (``source_image``, which ingestion records), else its ``image``. They differ when ingestion
+    re-encoded it: ``image`` is then the staged JPEG sent to the service, not what was uploaded."""
+    metadata = product.get("metadata")
+    source = metadata.get("source_image") if isinstance(metadata, Mapping) else None
+    return source if isinstance(source, str) and source else product.get("image")
+
+
 def truncate_prompt(text: str, limit: int = PROMPT_MAX_CHARS) -> str:
     """Cut ``text`` to ``limit`` characters at a word boundary, dropping a dangling separator."""
     if len(text) <= limit:
@@ -182,27 +191,34 @@ def _without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
 class S3ProductImagesOperator(BaseOperator):
     """List product images in S3, validate/re-encode them, and build one generation request each.
 
-    :param s3_bucket: bucket holding the images (and sidecars / catalog).
-    :param prefix: key prefix to list (recursive), e.g. ``incoming/2025-01-01/``.
+    Out-of-range numbers fail when the DAG is parsed, naming the field.
+
+    :param s3_bucket: bucket holding the images, sidecars and catalog.
+    :param prefix: key prefix to list (recursive), e.g. ``incoming/2026-01-01/``.
     :param prompt_template: ``str.format`` template, e.g.
-        ``"{title}: {selling_points}. Style: {style}. Slow 360° turn of product {product_id}."``;
-        ``{product_id}`` is the image file name without extension, other names come from the sidecar
-        or catalog.
-    :param staging_prefix: where re-encoded JPEGs are written (``<staging_prefix>/<product_id>.jpg``).
-        Keys under it are never listed as inputs. It and the keys below follow
-        :data:`~airflow_provider_cogvideo.s3.KEY_RULES` (checked when the DAG is parsed, as far as
-        the text is known then, and again when used).
-    :param aws_conn_id: ``aws`` connection for ``S3Hook``.
-    :param catalog_key: optional CSV/JSON catalog in the same bucket (see module docstring).
-    :param only_new_in_data_interval: keep only images modified within the run's data interval.
-    :param processed_key_template: keep only products whose output does not exist yet, e.g.
-        ``"videos/{product_id}.mp4"`` (checked with HEAD in the same bucket); a product whose key
-        would break the key rules is rejected.
-    :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB); 64 KiB to
-        50 MiB (:data:`IMAGE_MAX_BYTES_RANGE`).
+        ``"{title}: {selling_points}. Style: {style}. Slow 360° turn of product {product_id}."``:
+        ``{product_id}`` is the image's file name without extension, other names come from the sidecar
+        or the catalog (Jinja renders first, so single ``{braces}`` are kept).
+    :param staging_prefix: where re-encoded JPEGs are written (``<staging_prefix>/<product_id>.jpg``);
+        keys under it are never listed as inputs. It must not be empty, and it and the keys below it
+        follow the key rules (:data:`~airflow_provider_cogvideo.s3.KEY_RULES`: no ``.``/``..``
+        segment, ``\\`` or control character), checked when the DAG is parsed as far as the text is
+        known then, and again when used.
+    :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
+        S3-compatible store).
+    :param catalog_key: a catalog in the same bucket: CSV with a ``product_id`` column, or JSON (a list
+        of objects with ``product_id``, or an object keyed by it); a sidecar wins over it.
+    :param only_new_in_data_interval: keep only images whose ``LastModified`` is within the run's data
+        interval (start inclusive, end exclusive); a run without a data interval takes all, with a
+        warning.
+    :param processed_key_template: skip products whose output already exists, e.g.
+        ``"videos/{product_id}.mp4"`` (a HEAD in the same bucket); a product whose key would break the
+        key rules is rejected.
+    :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB); 64 KiB to 50 MiB.
     :param max_prompt_chars: prompts are cut at a word boundary to this length; 1 to 512.
-    :param max_products: process at most this many products (sorted by key), as a spending guard;
-        1 to 10,000, or None for all.
+    :param max_products: process at most this many products (the first by key), as a spending guard
+        for the generate step; the rest are left for a later run (logged). 1 to 10,000, or ``None`` for
+        all.
 
     Needs the ``amazon`` and ``images`` extras: without them the constructor raises
     ``CogVideoMissingExtraError``, so the DAG fails when it is parsed.
@@ -487,4 +503,4 @@ class _Rejected(Exception):
     """One image cannot be used; the message is the reason reported to the user."""
 
 
-__all__ = ["S3ProductImagesOperator", "product_id_of", "render_prompt", "truncate_prompt"]
+__all__ = ["S3ProductImagesOperator", "product_id_of", "render_prompt", "source_image_of", "truncate_prompt"]

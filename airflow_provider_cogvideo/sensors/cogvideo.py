@@ -1,5 +1,5 @@
 """CogVideoTaskSensor: wait for an existing generation job (e.g. one submitted with
-``wait_for_completion=False`` or by another system), deferrable by default."""
+``wait_for_completion=False`` or by another system), in the triggerer when deferrable."""
 
 from __future__ import annotations
 
@@ -29,15 +29,21 @@ if TYPE_CHECKING:
 class CogVideoTaskSensor(CogVideoHookMixin, BaseSensorOperator):
     """Wait until job ``job_id`` ends; return the same result dict as ``CogVideoGenerateOperator``.
 
-    :param job_id: the job id returned by a submit (the API calls it the task id). Templated.
-    :param metadata: carried into the result untouched. Templated.
-    :param deferrable: wait in the triggerer (recommended) instead of poking from a worker. Default:
-        ``[operators] default_deferrable``, as for Airflow's own providers.
-    :param poll_interval: fixed seconds between polls when deferred (1 to 3600); unset = the adaptive schedule.
-        (``poke_interval`` governs the non-deferrable path, as for every sensor.)
-    :param error_budget: consecutive transient poll errors tolerated when deferred (0 to 100).
-    :param timeout: the sensor's timeout (seconds), an absolute deadline when deferred; reaching it
-        raises ``AirflowSensorTimeout`` (not retried), deferred or not.
+    Out-of-range numbers fail when the DAG is parsed, naming the field.
+
+    :param job_id: the job id a submit returned (the API calls it the task id): 1 to 128 letters,
+        digits, ``.``, ``_`` or ``-``.
+    :param metadata: carried into the result untouched.
+    :param cogvideo_conn_id: the ``cogvideo`` connection.
+    :param deferrable: wait in the triggerer (recommended) instead of poking from a worker. The default
+        follows ``[operators] default_deferrable``, as for Airflow's own providers: pass
+        ``deferrable=True`` where a triggerer runs.
+    :param poll_interval: deferred only: fixed seconds between polls, 1 to 3600; unset: the adaptive
+        schedule. (``poke_interval`` governs the non-deferrable path, as for every sensor.)
+    :param error_budget: deferred only: consecutive transient poll errors tolerated, 0 to 100.
+    :param timeout: the sensor's timeout (seconds or a ``timedelta``), up to 7 days; an absolute
+        deadline when deferred. Reaching it raises ``AirflowSensorTimeout`` (not retried), deferred or
+        not.
     """
 
     template_fields: Sequence[str] = ("job_id", "metadata", "cogvideo_conn_id")

@@ -201,6 +201,7 @@ class SeededProducts:
     product_ids: tuple[str, ...]  # every decodable image: one video each
     reencoded: tuple[str, ...]  # product ids whose image ingestion must re-encode (WebP)
     rejected_keys: tuple[str, ...]  # keys ingestion must reject (corrupt)
+    image_keys: tuple[str, ...] = ()  # every image uploaded, the rejected ones included
 
 
 def seed_products(
@@ -214,9 +215,10 @@ def seed_products(
     """Create ``bucket`` (if needed) and upload each product's image and ``<name>.json`` sidecar;
     with ``corrupt``, also a truncated JPEG (with a sidecar) that ingestion must reject."""
     ensure_bucket(s3_client, bucket)
-    rejected = []
+    rejected, images = [], []
     for product in products:
         key = f"{prefix}{product.product_id}{product.extension}"
+        images.append(key)
         content_type = f"image/{product.image_format.lower()}"
         s3_client.put_object(Bucket=bucket, Key=key, Body=render_product_image(product), ContentType=content_type)
         sidecar = json.dumps(product.sidecar(), ensure_ascii=False).encode()
@@ -227,12 +229,14 @@ def seed_products(
         sidecar = {"title": "Broken Upload", "selling_points": ["never rendered"], "style": "none"}
         s3_client.put_object(Bucket=bucket, Key=f"{prefix}{CORRUPT_PRODUCT_ID}.json", Body=json.dumps(sidecar).encode())
         rejected.append(key)
+        images.append(key)
     return SeededProducts(
         bucket=bucket,
         prefix=prefix,
         product_ids=tuple(p.product_id for p in products),
         reencoded=tuple(p.product_id for p in products if p.image_format not in ("PNG", "JPEG")),
         rejected_keys=tuple(rejected),
+        image_keys=tuple(images),
     )
 
 

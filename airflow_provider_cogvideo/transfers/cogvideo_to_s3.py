@@ -1,43 +1,21 @@
 """Stream a generated video (and its cover image) from the result URL into S3.
 
-Why not ``HttpToS3Operator`` or boto3's managed transfer: the former reads the whole body into memory,
-the latter buffers ~80 MiB by default and hides the multipart upload id, so a failed transfer cannot be
-aborted deterministically. Here the multipart upload is explicit:
+Why not ``HttpToS3Operator``: it reads the whole body into memory. Here the video streams from the
+hook's download into :func:`~airflow_provider_cogvideo.s3_multipart.upload_stream`, an explicit
+multipart upload with bounded memory, hashed as it goes and aborted on any failure (why not boto3's
+managed upload: that module's docstring). The operator puts the pieces together:
 
-* the HTTP stream is read in the task's main thread, cut into ``part_size`` parts (8 MiB) and handed
-  to a small pool of uploader threads (3); at most ``max_parts_in_flight`` parts (4) are queued or being
-  uploaded, so the reader blocks instead of buffering and memory stays at about
-  ``(max_parts_in_flight + 1) * part_size`` whatever the video size, while download and upload overlap
-  (``benchmarks/transfer_memory.py``: ~50 MiB peak RSS growth for a 300 MiB video, at local-disk
-  ``upload_file`` speed; boto3's ``upload_fileobj`` on the same stream grows 150-200 MiB);
-* sha256 and the byte count are computed while streaming; a body shorter than ``Content-Length`` (or
-  a dropped connection) aborts the multipart upload, so no partial object ever becomes visible;
-* sizes are capped as the body is read, not only from ``Content-Length`` (a chunked body has none
-  to trust): the video at ``max_video_bytes`` (4 GiB), the cover at 50 MiB. A ``Content-Length`` over
-  the cap is refused here before anything is uploaded; a body that grows past it is cut off by the
-  hook's reader (``CogVideoHook.stream_download(max_bytes=...)``, which counts every network read)
-  and the multipart upload aborted. A compressed body is refused by the hook (downloads ask for
-  ``identity``), and a body slower than the connection's ``min_transfer_rate`` is cut off too.
-* everything known before the download (job id, model, request id, prompt hash, product metadata) is
-  set as object metadata when the upload is created; the sha256, only known at the end, is recorded
-  as the object **tag** ``sha256`` right after completion (S3 metadata cannot change without copying
-  the object; tags can). A crash between completion and tagging leaves an object of the same job
-  without a checksum: the next run recognises its own job id and transfers it again.
-
-Idempotency, decided before any byte is downloaded:
-
-===========================================================  =======================================
-target object                                                action
-===========================================================  =======================================
-absent                                                       upload
-same job id and a recorded sha256                            leave alone, return its recorded info
-same job id, no sha256 (interrupted before tagging)          upload again (it is ours)
-other content, ``replace=True``                              upload (overwrite)
-other job / foreign object, ``replace=False``                fail (AirflowFailException), nothing
-                                                             downloaded
-a plain URL was given (no job id) and the object has a       stream and hash the download only; same
-recorded sha256, ``replace=False``                           sha256 → leave alone, else fail
-===========================================================  =======================================
+* **what may be read**: the video up to ``max_video_bytes`` (4 GiB), the cover up to 50 MiB, enforced
+  as the body streams by the hook's reader (``stream_download(max_bytes=...)``, which also refuses a
+  compressed or too slow body); :meth:`~CogVideoToS3Operator._opened` adds what only a whole result
+  file tells: a ``Content-Length`` over the cap is refused before an upload is created, a body short
+  of its ``Content-Length`` or empty is retryable, one over its cap fails without retries;
+* **where and with what** (:mod:`.keys`): the keys made from the templates, and the object metadata
+  known before the download, set when the upload is created; the sha256, known only at the end, is
+  recorded as the object tag ``sha256`` right after completion. A crash between completion and
+  tagging leaves an object of the same job without a checksum, which the next run transfers again;
+* **whether to write at all** (:mod:`.idempotency`): for each target object, upload, leave alone, or
+  download and compare only, decided (and a foreign object refused) before any byte is downloaded.
 
 Signed result URLs expire: a 403/404/410 on download makes the operator query the job once for fresh
 URLs (``CogVideoHook.get_task``) and retry; then it fails naming the job id.
@@ -46,16 +24,8 @@ What may be shown: result URLs carry signatures (``X-Amz-Signature``, ``X-Amz-Se
 They appear in messages only through :func:`~.redact.redact_url`, and the returned dict carries them
 redacted too (``video_url``/``cover_image_url``: scheme, host and path): downstream tasks and
 manifests use ``s3_uri``/``cover_s3_uri``, and a signed URL expires anyway. URLs in product metadata
-are redacted in the object metadata (anyone allowed to HEAD the object reads it); the ``metadata``
-dict itself is returned as given (ingestion already strips signatures from product fields).
-
-Keys cannot leave their prefix: the ``{…}`` placeholders of ``s3_key``/``cover_s3_key`` are result
-fields or indexes of one (``{id}``, ``{metadata[product_id]}``), never attributes, conversions or
-format specs, and a value that is empty or holds ``/``, ``\\`` or ``..`` is refused. The whole key
-then follows S3's conventions (:func:`~.s3.checked_key`): no ``.`` or ``..`` path segment, no ``\\``,
-no control character, at most 1,024 UTF-8 bytes (a leading ``/`` is dropped). The text of a key
-template known when the DAG is parsed (outside Jinja and ``{…}``) is checked when the operator is
-built, so a literal ``../`` fails the DAG file, not a run.
+are redacted in the object metadata; the ``metadata`` dict itself is returned as given (ingestion
+already strips signatures from product fields).
 
 What Airflow sees of it:
 
@@ -72,16 +42,10 @@ What Airflow sees of it:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
-import posixpath
-import re
-import string
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from email.header import Header
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
@@ -90,26 +54,38 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.errors import (
-    CogVideoDownloadError,
-    CogVideoDownloadTooLargeError,
-    CogVideoValidationError,
-)
+from airflow_provider_cogvideo.errors import CogVideoDownloadError, CogVideoDownloadTooLargeError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.failures import failure_recorded
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
 from airflow_provider_cogvideo.mixins import CogVideoHookMixin
-from airflow_provider_cogvideo.redact import has_credentials, is_http_url, redact_url
-from airflow_provider_cogvideo.s3 import (
-    IMAGE_CONTENT_TYPES,
-    checked_key,
-    checked_key_template,
-    content_type,
-    head_or_none,
-    s3_uri,
+from airflow_provider_cogvideo.redact import has_credentials, is_http_url, redact_url, shown_value
+from airflow_provider_cogvideo.s3 import checked_key_template, content_type, s3_uri
+from airflow_provider_cogvideo.s3_multipart import (
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+    UploadedObject,
+    upload_stream,
 )
-from airflow_provider_cogvideo.sizes import MiB
-from airflow_provider_cogvideo.validation import bounded
+from airflow_provider_cogvideo.sizes import GiB, MiB
+from airflow_provider_cogvideo.transfers.idempotency import (
+    SHA256_TAG,
+    Existing,
+    Plan,
+    existing_object,
+    plan_for,
+    verified,
+)
+from airflow_provider_cogvideo.transfers.keys import (
+    AUTO_COVER_KEY,
+    cover_key,
+    format_key,
+    header_safe,
+    s3_metadata,
+    url_stem,
+)
+from airflow_provider_cogvideo.validation import bounded, is_unset
 from airflow_provider_cogvideo.xcom import DRY_RUN_STATUS, XCOM_S3_LINK
 
 if TYPE_CHECKING:
@@ -121,27 +97,11 @@ if TYPE_CHECKING:
 
 
 DEFAULT_ASSET_ALIAS = "cogvideo-videos"
-AUTO_COVER_KEY = "auto"
-"""``cover_s3_key`` default: the video key with the cover's extension (``videos/a.mp4`` → ``videos/a.png``)."""
-
-SHA256_TAG = "sha256"
-META_JOB_ID = "cogvideo-job-id"
-META_PREFIX_PRODUCT = "product-"
-# S3 caps user metadata at 2 KB (keys + values); product fields beyond that are dropped with a warning.
-_METADATA_BUDGET = 2000
-GiB = 1024 * MiB
-_S3_MIN_PART = 5 * MiB
-_S3_MAX_PART = 5 * GiB
-_S3_MAX_PARTS = 10_000
-_S3_MAX_OBJECT = 5 * 1024 * GiB
 _COVER_MAX_BYTES = 50 * MiB
 """Covers are tens of KB; past this a "cover" is a runaway body, cut off as it streams."""
-_META_KEY_RE = re.compile(r"[^a-z0-9-]+")
-_SHOWN_RESULT_CHARS = 200
-_URL_IN_TEXT_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-_KEY_FIELD_RE = re.compile(r"[^.\[\]]+(?:\[[^\[\]]+\])*")
-"""A key placeholder: a result field, optionally indexed (``metadata[product_id]``); no ``.attribute``."""
-_UNSAFE_IN_KEY = ("/", "\\", "..")
+_VIDEO = "video (max_video_bytes)"
+_COVER = "cover image"
+"""How a refusal names the file and the setting that capped it."""
 _URL_FIELDS = ("video_url", "cover_image_url")
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_PARTS_IN_FLIGHT = 4
@@ -149,37 +109,23 @@ DEFAULT_UPLOAD_WORKERS = 3
 DEFAULT_MAX_VIDEO_BYTES = 4 * GiB
 """The API's clips last seconds and weigh tens of MB even in 4K: 4 GiB is a hundred times that, and
 still stops a runaway body long before it fills a disk, a bucket or a bill."""
-PART_SIZE_RANGE = (_S3_MIN_PART, _S3_MAX_PART)
+PART_SIZE_RANGE = (MIN_PART_SIZE, MAX_PART_SIZE)
 """S3's own bounds on a multipart part."""
 PARTS_IN_FLIGHT_RANGE = (1, 32)
 """Past a few parts queued, more buy no overlap, only memory (``(n + 1) * part_size``)."""
 UPLOAD_WORKERS_RANGE = (1, 10)
 """botocore keeps 10 connections per client (``max_pool_connections``): more threads only wait."""
-MAX_VIDEO_BYTES_RANGE = (1 * MiB, _S3_MAX_OBJECT)
+MAX_VIDEO_BYTES_RANGE = (1 * MiB, MAX_OBJECT_SIZE)
 """From less than any real video to S3's largest object."""
 
 
 @dataclass(frozen=True)
-class _SizeCap:
-    """How big one downloaded file may be; ``what`` names the file and the setting in the refusal."""
+class _Target:
+    """One object to write: its key, the plan for it, and what it holds now."""
 
-    max_bytes: int
-    what: str
-
-    def refuse(self, job_id: str | None, held: str) -> AirflowFailException:
-        """Not retried: the same file will be as big next time."""
-        return AirflowFailException(
-            f"job {job_id}: the {self.what} is over its cap of {self.max_bytes} bytes ({held}); nothing was stored"
-        )
-
-
-@dataclass(frozen=True)
-class _Existing:
-    """What the target key holds now (from HEAD + tags)."""
-
-    size: int
-    job_id: str | None
-    sha256: str | None
+    key: str
+    plan: Plan
+    existing: Existing | None
 
 
 @dataclass(frozen=True)
@@ -192,33 +138,13 @@ class _Stored:
     already_present: bool
 
 
-def _redacted(text: str) -> str:
-    """``text`` with every URL in it redacted (any scheme): query strings, so signatures, and
-    ``user:password@`` dropped."""
-    return _URL_IN_TEXT_RE.sub(lambda match: redact_url(match[0]), text)
-
-
-def _shown(text: str) -> str:
-    """``text`` for a message: URLs redacted, cut to a readable length."""
-    return _redacted(text)[:_SHOWN_RESULT_CHARS]
-
-
-def _shown_value(value: Any) -> str:
-    """A refused value for a message: text that is a URL redacted whole (no credentials, even with a
-    blank in the password; no query), URLs inside other text redacted one by one; cut to a readable length."""
-    text = value.strip() if isinstance(value, str) else None
-    if text is not None and redact_url(text) != text:
-        return repr(redact_url(text))[:_SHOWN_RESULT_CHARS]
-    return _shown(repr(value))
-
-
 def _checked_url(field_name: str, value: Any) -> str:
     """``value`` if it is an http(s) URL with a host, no whitespace and no ``user:password@``, else a
     refusal naming the field (the value shown redacted: no query, no credentials, whatever the scheme).
 
     Only the shape is checked here: where the URL may point (hosts, redirects) is the hook's rule."""
     text = value.strip() if isinstance(value, str) else ""
-    shown = _shown_value(value)
+    shown = shown_value(value)
     if has_credentials(text):
         raise AirflowFailException(
             f"{field_name} must not carry credentials (user:password@host): no result URL does; got {shown}"
@@ -251,106 +177,8 @@ def _parse_result(result: Any) -> dict[str, Any]:
     )
     raise AirflowFailException(
         f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
-        f"{_shown_value(result if isinstance(result, str) else str(result))}.{hint}"
+        f"{shown_value(result if isinstance(result, str) else str(result))}.{hint}"
     )
-
-
-def _placeholder_value(
-    formatter: string.Formatter, field: str, fields: Mapping[str, Any], template: str, what: str
-) -> str:
-    """The text one placeholder stands for; refused when it could move the key out of its prefix."""
-    try:
-        value, _ = formatter.get_field(field, (), fields)
-    except (KeyError, IndexError, TypeError) as exc:
-        raise AirflowFailException(
-            f"{what} {template!r} cannot be filled from the result ({type(exc).__name__}: {exc}); "
-            f"available fields: {sorted(fields)}"
-        ) from None
-    text = "" if value is None else formatter.format_field(value, "")
-    if not text or any(unsafe in text for unsafe in _UNSAFE_IN_KEY):
-        raise AirflowFailException(
-            f"{what} {template!r}: placeholder {{{field}}} is {_shown(repr(text))}; a value must be a non-empty "
-            "name without '/', '\\' or '..', which would move the key out of its prefix"
-        )
-    return text
-
-
-def _format_key(template: str, fields: Mapping[str, Any], what: str) -> str:
-    """Fill ``{…}`` placeholders of an S3 key from the result (``videos/{metadata[product_id]}.mp4``).
-
-    Placeholders are read with ``string.Formatter().parse`` rather than trusted to ``str.format``:
-    attribute access (``{metadata.__class__}``), conversions (``{id!r}``) and format specs
-    (``{id:>10}``) reach beyond the result's data and are refused; indexing stays, it is the
-    documented form."""
-    formatter = string.Formatter()
-    try:
-        parsed = list(formatter.parse(template))
-    except ValueError as exc:
-        raise AirflowFailException(f"{what} {template!r} is not a valid key template: {exc}") from None
-    pieces: list[str] = []
-    for literal, field, spec, conversion in parsed:
-        pieces.append(literal)
-        if field is None:
-            continue
-        if conversion is not None or spec or not _KEY_FIELD_RE.fullmatch(field):
-            written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            raise AirflowFailException(
-                f"{what} {template!r}: placeholder {written} is not allowed; use a result field or an index "
-                "of one, e.g. {id} or {metadata[product_id]} (no attributes, conversions or format specs)"
-            )
-        pieces.append(_placeholder_value(formatter, field, fields, template, what))
-    try:  # the whole key, fixed text and values together: S3's conventions in one place
-        return checked_key("".join(pieces), what)
-    except CogVideoValidationError as exc:
-        raise AirflowFailException(f"{what} {template!r} rendered to {exc.reason}") from None
-
-
-def _header_safe(value: str) -> str:
-    """S3 metadata travels in HTTP headers: non-ASCII values are RFC 2047 encoded (as S3 itself does)."""
-    value = " ".join(value.split())
-    if value.isascii():
-        return value
-    return Header(value, "utf-8").encode()
-
-
-def _metadata_text(value: Any) -> str | None:
-    """A product field as object metadata, URLs redacted: anyone allowed to HEAD the object reads it."""
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)):
-        text = ", ".join(str(v) for v in value)
-    elif isinstance(value, dict):
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    else:
-        text = str(value)
-    return _redacted(text)
-
-
-def _s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[str, str]:
-    """Object metadata known before the download: job, model, request, prompt hash, product fields."""
-    meta: dict[str, str] = {}
-    for key, field_name in ((META_JOB_ID, "id"), ("cogvideo-model", "model"), ("cogvideo-request-id", "request_id")):
-        if result.get(field_name):
-            meta[key] = _header_safe(str(result[field_name]))
-    if result.get("prompt"):
-        meta["cogvideo-prompt-sha256"] = hashlib.sha256(str(result["prompt"]).encode()).hexdigest()
-    used = sum(len(k) + len(v) for k, v in meta.items())
-    dropped = []
-    product = result.get("metadata") or {}
-    for name, raw in product.items() if isinstance(product, Mapping) else ():
-        text = _metadata_text(raw)
-        if text is None:
-            continue
-        key = META_PREFIX_PRODUCT + _META_KEY_RE.sub("-", str(name).lower()).strip("-")
-        value = _header_safe(text)
-        if used + len(key) + len(value) > _METADATA_BUDGET:
-            dropped.append(str(name))
-            continue
-        meta[key] = value
-        used += len(key) + len(value)
-    if dropped:
-        warn("Product metadata fields %s not stored on the object: S3 metadata is limited to 2 KB", dropped)
-    return meta
 
 
 def _raise_download_failure(exc: CogVideoDownloadError) -> NoReturn:
@@ -382,63 +210,31 @@ def _content_length(download: Download) -> int | None:
         return None
 
 
-class _PartUploader:
-    """Uploads parts on a small thread pool; ``submit`` blocks while ``max_in_flight`` parts are pending.
-
-    The blocking is the back-pressure that bounds memory: a fast download never gets more than
-    ``max_in_flight`` parts ahead of the upload.
-    """
-
-    def __init__(self, client: Any, bucket: str, key: str, upload_id: str, *, workers: int, max_in_flight: int) -> None:
-        self._client = client
-        self._target = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cogvideo-s3-part")
-        self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._futures: list[Future[dict[str, Any]]] = []
-
-    def _upload(self, number: int, body: bytearray) -> dict[str, Any]:
-        answer = self._client.upload_part(PartNumber=number, Body=body, **self._target)
-        return {"PartNumber": number, "ETag": answer["ETag"]}
-
-    def _raise_if_failed(self) -> None:
-        for future in self._futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-
-    def submit(self, body: bytearray) -> None:
-        self._raise_if_failed()
-        self._slots.acquire()
-        try:
-            future = self._pool.submit(self._upload, len(self._futures) + 1, body)
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _f: self._slots.release())
-        self._futures.append(future)
-
-    def finish(self) -> list[dict[str, Any]]:
-        """Wait for every part; the list ``complete_multipart_upload`` needs."""
-        return [f.result() for f in self._futures]
-
-    def close(self) -> None:
-        """Drop queued parts and wait for running ones (abort must come after the last upload)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
 class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     """Copy a generated video and its cover image into S3, streaming, checksummed, idempotent.
 
-    :param result: the ``CogVideoGenerateOperator`` result dict (``id``, ``video_url``,
-        ``cover_image_url``, ``metadata``, ``prompt``…), e.g. ``generate.output``, or a plain video
-        URL. A dict must arrive as a dict (an XComArg, or native template rendering), not as text.
+    :param result: the ``CogVideoGenerateOperator`` (or sensor) result dict (``id``, ``video_url``,
+        ``cover_image_url``, ``metadata``, ``prompt``…), e.g. ``generate.output``, or a plain http(s)
+        video URL (no job id then: an expired URL cannot be refreshed). A dict must arrive as a dict
+        (an XComArg, or native template rendering), not as text: a ``"{{ ti.xcom_pull(...) }}"``
+        string is refused with that advice.
+    :type result: dict | str
     :param s3_bucket: target bucket.
-    :param s3_key: target key; ``{…}`` placeholders are filled from the result with
-        ``str.format_map`` (e.g. ``videos/{metadata[product_id]}.mp4``, ``videos/{id}.mp4``). The key
-        follows :data:`~.s3.KEY_RULES`; its fixed text is checked here, the whole key when it is made.
-    :param cover_s3_key: key for the cover image: ``"auto"`` (default) is the video key with the
-        cover's extension; ``None`` or ``""`` skips the cover. Placeholders as for ``s3_key``.
+    :param s3_key: target key; ``{…}`` placeholders are filled from the result: a field or an index
+        of one (``{id}``, ``{model}``, ``{request_id}``, ``{metadata[product_id]}``), or ``{url_stem}``,
+        the video URL's file name without its extension. Attributes, conversions and format specs are
+        refused, and so is a value that is empty or holds ``/``, ``\\`` or ``..``
+        (:func:`~airflow_provider_cogvideo.transfers.keys.format_key`). The key follows
+        :data:`~airflow_provider_cogvideo.s3.KEY_RULES`; its fixed text is checked here, the whole
+        key when it is made.
+    :param cover_s3_key: key for the cover image: ``"auto"`` (default) is the video key with the cover
+        URL's extension (``.png`` unless it is ``.jpg``, ``.jpeg`` or ``.webp``); unset (``None``,
+        ``""``, or ``"none"``/``"null"`` in any case, as a rendered template gives it:
+        :func:`~airflow_provider_cogvideo.validation.is_unset`) skips the cover. Placeholders as for
+        ``s3_key``.
     :param replace: overwrite an object that holds something else (another job, or a foreign file).
-    :param cogvideo_conn_id: CogVideo connection (to refresh expired URLs; downloads send no key).
+    :param cogvideo_conn_id: CogVideo connection: to refresh expired URLs, and the downloads' limits
+        (``request_timeout``, ``min_transfer_rate``); downloads never send the key.
     :param aws_conn_id: ``aws`` connection for ``S3Hook`` (an ``endpoint_url`` extra selects any
         S3-compatible store).
     :param part_size: multipart part size, 5 MiB to 5 GiB (S3's bounds); grown automatically so the
@@ -450,7 +246,8 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     :param max_video_bytes: the largest video accepted, 1 MiB to 5 TiB (default 4 GiB), enforced as
         it streams: over it, the transfer fails without retry and nothing is stored.
     :param asset_alias: name of the ``AssetAlias`` outlet that receives an asset event for the video
-        object (``s3://bucket/key``), so downstream DAGs can be scheduled on it; ``None`` disables.
+        object (``s3://bucket/key``, extra ``sha256``, ``size``, ``job_id``), so downstream DAGs can be
+        scheduled on it; ``None`` disables. For a mapped transfer, give it to ``partial()``.
 
     Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
     the DAG fails when it is parsed.
@@ -506,7 +303,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self.s3_key = checked_key_template(s3_key, "s3_key")
         self.cover_s3_key = (
             cover_s3_key
-            if cover_s3_key in (AUTO_COVER_KEY, None, "")
+            if cover_s3_key == AUTO_COVER_KEY or is_unset(cover_s3_key)
             else checked_key_template(cover_s3_key, "cover_s3_key")
         )
         self.replace = replace
@@ -563,21 +360,20 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self._refreshed = False
         self._downloaded, self._stored = [], []
 
-        url_stem = posixpath.splitext(posixpath.basename(urlsplit(self._urls["video"] or "").path))[0]
-        fields = {**result, "url_stem": url_stem}
-        video_key = _format_key(self.s3_key, fields, "s3_key")
-        cover_key = self._cover_key(fields, video_key)
-        metadata = _s3_metadata(result, self.log.warning)
+        fields = {**result, "url_stem": url_stem(self._urls["video"] or "")}
+        video_key = format_key(self.s3_key, fields, "s3_key")
+        image_key = self._cover_key(fields, video_key)
+        metadata = s3_metadata(result, self.log.warning)
 
         # Every refusal is decided before a byte is downloaded.
-        video_plan = self._plan(video_key, job_id)
-        cover_plan = self._plan(cover_key, job_id) if cover_key else None
+        video_target = self._target(video_key, job_id)
+        cover_target = self._target(image_key, job_id) if image_key else None
 
-        video = self._with_fresh_url("video", lambda url: self._store_video(url, video_key, video_plan, metadata))
+        video = self._with_fresh_url("video", lambda url: self._store_video(url, video_target, metadata))
         cover = None
-        if cover_key:
-            cover_meta = {**metadata, "cogvideo-video-key": _header_safe(video_key)}
-            cover = self._with_fresh_url("cover", lambda url: self._store_cover(url, cover_key, cover_plan, cover_meta))
+        if cover_target:
+            cover_meta = {**metadata, "cogvideo-video-key": header_safe(video_key)}
+            cover = self._with_fresh_url("cover", lambda url: self._store_cover(url, cover_target, cover_meta))
 
         if self.asset_alias:
             extra = {"sha256": video.sha256, "size": video.size, "job_id": job_id}
@@ -609,52 +405,33 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         }
 
     def _cover_key(self, fields: Mapping[str, Any], video_key: str) -> str | None:
-        if not self.cover_s3_key:
+        """The cover's key, or None: ``cover_s3_key`` unset (:func:`~.validation.is_unset`), or no cover URL."""
+        if is_unset(self.cover_s3_key):
             return None
         if not self._urls["cover"]:
             self.log.warning("job %s: the result has no cover_image_url; no cover stored", self._job_id)
             return None
-        if self.cover_s3_key == AUTO_COVER_KEY:
-            ext = posixpath.splitext(urlsplit(self._urls["cover"]).path)[1].lower()
-            return posixpath.splitext(video_key)[0] + (ext if ext in IMAGE_CONTENT_TYPES else ".png")
-        return _format_key(self.cover_s3_key, fields, "cover_s3_key")
+        return cover_key(self.cover_s3_key, fields, video_key=video_key, cover_url=self._urls["cover"])
 
     # ------------------------------------------------------------------ idempotency
     def _uri(self, key: str) -> str:
         return s3_uri(self.s3_bucket, key)
 
-    def _existing(self, key: str) -> _Existing | None:
-        head = head_or_none(self.s3_client, self.s3_bucket, key)
-        if head is None:
-            return None
-        tags = self.s3_client.get_object_tagging(Bucket=self.s3_bucket, Key=key).get("TagSet", [])
-        return _Existing(
-            size=int(head["ContentLength"]),
-            job_id=(head.get("Metadata") or {}).get(META_JOB_ID),
-            sha256={t["Key"]: t["Value"] for t in tags}.get(SHA256_TAG),
-        )
+    def _target(self, key: str, job_id: str | None) -> _Target:
+        """``key`` with its :class:`~.idempotency.Plan`; raises when ``replace=False`` forbids the write."""
+        existing = existing_object(self.s3_client, self.s3_bucket, key)
+        plan = plan_for(existing, job_id=job_id, replace=self.replace, uri=self._uri(key), log=self.log)
+        return _Target(key, plan, existing)
 
-    def _plan(self, key: str, job_id: str | None) -> tuple[str, _Existing | None]:
-        """``("upload"|"skip"|"verify", existing)``; raises when replace=False forbids the write."""
-        existing = self._existing(key)
-        if existing is None:
-            return "upload", None
-        if job_id and existing.job_id == job_id and existing.sha256:
-            return "skip", existing
-        if self.replace:
-            self.log.info("%s exists and will be replaced (replace=True)", self._uri(key))
-            return "upload", existing
-        if job_id and existing.job_id == job_id:
-            self.log.info("%s holds job %s without a recorded sha256: transferring again", self._uri(key), job_id)
-            return "upload", existing
-        if not job_id and existing.sha256:
-            return "verify", existing
-        raise AirflowFailException(
-            f"{self._uri(key)} already exists ({existing.size} bytes, job {existing.job_id or 'unknown'}, "
-            f"sha256 {existing.sha256 or 'not recorded'}) and is not the output of "
-            f"{'job ' + job_id if job_id else 'this URL'}; refusing to overwrite it (replace=False). "
-            "Set replace=True or choose another s3_key."
-        )
+    def _present(self, target: _Target, size: int | None = None, sha256: str | None = None) -> _Stored:
+        """``target`` left as it is: its recorded size and sha256 (``Plan.SKIP``), or those of a
+        download that matched it (``Plan.VERIFY``: another sha256 is refused)."""
+        existing = target.existing
+        assert existing is not None and existing.sha256 is not None
+        if sha256 is not None:
+            verified(existing, sha256, self._uri(target.key))
+        size = existing.size if size is None else size
+        return _Stored(self._uri(target.key), size, existing.sha256, already_present=True)
 
     # ------------------------------------------------------------------ URL refresh
     def _with_fresh_url(self, kind: str, store: Callable[[str], _Stored]) -> _Stored:
@@ -703,43 +480,23 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             ) from cause
         self._urls = self._checked_urls(job.video_url, job.cover_image_url or self._urls["cover"])
 
-    # ------------------------------------------------------------------ video
-    def _store_video(self, url: str, key: str, plan: tuple[str, _Existing | None], metadata: dict[str, str]) -> _Stored:
-        action, existing = plan
-        if action == "skip":
-            assert existing is not None and existing.sha256 is not None
-            self.log.info("%s already holds job %s; not downloaded again", self._uri(key), self._job_id)
-            return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
-        if action == "verify":
-            assert existing is not None
-            size, digest = self._hash_only(url)
-            if digest != existing.sha256:
-                raise AirflowFailException(
-                    f"{self._uri(key)} already exists with sha256 {existing.sha256}, the download has {digest}; "
-                    "refusing to overwrite it (replace=False)"
-                )
-            return _Stored(self._uri(key), size, digest, already_present=True)
-        size, digest = self._stream_to_s3(url, key, metadata)
-        return _Stored(self._uri(key), size, digest, already_present=False)
+    # ------------------------------------------------------------------ reading a result file
+    @contextlib.contextmanager
+    def _opened(self, url: str, what: str, max_bytes: int) -> Iterator[tuple[Download, Iterator[bytes]]]:
+        """``url`` opened with the hook's reader capped at ``max_bytes``, and the body's chunks.
 
-    @cached_property
-    def _video_cap(self) -> _SizeCap:
-        return _SizeCap(self.max_video_bytes, "video (max_video_bytes)")
+        A ``Content-Length`` over the cap is refused here, before the caller creates anything (a
+        chunked body announces nothing, or lies: the reader's count decides as it streams)."""
+        with self.hook.stream_download(url, max_bytes=max_bytes) as download:
+            expected = _content_length(download)
+            if expected is not None and expected > max_bytes:
+                raise self._too_large(what, max_bytes, f"Content-Length {expected}")
+            yield download, self._chunks(download, expected, what)
 
-    def _chunks(self, download: Download, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
-        """The body's chunks, as the hook's reader lets them through (``download`` was opened with
-        ``max_bytes=cap.max_bytes``: it stops the body as soon as a network read passes the cap).
-
-        Called eagerly, so a ``Content-Length`` over ``cap`` is refused before the caller starts an
-        upload (a chunked body announces nothing, or lies: the reader's count decides)."""
-        if expected is not None and expected > cap.max_bytes:
-            raise cap.refuse(self._job_id, f"Content-Length {expected}")
-        return self._counted(download, expected, cap)
-
-    def _counted(self, download: Download, expected: int | None, cap: _SizeCap) -> Iterator[bytes]:
-        """Body chunks; the reader's refusal past ``cap`` becomes ``cap``'s (not retried), a dropped
-        connection a retryable CogVideoDownloadError with the count, a short body (against
-        ``Content-Length``) or an empty one too."""
+    def _chunks(self, download: Download, expected: int | None, what: str) -> Iterator[bytes]:
+        """The body's chunks as the hook's reader lets them through. Its refusal past the cap becomes
+        the task's (not retried); a dropped connection, a body short of ``Content-Length`` or an empty
+        one a retryable :class:`~.errors.CogVideoDownloadError` naming the job and the count."""
         import httpx
 
         received = 0
@@ -748,7 +505,9 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
                 received += len(chunk)
                 yield chunk
         except CogVideoDownloadTooLargeError as exc:
-            raise cap.refuse(self._job_id, f"{exc.received} bytes received when the download was stopped") from exc
+            raise self._too_large(
+                what, exc.max_bytes, f"{exc.received} bytes received when the download was stopped"
+            ) from exc
         except httpx.TransportError as exc:
             raise CogVideoDownloadError(
                 f"job {self._job_id}: download dropped after {received} of {expected or '?'} bytes "
@@ -763,113 +522,77 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         if received == 0:
             raise CogVideoDownloadError(f"job {self._job_id}: the result file is empty", retryable=True)
 
+    def _too_large(self, what: str, max_bytes: int, held: str) -> AirflowFailException:
+        """Not retried: the same file will be as big next time."""
+        return AirflowFailException(
+            f"job {self._job_id}: the {what} is over its cap of {max_bytes} bytes ({held}); nothing was stored"
+        )
+
+    # ------------------------------------------------------------------ video
+    def _store_video(self, url: str, target: _Target, metadata: dict[str, str]) -> _Stored:
+        if target.plan is Plan.SKIP:
+            self.log.info("%s already holds job %s; not downloaded again", self._uri(target.key), self._job_id)
+            return self._present(target)
+        if target.plan is Plan.VERIFY:
+            size, digest = self._hash_only(url)
+            return self._present(target, size, digest)
+        uploaded = self._stream_to_s3(url, target.key, metadata)
+        return _Stored(self._uri(target.key), uploaded.size, uploaded.sha256, already_present=False)
+
     def _hash_only(self, url: str) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        with self.hook.stream_download(url, max_bytes=self._video_cap.max_bytes) as download:
-            for chunk in self._chunks(download, _content_length(download), self._video_cap):
+        with self._opened(url, _VIDEO, self.max_video_bytes) as (_, chunks):
+            for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
         return size, digest.hexdigest()
 
-    def _part_size_for(self, largest: int) -> int:
-        """``part_size``, grown (in whole MiB) so ``largest`` bytes fit in S3's 10,000 parts."""
-        needed = -(-largest // _S3_MAX_PARTS)
-        return max(self.part_size, -(-needed // MiB) * MiB)
-
-    def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> tuple[int, str]:
-        """Download → multipart upload, overlapped and bounded; abort on any failure."""
-        client = self.s3_client
-        with self.hook.stream_download(url, max_bytes=self._video_cap.max_bytes) as download:
+    def _stream_to_s3(self, url: str, key: str, metadata: dict[str, str]) -> UploadedObject:
+        """Download → multipart upload (:func:`~.s3_multipart.upload_stream`), then the sha256 tag."""
+        with self._opened(url, _VIDEO, self.max_video_bytes) as (download, chunks):
             expected = _content_length(download)
-            chunks = self._chunks(download, expected, self._video_cap)  # refuses before an upload exists
-            part_size = self._part_size_for(self.max_video_bytes if expected is None else expected)
-            upload_id = client.create_multipart_upload(
-                Bucket=self.s3_bucket,
-                Key=key,
-                ContentType=content_type(download.headers.get("content-type"), kind="video"),
-                Metadata=metadata,
-            )["UploadId"]
-            uploader = _PartUploader(
-                client,
+            uploaded = upload_stream(
+                self.s3_client,
                 self.s3_bucket,
                 key,
-                upload_id,
+                chunks,
+                part_size=self.part_size,
+                size_hint=self.max_video_bytes if expected is None else expected,
                 workers=self.upload_workers,
                 max_in_flight=self.max_parts_in_flight,
+                extra_args={
+                    "ContentType": content_type(download.headers.get("content-type"), kind="video"),
+                    "Metadata": metadata,
+                },
+                log=self.log,
             )
-            digest = hashlib.sha256()
-            size = 0
-            try:
-                buffer = bytearray()
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    buffer += chunk
-                    if len(buffer) >= part_size:
-                        uploader.submit(buffer)
-                        buffer = bytearray()
-                if buffer:
-                    uploader.submit(buffer)
-                del buffer
-                parts = uploader.finish()
-                uploader.close()
-                client.complete_multipart_upload(
-                    Bucket=self.s3_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
-            except BaseException:
-                uploader.close()
-                self._abort(key, upload_id)
-                raise
-        sha256 = digest.hexdigest()
-        client.put_object_tagging(
-            Bucket=self.s3_bucket, Key=key, Tagging={"TagSet": [{"Key": SHA256_TAG, "Value": sha256}]}
+        self.s3_client.put_object_tagging(
+            Bucket=self.s3_bucket, Key=key, Tagging={"TagSet": [{"Key": SHA256_TAG, "Value": uploaded.sha256}]}
         )
-        return size, sha256
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self.s3_client.abort_multipart_upload(Bucket=self.s3_bucket, Key=key, UploadId=upload_id)
-        except Exception:
-            # The original error matters more; a leftover upload is invisible and a lifecycle rule
-            # (AbortIncompleteMultipartUpload) reclaims it.
-            self.log.exception("Could not abort multipart upload %s of %s", upload_id, self._uri(key))
-        else:
-            self.log.warning("Aborted the multipart upload of %s: no partial object was written", self._uri(key))
+        return uploaded
 
     # ------------------------------------------------------------------ cover
-    def _store_cover(
-        self, url: str, key: str, plan: tuple[str, _Existing | None] | None, metadata: dict[str, str]
-    ) -> _Stored:
+    def _store_cover(self, url: str, target: _Target, metadata: dict[str, str]) -> _Stored:
         """Covers are small (tens of KB): one download into memory (capped as it streams) and one PUT
         with the tag attached."""
-        assert plan is not None
-        action, existing = plan
-        if action == "skip":
-            assert existing is not None and existing.sha256 is not None
-            return _Stored(self._uri(key), existing.size, existing.sha256, already_present=True)
-        cap = _SizeCap(_COVER_MAX_BYTES, "cover image")
-        with self.hook.stream_download(url, max_bytes=cap.max_bytes) as download:
-            body = b"".join(self._chunks(download, _content_length(download), cap))
-            cover_type = content_type(download.headers.get("content-type"), kind="image", key=key)
+        if target.plan is Plan.SKIP:
+            return self._present(target)
+        with self._opened(url, _COVER, _COVER_MAX_BYTES) as (download, chunks):
+            body = b"".join(chunks)
+            cover_type = content_type(download.headers.get("content-type"), kind="image", key=target.key)
         sha256 = hashlib.sha256(body).hexdigest()
-        if action == "verify":
-            assert existing is not None
-            if sha256 != existing.sha256:
-                raise AirflowFailException(
-                    f"{self._uri(key)} already exists with sha256 {existing.sha256}, the download has {sha256}; "
-                    "refusing to overwrite it (replace=False)"
-                )
-            return _Stored(self._uri(key), len(body), sha256, already_present=True)
+        if target.plan is Plan.VERIFY:
+            return self._present(target, len(body), sha256)
         self.s3_client.put_object(
             Bucket=self.s3_bucket,
-            Key=key,
+            Key=target.key,
             Body=body,
             ContentType=cover_type,
             Metadata=metadata,
             Tagging=f"{SHA256_TAG}={sha256}",
         )
-        return _Stored(self._uri(key), len(body), sha256, already_present=False)
+        return _Stored(self._uri(target.key), len(body), sha256, already_present=False)
 
     # ------------------------------------------------------------------ OpenLineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
@@ -880,4 +603,4 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         return transfer_lineage(self._downloaded, self._stored)
 
 
-__all__ = ["AUTO_COVER_KEY", "DEFAULT_ASSET_ALIAS", "SHA256_TAG", "CogVideoToS3Operator"]
+__all__ = ["AUTO_COVER_KEY", "DEFAULT_ASSET_ALIAS", "SHA256_TAG", "CogVideoToS3Operator", "Plan"]

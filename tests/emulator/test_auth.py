@@ -1,4 +1,4 @@
-"""Both auth modes and the documented 401 codes (spec §2, §8.2); the key never leaks."""
+"""Both auth modes and the documented 401 codes; the key never leaks."""
 
 from __future__ import annotations
 

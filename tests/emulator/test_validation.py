@@ -1,4 +1,4 @@
-"""Per-model validation, parametrized over the shared capability table (spec §3, §8.3)."""
+"""Per-model validation, parametrized over the shared capability table."""
 
 from __future__ import annotations
 

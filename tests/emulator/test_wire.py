@@ -1,4 +1,4 @@
-"""Routes, JSON shapes and the task lifecycle, as the official SDKs see them (spec §1, §4, §8)."""
+"""Routes, JSON shapes and the task lifecycle, as the official SDKs see them."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ would break ``make demo`` on a fresh clone fails the suite first."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -31,15 +32,19 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.Captur
     products = 5  # the fifth sample is the WebP: re-encoding is part of the run
     assert run_demo(tmp_path, products=products, duration=0.5) == 0
     out = capsys.readouterr().out
+    assert f": {products + 1} product images + sidecars (1 WebP to re-encode, 1 corrupt to reject)" in out
     assert f"{products} videos uploaded, 0 failed, 1 image(s) rejected at ingestion" in out
     assert "rejected s3://products/incoming/broken-upload.jpg: not a decodable image" in out
-    # ingestion's log names the format and why (it said "webp RGB" before it listed reasons)
-    assert re.search(r"echo-headphones: webp (RGB|\(webp\)) re-encoded to a JPEG", out)
+    assert re.search(r"echo-headphones: webp \(webp\) re-encoded to a JPEG", out)  # ingestion's log: format, why
     assert "ignores pools" in out
     videos = sorted((tmp_path / ".demo" / "videos").glob("*.mp4"))
     assert [v.stem for v in videos] == sorted(p.product_id for p in SAMPLE_PRODUCTS[:products])
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
     assert "Total cost:  5.00 CNY" in out
+    # The manifest outlives the local S3 server: a local copy, the path printed.
+    manifest = json.loads((tmp_path / ".demo" / "manifest.json").read_text())
+    assert f"Manifest:    {tmp_path / '.demo' / 'manifest.json'}  (a copy of s3://product-videos/manifests/" in out
+    assert manifest["uploaded"] == products and manifest["rejected"] == 1
 
     # The gallery: in S3 (the demo checks the pipeline wrote it), and a local copy that plays from
     # .demo/videos/ by relative paths (the local S3 server is gone), rendered to a screenshot.
@@ -52,4 +57,8 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.Captur
     assert all((demo / unquote(m)).is_file() for m in media if m != "data:,"), media
     assert sorted(re.findall(r'<video[^>]* src="videos/([^"]+)\.mp4"', page)) == [v.stem for v in videos]
     assert page.count('<article class="card') == products + 1  # and the rejected upload
+    # The re-encoded WebP's card names the image that was uploaded, not ingestion's staging JPEG.
+    (echo,) = [row for row in manifest["products"] if row["product_id"] == "echo-headphones"]
+    assert echo["image"] == "s3://products/incoming/echo-headphones.webp"
+    assert "echo-headphones.webp" in page and "staging" not in page
     assert (demo / "gallery.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -50,12 +50,12 @@ from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig,
 from airflow_provider_cogvideo.emulator import running_emulator as start_emulator
 from airflow_provider_cogvideo.testing import connection_json
 from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
-from airflow_provider_cogvideo.testing.distributed import bytecode_cache_env, celery_settings, component_env, kill_tree
-from airflow_provider_cogvideo.testing.postgres import PostgresServer, running_postgres
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
-from airflow_provider_cogvideo.testing.redis_server import RedisServer, running_redis
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
+from tests.harness.distributed import bytecode_cache_env, celery_settings, component_env, kill_tree
+from tests.harness.postgres import PostgresServer, running_postgres
+from tests.harness.redis_server import RedisServer, running_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(540)]
 
@@ -184,7 +184,7 @@ def _components(env: AirflowEnvironment, api_port: int) -> dict[str, list[str]]:
 class GenerateTask:
     state: str | None
     try_number: int
-    hostname: str | None  # the component name (testing.distributed.component_hostname)
+    hostname: str | None  # the component name (tests.harness.distributed.component_hostname)
     next_method: str | None  # set while a task resumes from its deferral
     trigger_id: int | None  # while deferred
 

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
 
 from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.s3_multipart import part_size_for
 from airflow_provider_cogvideo.sizes import MiB
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
@@ -521,5 +522,5 @@ def test_unknown_length_sizes_parts_for_the_largest_allowed_video() -> None:
     op = CogVideoToS3Operator(
         task_id="t", result="http://x/a.mp4", s3_bucket="b", s3_key="k.mp4", max_video_bytes=200 * 1024 * MiB
     )
-    assert op._part_size_for(op.max_video_bytes) * 10_000 >= 200 * 1024 * MiB
-    assert op._part_size_for(12 * MiB) == 8 * MiB
+    assert part_size_for(op.max_video_bytes, op.part_size) * 10_000 >= 200 * 1024 * MiB
+    assert part_size_for(12 * MiB, op.part_size) == 8 * MiB

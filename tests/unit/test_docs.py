@@ -1,30 +1,13 @@
-"""The README's tables are generated from the code's tables: keep the copy in sync."""
+"""The README's own promises: the quick start's two commands and every extra. Its tables generated
+from the code's tables are checked with every other generated section (tests/unit/test_docs_pages.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_cogvideo.docs import capability_table_markdown, error_table_markdown, metrics_table_markdown
 from airflow_provider_cogvideo.extras import EXTRAS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def _section(name: str) -> str:
-    text = README.read_text()
-    return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
-
-
-def test_models_table_matches_capability_table() -> None:
-    assert _section("models-table") == capability_table_markdown()
-
-
-def test_errors_table_matches_error_table() -> None:
-    assert _section("errors-table") == error_table_markdown()
-
-
-def test_metrics_table_matches_the_metrics_module() -> None:
-    assert _section("metrics-table") == metrics_table_markdown()
 
 
 def test_quick_start_has_the_two_commands() -> None:

@@ -1,22 +1,25 @@
-"""The reference pages under docs/ stay honest: every constructor parameter of an operator, sensor,
-transfer, trigger and the hook has a row in its page (with the right "templated" answer), every
-connection extra the hook reads has a row in docs/connection.md with NUMBER_EXTRAS' own numbers, the
-tables copied from code match the code, and every relative link points at a file.
+"""The reference pages under docs/ and the README stay honest: every generated section (the parameter
+tables, from the docstrings; the tables of the code's tables) matches what the code generates now,
+every constructor parameter of an operator, sensor, transfer, trigger and the hook has a row in its
+page (with the right "templated" answer), every connection extra the hook reads has a row in
+docs/connection.md with NUMBER_EXTRAS' own numbers, and every relative link points at a file.
 
-A new parameter or extra without documentation fails here."""
+A new parameter without a ``:param:`` in its docstring, or an extra without documentation, fails here;
+a docstring changed without ``make docs`` too."""
 
 from __future__ import annotations
 
 import inspect
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_cogvideo import NUMBER_EXTRAS
-from airflow_provider_cogvideo.docs import metrics_table_markdown, submit_policy_markdown
+from airflow_provider_cogvideo.docs import GENERATED, default_text, markdown, param_table_markdown, section
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 from airflow_provider_cogvideo.hooks.connection import KNOWN_EXTRAS
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
@@ -26,7 +29,8 @@ from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 
 OPERATOR_PAGES: dict[type, str] = {
     CogVideoGenerateOperator: "operators/generate.md",
@@ -45,7 +49,7 @@ OTHER_PAGES: dict[Callable[..., Any], str] = {
 }
 """The hook (constructor and ``generate()``) and the triggers' kwargs."""
 
-PAGES = ["connection.md", "triggers.md", "hooks/cogvideo.md", *OPERATOR_PAGES.values()]
+PAGES = ["connection.md", "triggers.md", "hooks/cogvideo.md", "development.md", *OPERATOR_PAGES.values()]
 
 
 def _page(name: str) -> str:
@@ -128,13 +132,83 @@ def test_numeric_extras_are_copied_from_number_extras() -> None:
         assert shown == expected, f"docs/connection.md: {name} says {shown}, NUMBER_EXTRAS says {expected}"
 
 
-def _section(text: str, name: str) -> str:
-    return text.split(f"<!-- {name}:start -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
+@pytest.mark.parametrize("page", sorted(GENERATED))
+def test_generated_sections_match_the_code(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    stale = [name for name, render in GENERATED[page].items() if section(text, name) != render()]
+    assert not stale, (
+        f"{page}: {stale} differ from the code: run `make docs` (python -m airflow_provider_cogvideo.docs --write)"
+    )
 
 
-def test_copied_tables_match_the_code() -> None:
-    assert _section(_page("hooks/cogvideo.md"), "submit-policy") == submit_policy_markdown()
-    assert _section(_page("index.md"), "metrics-table") == metrics_table_markdown()
+def test_every_operator_page_has_its_generated_parameters() -> None:
+    for operator, page in OPERATOR_PAGES.items():
+        assert f"params:{operator.__name__}" in GENERATED[f"docs/{page}"], page
+
+
+class _Documented:
+    """Make a video.
+
+    Read this first.
+
+    :param prompt: what to show, ``|`` and all; see :class:`~airflow_provider_cogvideo.errors.CogVideoError`.
+    :param size: e.g. ``"1920x1080"``.
+    :type size: str | tuple
+    :param wait: how long.
+
+    Needs nothing.
+    """
+
+    template_fields = ("prompt",)
+
+    def __init__(self, prompt: str, size: str | None = "auto", wait: timedelta = timedelta(hours=2), **kwargs: Any):
+        pass
+
+
+def test_a_parameter_table_comes_from_the_docstring_and_the_signature() -> None:
+    assert param_table_markdown(_Documented).splitlines() == [
+        "| parameter | type | default | templated | description |",
+        "|---|---|---|---|---|",
+        "| `prompt` | `str` | required | yes | what to show, `\\|` and all; see `CogVideoError`. |",
+        '| `size` | `str \\| tuple` | `"auto"` | no | e.g. `"1920x1080"`. |',
+        "| `wait` | `timedelta` | 2 hours | no | how long. |",
+    ]
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        ":param prompt: p.\n:param size: s.\n",  # wait is missing
+        ":param prompt: p.\n:param size: s.\n:param wait: w.\n:param gone: no such parameter.\n",
+        ":param prompt, size: grouped.\n:param wait: w.\n",
+    ],
+)
+def test_a_parameter_without_its_own_param_field_is_refused(doc: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Documented, "__doc__", "Make a video.\n\n" + doc)
+    with pytest.raises(ValueError, match="_Documented"):
+        param_table_markdown(_Documented)
+
+
+@pytest.mark.parametrize(
+    ("name", "default", "shown"),
+    [
+        ("x", inspect.Parameter.empty, "required"),
+        ("x", None, "`None`"),
+        ("x", "aws_default", '`"aws_default"`'),
+        ("x", 8 * 1024 * 1024, "8 MiB (`8388608`)"),
+        ("x", 4 * 1024**3, "4 GiB (`4294967296`)"),
+        ("x", 512, "`512`"),
+        ("x", timedelta(days=7), "7 days"),
+        ("x", timedelta(seconds=90), "90 seconds"),
+        ("deferrable", False, "`[operators] default_deferrable` (`False` unless configured)"),
+    ],
+)
+def test_defaults_as_the_pages_show_them(name: str, default: Any, shown: str) -> None:
+    assert default_text(name, default) == shown
+
+
+def test_rst_roles_become_code_spans() -> None:
+    assert markdown("``a`` :func:`~x.y.f` :data:`.KEY_RULES` :class:`text <x.Y>`") == "`a` `f` `KEY_RULES` `text`"
 
 
 def test_index_links_every_page_and_links_resolve() -> None:
@@ -146,3 +220,17 @@ def test_index_links_every_page_and_links_resolve() -> None:
             if "://" in target:
                 continue
             assert (DOCS / page).parent.joinpath(target).resolve().is_file(), f"docs/{page}: broken link {target}"
+
+
+def test_version_pyproject_and_changelog_agree() -> None:
+    """One version: ``__version__``, which pyproject.toml reads (the wheel's metadata, checked by
+    tests/integration/test_dist.py), is the CHANGELOG's newest section."""
+    from airflow_provider_cogvideo import __version__
+
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'dynamic = ["version"]' in pyproject
+    assert '[tool.hatch.version]\npath = "airflow_provider_cogvideo/__init__.py"' in pyproject
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    newest = re.search(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)
+    assert newest is not None and newest.group(1) == __version__, "CHANGELOG.md's newest section"
+    assert f"\n[{__version__}]: https://" in changelog, "CHANGELOG.md's link for the version"

@@ -385,3 +385,26 @@ def test_the_pipeline_writes_its_gallery_next_to_its_manifest() -> None:
     assert keys["gallery_key"].startswith("gallery/") and keys["gallery_key"].endswith(".html")
     assert keys["key"] == "manifests/" + keys["gallery_key"].removeprefix("gallery/").removesuffix(".html") + ".json"
     assert [t.task_id for t in dag.leaves] == ["manifest"]  # a run refused by its budget still ends failed
+
+
+def test_a_reencoded_products_card_names_the_image_it_arrived_as() -> None:
+    """Ingestion sends a WebP as a staged JPEG; the card's source is the WebP that was uploaded, as the
+    pipeline's manifest names it (``source_image_of``), not the staging copy."""
+    from airflow_provider_cogvideo.operators.product_images import source_image_of
+
+    reencoded = {
+        "image": "s3://products/staging/2026-12-01/echo.jpg",
+        "prompt": "Echo headphones",
+        "metadata": {"product_id": "echo", "source_image": "s3://products/incoming/echo.webp", "reencoded": True},
+    }
+    as_is = {"image": "s3://products/incoming/mug.png", "metadata": {"product_id": "mug"}}
+    assert source_image_of(reencoded) == "s3://products/incoming/echo.webp"
+    assert source_image_of(as_is) == "s3://products/incoming/mug.png"  # ingestion used it as it was
+    rows = [_row(p["metadata"]["product_id"], "uploaded", image=source_image_of(p)) for p in (reencoded, as_is)]
+    cards = gallery_context({"products": rows}, lambda uri: uri.rsplit("/", 1)[-1])["cards"]
+    assert [(c["image_uri"], c["image_url"]) for c in cards] == [
+        ("s3://products/incoming/echo.webp", "echo.webp"),
+        ("s3://products/incoming/mug.png", "mug.png"),
+    ]
+    page = render_gallery({"products": rows}, lambda uri: uri.rsplit("/", 1)[-1])
+    assert "staging" not in page

@@ -12,7 +12,8 @@ from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator, write_gallery
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of
 from airflow_provider_cogvideo.s3 import MAX_KEY_BYTES, checked_key, checked_key_template
-from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator, _format_key
+from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from airflow_provider_cogvideo.transfers.keys import format_key
 
 from .conftest import FakeTI
 
@@ -74,7 +75,7 @@ def test_checked_key_accepts_what_s3_and_every_tool_agree_on(key: str, expected:
 )
 def test_formatted_keys_are_checked_whole(template: str, fields: dict[str, Any], problem: str) -> None:
     with pytest.raises(AirflowFailException) as exc:
-        _format_key(template, fields, "s3_key")
+        format_key(template, fields, "s3_key")
     message = str(exc.value)
     assert message.startswith(f"s3_key {template!r} rendered to ")
     assert problem in message
@@ -124,6 +125,22 @@ def test_transfer_refuses_a_bad_key_template_when_built(parameter: str, value: s
 def test_transfer_key_templates_that_may_be_fine_are_left_to_run_time(s3_key: str) -> None:
     op = CogVideoToS3Operator(task_id="upload", result={}, s3_bucket="b", s3_key=s3_key, cover_s3_key="")
     assert (op.s3_key, op.cover_s3_key) == (s3_key, "")
+
+
+@pytest.mark.parametrize(
+    ("cover_s3_key", "expected"),
+    [
+        ("auto", "videos/1.jpg"),  # the video key with the cover URL's extension
+        ("covers/{id}.png", "covers/1.png"),
+        *[(unset, None) for unset in (None, "", "None", "null", " NULL ")],  # validation.is_unset: no cover
+    ],
+)
+def test_cover_key_is_auto_a_template_or_unset(cover_s3_key: Any, expected: str | None) -> None:
+    op = CogVideoToS3Operator(
+        task_id="upload", result={}, s3_bucket="b", s3_key="videos/{id}.mp4", cover_s3_key=cover_s3_key
+    )
+    op._urls = {"video": "https://cdn.test/v.mp4", "cover": "https://cdn.test/c.JPG?X-Amz-Signature=s"}
+    assert op._cover_key({"id": "1"}, "videos/1.mp4") == expected
 
 
 def test_gallery_key_is_checked_when_built_and_when_written() -> None:

@@ -2,7 +2,7 @@
 
 * :func:`celery_settings`: the ``(section, key) -> value`` settings of a Celery deployment whose
   metadata DB and result backend are a :class:`~.postgres.PostgresServer` database and whose broker
-  is a :class:`~.redis_server.RedisServer` (for :class:`~.airflow_env.AirflowEnvironment`'s ``config``);
+  is a :class:`~.redis_server.RedisServer` (for ``AirflowEnvironment``'s ``config``);
 * :func:`component_hostname` (Airflow's ``[core] hostname_callable``, set by :func:`celery_settings`)
   and :func:`component_env`: each component reports the name it was given as its hostname, so
   ``task_instance.hostname`` says which of two workers on one machine runs a task and
@@ -43,6 +43,8 @@ class _Redis(Protocol):
 
 HOSTNAME_ENV = "COGVIDEO_COMPONENT_HOSTNAME"
 HOSTNAME_CALLABLE = f"{__name__}.component_hostname"
+REPOSITORY_ROOT = str(Path(__file__).resolve().parents[2])
+"""The checkout this module is imported from: ``tests.harness`` is importable from there."""
 
 
 def component_hostname() -> str:
@@ -51,8 +53,10 @@ def component_hostname() -> str:
 
 
 def component_env(env: Mapping[str, str], name: str) -> dict[str, str]:
-    """``env`` for the component called ``name`` (its task processes inherit the name)."""
-    return {**env, HOSTNAME_ENV: name}
+    """``env`` for the component called ``name`` (its task processes inherit the name), with this
+    checkout on ``PYTHONPATH``: :data:`HOSTNAME_CALLABLE` lives in this module, outside the wheel."""
+    path = [REPOSITORY_ROOT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**env, HOSTNAME_ENV: name, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
 
 
 def celery_settings(postgres: _Postgres, redis: _Redis, *, database: str = "airflow") -> dict[tuple[str, str], str]:
@@ -144,6 +148,7 @@ def kill_tree(pid: int) -> list[int]:
 __all__ = [
     "HOSTNAME_CALLABLE",
     "HOSTNAME_ENV",
+    "REPOSITORY_ROOT",
     "bytecode_cache_env",
     "celery_settings",
     "component_env",
