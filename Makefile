@@ -137,7 +137,7 @@ test: system-deps lint
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see the suite / unit results above) ==" >&2; fi; exit $$rc
 
 suite: $(VENV)/.installed $(VENVSDK)/.installed
-	$(call run_pytest,$(VENV),-q -p no:cacheprovider tests --ignore=tests/unit,suite on $(SUITE) (tests/unit: the matrix),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python COGVIDEO_UV=$(CURDIR)/$(UV))
+	$(call run_pytest,$(VENV),-q -p no:cacheprovider --durations=15 tests --ignore=tests/unit,suite on $(SUITE) (tests/unit: the matrix),COGVIDEO_SDK_PYTHON=$(CURDIR)/$(VENVSDK)/bin/python COGVIDEO_UV=$(CURDIR)/$(UV))
 
 unit: $(UV)
 	@$(MAKE) --no-print-directory -k -j$(UNIT_JOBS) --output-sync=target $(UNIT_TARGETS)

@@ -55,12 +55,10 @@ from airflow_provider_cogvideo.hooks.bodies import (
     read_answer,
 )
 from airflow_provider_cogvideo.hooks.connection import (
-    DEFAULT_BASE_URL,
     CogVideoConnectionSettings,
     Credentials,
     checked_max_retries,
     form_widgets,
-    resolve_base_url,
     ui_field_behaviour,
 )
 from airflow_provider_cogvideo.hooks.downloads import MAX_DOWNLOAD_BYTES, Download, open_download
@@ -598,10 +596,4 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, CogVideoError) and exc.retryable
 
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "CogVideoConnectionSettings",
-    "CogVideoHook",
-    "aclose_clients",
-    "resolve_base_url",
-]
+__all__ = ["CogVideoHook", "aclose_clients"]

@@ -28,7 +28,7 @@ import airflow.providers.openlineage  # noqa: F401
 import pytest
 
 from airflow_provider_cogvideo.emulator import EmulatorConfig
-from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
+from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS
 from tests.unit.test_images_photos import encoded, exif_rotated_jpeg, sideways
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +41,6 @@ from tests.dags.dag_files.cogvideo_lineage_dags import lineage_dag
 run = lineage_dag.test(run_conf={"bucket": sys.argv[1]})
 open(sys.argv[2], "w").write(json.dumps({"state": str(run.state), "run_id": run.run_id}))
 """
-
-
-@pytest.fixture(scope="module")
-def seaweedfs() -> Iterator[SeaweedFS]:
-    with running_seaweedfs() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ import httpx
 import jwt
 
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorHandle
+from tests.conftest import image_bytes
 
 KEY_ID, SECRET = DEFAULT_TEST_KEY.split(".")
 POLL_INTERVAL = 0.05
@@ -28,14 +28,6 @@ def make_jwt(key_id: str = KEY_ID, secret: str = SECRET, ttl_ms: int = 210_000, 
     now = int(time.time() * 1000)
     headers = {"alg": "HS256", "sign_type": "SIGN", **header}
     return jwt.encode({"api_key": key_id, "exp": now + ttl_ms, "timestamp": now}, secret, headers=headers)
-
-
-def image_bytes(width: int = 64, height: int = 48, fmt: str = "PNG") -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (width, height), (200, 80, 40)).save(out, format=fmt)
-    return out.getvalue()
 
 
 def data_uri(width: int = 64, height: int = 48, fmt: str = "PNG") -> str:

@@ -18,14 +18,8 @@ from unittest import mock
 import pytest
 
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer
-from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, running_seaweedfs
+from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS
 from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, STREAM_CONN_ID, GzipFileServer
-
-
-@pytest.fixture(scope="session")
-def seaweedfs() -> Iterator[SeaweedFS]:
-    with running_seaweedfs() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

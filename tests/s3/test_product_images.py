@@ -14,6 +14,7 @@ from PIL import Image
 
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, truncate_prompt
 from airflow_provider_cogvideo.sizes import MiB
+from tests.conftest import BOMB_SIDE
 from tests.s3.helpers import AWS_CONN_ID, make_context, object_keys, pushed
 
 TEMPLATE = "{title}: {selling_points}. Style: {style}. Product {product_id} turns slowly."
@@ -187,33 +188,17 @@ def test_cmyk_jpeg_is_reencoded(s3: Any, bucket: str) -> None:
 
 
 # ------------------------------------------------------------------ memory bombs and caps
-def png_bomb() -> bytes:
-    """A few KB of PNG whose header announces 6400x6400 = 40.96 MP, just over the pixel budget."""
-    from airflow_provider_cogvideo.image_pixels import MAX_IMAGE_PIXELS
-
-    assert MAX_IMAGE_PIXELS < 6400 * 6400
-    return image_bytes("PNG", (6400, 6400), mode="1")
-
-
-def test_png_bomb_is_rejected_before_it_is_decoded(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import ImageFile
-
-    put(s3, bucket, "incoming/bomb.png", png_bomb())
+def test_png_bomb_is_rejected_before_it_is_decoded(
+    s3: Any, bucket: str, png_bomb: bytes, pixel_loads: list[tuple[int, int]]
+) -> None:
+    put(s3, bucket, "incoming/bomb.png", png_bomb)
     put(s3, bucket, "incoming/mug.png", image_bytes("PNG"))
-    decoded: list[tuple[int, int]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def load(self: ImageFile.ImageFile) -> Any:
-        decoded.append(self.size)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     context = make_context()
     assert sorted(by_product(operator(bucket).execute(context))) == ["mug"]
     (rejected,) = pushed(context, "rejected")
     assert rejected["image"].endswith("/incoming/bomb.png")
-    assert "6400x6400 is 41.0 megapixels, over the 40-megapixel budget" in rejected["reason"]
-    assert (6400, 6400) not in decoded, "the bomb's pixels are never decoded"
+    assert f"{BOMB_SIDE}x{BOMB_SIDE} is 41.0 megapixels, over the 40-megapixel budget" in rejected["reason"]
+    assert (BOMB_SIDE, BOMB_SIDE) not in pixel_loads, "the bomb's pixels are never decoded"
 
 
 def test_pillow_bomb_warning_and_error_are_rejections(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:

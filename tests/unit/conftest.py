@@ -1,11 +1,21 @@
-"""Fixtures for fast unit tests: connections from env vars, a fake task_state_store, a fake ti."""
+"""Fixtures for fast unit tests: connections from env vars, the API mocked with respx, hooks on those
+connections, moto's S3, a fake task_state_store, a fake ti, and a trigger run as the triggerer runs it."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    import httpx
+    import respx
+
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
 API_KEY = "testkeyid.testsecretvalue"
 BASE_URL = "http://cogvideo.test/api/paas/v4"
@@ -37,6 +47,81 @@ def make_conn(monkeypatch: pytest.MonkeyPatch):
         return conn_id
 
     return install
+
+
+@pytest.fixture
+def conn_without_retries(make_conn) -> str:
+    """The default connection with ``max_retries`` 0: one attempt per request, so an operator's or a
+    sensor's test sees the first answer's outcome."""
+    return make_conn(extra={"max_retries": 0})
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """The API at :data:`BASE_URL`, mocked: routes are added by each test; a route left uncalled is fine."""
+    import respx
+
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A boto3 S3 client on moto's in-memory S3 (no bucket yet), and the connection ``aws_test`` to it."""
+    boto3 = pytest.importorskip("boto3")
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
+    with mock_aws():
+        yield boto3.client("s3")
+
+
+@pytest.fixture
+def hook_for(make_conn) -> Callable[..., CogVideoHook]:
+    """``hook_for(**extra)``: a hook on the default connection with these extras (``base_url`` too)."""
+    from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+
+    def build(**extra: Any) -> CogVideoHook:
+        make_conn(extra=extra)
+        return CogVideoHook()
+
+    return build
+
+
+@pytest.fixture
+def hook(hook_for) -> CogVideoHook:
+    """A hook on the default connection (the mocked API at :data:`BASE_URL`)."""
+    return hook_for()
+
+
+def error_answer(
+    status: int, code: str | None = None, message: str = "refused", headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """An error answer as the API sends one (``{"error": {"code", "message"}}``); without a code, the
+    HTML page a gateway sends."""
+    import httpx
+
+    if code is None:
+        return httpx.Response(status, text=f"<html>{status}</html>", headers=headers)
+    return httpx.Response(status, json={"error": {"code": code, "message": message}}, headers=headers)
+
+
+def first_event(trigger: Any) -> dict[str, Any]:
+    """As the triggerer does: rebuild the trigger from ``serialize()`` (a round trip), run it to its
+    first event, close the pooled clients; the event's payload."""
+    from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
+
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    trigger_class = getattr(importlib.import_module(module), name)
+
+    async def run() -> dict[str, Any]:
+        event = await anext(trigger_class(**kwargs).run())
+        await aclose_clients()
+        return event.payload
+
+    return asyncio.run(run())
 
 
 class FakeStateStore:

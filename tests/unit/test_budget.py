@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 
-from .conftest import BASE_URL, FakeStateStore
+from .conftest import FakeStateStore
+
+pytestmark = pytest.mark.usefixtures("conn_without_retries")
 
 SUBMITTED = {"model": "cogvideox-3", "request_id": "r-000001", "task_status": "PROCESSING"}
 
@@ -35,17 +36,6 @@ class SiblingTI:
         if map_indexes is not None:
             return self.board.get((map_indexes, key))
         return [value for (_, k), value in sorted(self.board.items()) if k == key]
-
-
-@pytest.fixture(autouse=True)
-def _conn(make_conn):
-    make_conn(extra={"max_retries": 0})
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
 
 
 def submit(board: dict, map_index: int, store: FakeStateStore, **kw: Any) -> None:

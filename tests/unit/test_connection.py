@@ -9,12 +9,8 @@ import pytest
 
 from airflow_provider_cogvideo import NUMBER_EXTRAS, get_provider_info
 from airflow_provider_cogvideo.errors import CogVideoConnectionConfigError, CogVideoValidationError
-from airflow_provider_cogvideo.hooks.cogvideo import (
-    DEFAULT_BASE_URL,
-    CogVideoConnectionSettings,
-    CogVideoHook,
-    resolve_base_url,
-)
+from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+from airflow_provider_cogvideo.hooks.connection import DEFAULT_BASE_URL, CogVideoConnectionSettings, resolve_base_url
 
 from .conftest import API_KEY
 

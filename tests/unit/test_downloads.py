@@ -84,11 +84,6 @@ class FakeClock:
         return self.now
 
 
-def hook_for(make_conn: Any, base_url: str = "http://cogvideo.test/api/paas/v4", **extra: Any) -> CogVideoHook:
-    make_conn(extra={"base_url": base_url, **extra})
-    return CogVideoHook()
-
-
 def download(hook: CogVideoHook, url: str, **kwargs: Any) -> bytes:
     with hook.stream_download(url, **kwargs) as response:
         return b"".join(response.iter_bytes())
@@ -170,16 +165,16 @@ def test_public_addresses_and_ipv6_forms_of_them_pass(address: str) -> None:
         ("http://[4000::1]/v.mp4", "is a reserved address"),
     ],
 )
-def test_the_hook_refuses_what_the_table_refuses_before_sending(make_conn, url: str, says: str) -> None:
-    hook = hook_for(make_conn)
+def test_the_hook_refuses_what_the_table_refuses_before_sending(hook_for, url: str, says: str) -> None:
+    hook = hook_for()
     with respx.mock(assert_all_called=False) as mock:
         route = mock.get(url__regex=r".*").mock(return_value=httpx.Response(200, content=b"x"))
         assert says in refused(hook, url)
         assert not route.called
 
 
-def test_an_emulator_api_opens_exactly_its_own_address_and_port(make_conn) -> None:
-    hook = hook_for(make_conn, "http://127.0.0.1:8765/api/paas/v4")
+def test_an_emulator_api_opens_exactly_its_own_address_and_port(hook_for) -> None:
+    hook = hook_for(base_url="http://127.0.0.1:8765/api/paas/v4")
     with respx.mock(assert_all_called=False) as mock:
         mock.get(url__regex=r".*").mock(return_value=httpx.Response(200, content=b"mp4"))
         assert download(hook, "http://127.0.0.1:8765/files/v.mp4") == b"mp4"
@@ -209,10 +204,10 @@ def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return seen
 
 
-def test_dns_rebinding_cannot_move_the_connection(make_conn, connects, lookups) -> None:
+def test_dns_rebinding_cannot_move_the_connection(hook_for, connects, lookups) -> None:
     """The name resolves to a public address for the check and to 127.0.0.1 afterwards: the socket is
     opened to the address that was checked, and the name is looked up once."""
-    hook = hook_for(make_conn)
+    hook = hook_for()
     with pytest.raises(CogVideoDownloadError, match="ConnectError") as exc:
         download(hook, "http://rebind.test/v.mp4?X-Amz-Signature=s3cr3t")
     assert connects == [(PUBLIC, 80)]
@@ -220,10 +215,10 @@ def test_dns_rebinding_cannot_move_the_connection(make_conn, connects, lookups) 
     assert exc.value.retryable and "s3cr3t" not in str(exc.value)
 
 
-def test_every_checked_address_is_tried_in_turn_and_only_those(make_conn, connects, lookups) -> None:
+def test_every_checked_address_is_tried_in_turn_and_only_those(hook_for, connects, lookups) -> None:
     """A dual-stack name: the IPv6 address first, then the IPv4 one (a worker without IPv6 still
     connects), both checked, and the name looked up once."""
-    hook = hook_for(make_conn)
+    hook = hook_for()
     with pytest.raises(CogVideoDownloadError, match="ConnectError"):
         download(hook, "https://dual.test/v.mp4")
     assert connects == [("2606:4700::1111", 443), (PUBLIC, 443)]
@@ -232,13 +227,13 @@ def test_every_checked_address_is_tried_in_turn_and_only_those(make_conn, connec
     assert connects == [("2606:4700::1111", 443), (PUBLIC, 443)], "nothing sent when one address is inside"
 
 
-def test_environment_proxies_are_not_used(make_conn, connects, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_proxies_are_not_used(hook_for, connects, monkeypatch: pytest.MonkeyPatch) -> None:
     """A proxy would resolve the name itself, out of reach of the check: downloads do not use one."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://proxy.test:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    hook = hook_for(make_conn)
+    hook = hook_for()
     with pytest.raises(CogVideoDownloadError, match="ConnectError"):
         download(hook, "https://cdn.test/v.mp4")
     assert connects == [(PUBLIC, 443)]
@@ -318,10 +313,10 @@ def test_a_pinned_connection_keeps_the_host_name_for_sni_host_and_certificate(
 
 # ------------------------------------------------------------------ what the body may be
 @pytest.mark.parametrize("encoding", ["gzip", "gzip, gzip", "deflate", "br", "x-gzip"])
-def test_a_compressed_download_is_refused_naming_the_encoding(make_conn, encoding: str) -> None:
+def test_a_compressed_download_is_refused_naming_the_encoding(hook_for, encoding: str) -> None:
     """Downloads ask for identity; httpx would still inflate a gzip body, by a whole network read at a
     time, before any cap counts it. Refused when the headers arrive, without retry."""
-    hook = hook_for(make_conn)
+    hook = hook_for()
     bomb = gzip_bytes(32 * 1024 * 1024, layers=encoding.count("gzip") or 1)
     with respx.mock() as mock:
         mock.get("https://cdn.test/v.mp4").mock(
@@ -332,8 +327,8 @@ def test_a_compressed_download_is_refused_naming_the_encoding(make_conn, encodin
     assert "s3cr3t" not in shown
 
 
-def test_identity_encoding_is_what_downloads_ask_for_and_accept(make_conn) -> None:
-    hook = hook_for(make_conn)
+def test_identity_encoding_is_what_downloads_ask_for_and_accept(hook_for) -> None:
+    hook = hook_for()
     with respx.mock() as mock:
         route = mock.get("https://cdn.test/v.mp4").mock(
             return_value=httpx.Response(200, content=b"mp4", headers={"Content-Encoding": "identity"})
@@ -342,13 +337,13 @@ def test_identity_encoding_is_what_downloads_ask_for_and_accept(make_conn) -> No
     assert route.calls[0].request.headers["accept-encoding"] == "identity"
 
 
-def test_a_chunked_body_stops_on_the_read_that_passes_the_cap(make_conn) -> None:
+def test_a_chunked_body_stops_on_the_read_that_passes_the_cap(hook_for) -> None:
     """No Content-Length: the count of every network read decides. What was let through is within the
     cap, and what was read is at most one read past it."""
     cap = 256 * KiB
     pieces = [bytes([n % 251]) * (16 * KiB) for n in range(128)]  # 2 MiB, chunked
     with LocalServer(lambda method, path: [head(headers={"Transfer-Encoding": "chunked"}), *chunked(pieces)]) as server:
-        hook = hook_for(make_conn, f"http://127.0.0.1:{server.port}/api/paas/v4")
+        hook = hook_for(base_url=f"http://127.0.0.1:{server.port}/api/paas/v4")
         let_through: list[int] = []
 
         def read() -> None:
@@ -363,7 +358,7 @@ def test_a_chunked_body_stops_on_the_read_that_passes_the_cap(make_conn) -> None
 
 
 # ------------------------------------------------------------------ how fast it must come
-def test_a_dripping_download_is_cut_off_by_the_deadline_checked_on_every_read(make_conn, monkeypatch) -> None:
+def test_a_dripping_download_is_cut_off_by_the_deadline_checked_on_every_read(hook_for, monkeypatch) -> None:
     """One byte at a time: each read is quick (request_timeout is a per-read timeout and never fires),
     the download as a whole is too slow. The fake clock moves 1 s per reading; with a grace of 1 s and
     a minimum of 1024 bytes/s the deadline passes on the second read, long before the body ends."""
@@ -377,7 +372,7 @@ def test_a_dripping_download_is_cut_off_by_the_deadline_checked_on_every_read(ma
 
     with LocalServer(respond) as server:
         hook = hook_for(
-            make_conn, f"http://127.0.0.1:{server.port}/api/paas/v4", request_timeout=1, min_transfer_rate=1024
+            base_url=f"http://127.0.0.1:{server.port}/api/paas/v4", request_timeout=1, min_transfer_rate=1024
         )
         url = f"http://127.0.0.1:{server.port}/files/v.mp4?X-Amz-Signature=s3cr3t"
         with pytest.raises(CogVideoDownloadError) as exc:
@@ -410,11 +405,11 @@ def test_the_deadline_is_grace_plus_bytes_over_the_minimum_rate() -> None:
     assert limits.allowed_seconds(10 * KiB) == limits.allowed_seconds(10**9) == 12.0  # at most grace + cap/rate
 
 
-def test_a_download_within_its_limits_reads_through(make_conn) -> None:
+def test_a_download_within_its_limits_reads_through(hook_for) -> None:
     body = bytes(range(256)) * 512
     respond = lambda method, path: [head(headers={"Content-Length": str(len(body))}), body]  # noqa: E731
     with LocalServer(respond) as server:
-        hook = hook_for(make_conn, f"http://127.0.0.1:{server.port}/api/paas/v4")
+        hook = hook_for(base_url=f"http://127.0.0.1:{server.port}/api/paas/v4")
         with hook.stream_download(f"http://127.0.0.1:{server.port}/files/v.mp4", max_bytes=len(body)) as response:
             assert b"".join(response.iter_bytes(1000)) == body
             assert response.headers["content-length"] == str(len(body))

@@ -27,29 +27,23 @@ from airflow_provider_cogvideo.errors import (
     classify,
 )
 
-EXPECTED_CODES: dict[str, tuple[int, type[CogVideoAPIError], bool]] = {
-    "500": (500, CogVideoServerError, True),
-    **{str(code): (401, CogVideoAuthError, False) for code in range(1000, 1006)},  # 1003: the hook refreshes a JWT
-    **{code: (429, CogVideoAccountError, False) for code in ("1100", "1110", "1111", "1112", "1121")},
-    "1113": (429, CogVideoAccountError, False),  # no balance: a 429 that waiting does not cure
-    "1120": (429, CogVideoAccountError, True),  # "try later"
-    "1200": (500, CogVideoServerError, True),
-    **{str(code): (400, CogVideoBadRequestError, False) for code in range(1210, 1216)},
-    "1220": (403, CogVideoPermissionError, False),
-    "1221": (400, CogVideoPermissionError, False),
-    "1222": (400, CogVideoPermissionError, False),
-    "1230": (500, CogVideoServerError, True),
-    "1231": (400, CogVideoDuplicateRequestError, False),
-    "1234": (500, CogVideoServerError, True),
-    "1261": (400, CogVideoBadRequestError, False),
-    "1300": (400, CogVideoContentPolicyError, False),
-    "1301": (400, CogVideoContentPolicyError, False),
-    "1302": (429, CogVideoRateLimitError, True),
-    "1303": (429, CogVideoRateLimitError, True),
-    "1304": (429, CogVideoAccountError, False),  # daily quota: not before tomorrow
-    "1305": (429, CogVideoRateLimitError, True),
-    **{str(code): (429, CogVideoAccountError, False) for code in range(1308, 1322)},  # caps, plans, quotas
-}
+QUOTA_CODES = [str(code) for code in range(1308, 1322)]
+"""Usage caps, an expired plan, Coding-Plan and enterprise quotas: not before the next reset."""
+
+_OUTCOMES: list[tuple[tuple[int, type[CogVideoAPIError], bool], list[str]]] = [
+    ((500, CogVideoServerError, True), ["500", "1200", "1230", "1234"]),
+    ((401, CogVideoAuthError, False), ["1000", "1001", "1002", "1003", "1004", "1005"]),  # 1003: the hook re-signs
+    # 1113 (no balance) is a 429 that waiting does not cure; 1304 (daily quota) not before tomorrow.
+    ((429, CogVideoAccountError, False), ["1100", "1110", "1111", "1112", "1113", "1121", "1304", *QUOTA_CODES]),
+    ((429, CogVideoAccountError, True), ["1120"]),  # "cannot access the account now, try later"
+    ((400, CogVideoBadRequestError, False), ["1210", "1211", "1212", "1213", "1214", "1215", "1261"]),
+    ((403, CogVideoPermissionError, False), ["1220"]),
+    ((400, CogVideoPermissionError, False), ["1221", "1222"]),
+    ((400, CogVideoDuplicateRequestError, False), ["1231"]),
+    ((400, CogVideoContentPolicyError, False), ["1300", "1301"]),
+    ((429, CogVideoRateLimitError, True), ["1302", "1303", "1305"]),
+]
+EXPECTED_CODES = {code: outcome for outcome, codes in _OUTCOMES for code in codes}
 """Business code -> (HTTP status the API answers with, class, retryable). The spec leaves the status of
 1100-1112, 1120, 1121, 1231 and 1300 open ("?"): 429 for the account codes, 400 for the others."""
 

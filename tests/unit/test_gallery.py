@@ -315,16 +315,9 @@ def test_long_texts_are_capped() -> None:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch):
-    boto3 = pytest.importorskip("boto3")
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="out")
-        yield client
+def s3(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket="out")
+    return moto_s3
 
 
 def gallery_operator(**kwargs: Any):

@@ -10,7 +10,6 @@ import time
 import httpx
 import jwt
 import pytest
-import respx
 
 from airflow_provider_cogvideo import __version__, metrics
 from airflow_provider_cogvideo.errors import (
@@ -28,29 +27,13 @@ from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_client
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 from airflow_provider_cogvideo.redact import MAX_SERVER_TEXT
 
-from .conftest import API_KEY, BASE_URL
+from .conftest import API_KEY, BASE_URL, error_answer
 
 SECRET = API_KEY.split(".")[1]
 PROCESSING = {"id": "8868902201637896192", "model": "cogvideox-3", "request_id": "req-000001",
               "task_status": "PROCESSING"}  # fmt: skip
 VIDEO = {"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}
 SUCCESS = {"model": "cogvideox-3", "request_id": "req-000001", "task_status": "SUCCESS", "video_result": [VIDEO]}
-
-
-def error(status: int, code: str, message: str = "refused", headers: dict | None = None) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": message}}, headers=headers)
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def hook(make_conn) -> CogVideoHook:
-    make_conn()
-    return CogVideoHook()
 
 
 def request(**kw) -> VideoGenerationRequest:
@@ -134,7 +117,7 @@ def test_expired_jwt_answer_signs_a_fresh_token_and_retries(api, make_conn) -> N
     make_conn(extra={"auth": "jwt"})
     hook = CogVideoHook()
     route = api.get("/async-result/1").mock(
-        side_effect=[error(401, "1003", "expired"), httpx.Response(200, json=SUCCESS)]
+        side_effect=[error_answer(401, "1003", "expired"), httpx.Response(200, json=SUCCESS)]
     )
     hook.get_task("1")
     assert route.call_count == 2
@@ -143,14 +126,14 @@ def test_expired_jwt_answer_signs_a_fresh_token_and_retries(api, make_conn) -> N
 @pytest.mark.parametrize(
     ("answer", "exc", "attempts"),
     [
-        (error(429, "1302"), CogVideoRateLimitError, 4),
-        (error(429, "1305"), CogVideoRateLimitError, 4),
-        (error(500, "500"), CogVideoServerError, 4),
+        (error_answer(429, "1302"), CogVideoRateLimitError, 4),
+        (error_answer(429, "1305"), CogVideoRateLimitError, 4),
+        (error_answer(500, "500"), CogVideoServerError, 4),
         (httpx.Response(503, text="<html>busy</html>"), CogVideoServerError, 4),
-        (error(429, "1113"), None, 1),
-        (error(401, "1002"), CogVideoAuthError, 1),
-        (error(400, "1214"), CogVideoBadRequestError, 1),
-        (error(400, "1301"), CogVideoContentPolicyError, 1),
+        (error_answer(429, "1113"), None, 1),
+        (error_answer(401, "1002"), CogVideoAuthError, 1),
+        (error_answer(400, "1214"), CogVideoBadRequestError, 1),
+        (error_answer(400, "1301"), CogVideoContentPolicyError, 1),
     ],
 )
 def test_retries_only_retryable_errors(api, hook, answer, exc, attempts) -> None:
@@ -164,7 +147,7 @@ def test_retry_after_is_honoured(api, hook, monkeypatch) -> None:
     sleeps: list[float] = []
     monkeypatch.setattr("tenacity.nap.time.sleep", sleeps.append)
     api.get("/async-result/1").mock(
-        side_effect=[error(429, "1302", headers={"Retry-After": "0.5"}), httpx.Response(200, json=SUCCESS)]
+        side_effect=[error_answer(429, "1302", headers={"Retry-After": "0.5"}), httpx.Response(200, json=SUCCESS)]
     )
     hook.settings  # noqa: B018
     hook.get_task("1")
@@ -223,21 +206,21 @@ def test_no_retry_mode_for_triggers(api, hook) -> None:
 
 
 def test_test_connection_makes_one_free_query(api, hook) -> None:
-    route = api.get("/async-result/0").mock(return_value=error(400, "1214", "id invalid"))
+    route = api.get("/async-result/0").mock(return_value=error_answer(400, "1214", "id invalid"))
     ok, message = hook.test_connection()
     assert ok and "accepted the key" in message
     assert route.call_count == 1
     assert not any(c.request.method == "POST" for c in api.calls)
-    route.mock(return_value=error(401, "1000"))
+    route.mock(return_value=error_answer(401, "1000"))
     assert hook.test_connection()[0] is False
-    route.mock(return_value=error(500, "500"))
+    route.mock(return_value=error_answer(500, "500"))
     assert hook.test_connection()[0] is False
 
 
 def test_secrets_never_in_errors_or_logs(api, hook, caplog, capsys) -> None:
     caplog.set_level(logging.DEBUG)
-    api.get("/async-result/1").mock(return_value=error(401, "1002", f"bad token Bearer {API_KEY} ({SECRET})"))
-    api.post("/videos/generations").mock(return_value=error(503, "500", f"echo {API_KEY}"))
+    api.get("/async-result/1").mock(return_value=error_answer(401, "1002", f"bad token Bearer {API_KEY} ({SECRET})"))
+    api.post("/videos/generations").mock(return_value=error_answer(503, "500", f"echo {API_KEY}"))
     with pytest.raises(CogVideoAuthError) as auth_exc:
         hook.get_task("1")
     with pytest.raises(CogVideoServerError) as server_exc:
@@ -251,18 +234,18 @@ def test_secrets_never_in_errors_or_logs(api, hook, caplog, capsys) -> None:
 def test_server_text_is_scrubbed_of_the_current_jwt(api, make_conn) -> None:
     make_conn(extra={"auth": "jwt", "max_retries": 0})
     hook = CogVideoHook()
-    route = api.get("/async-result/1").mock(return_value=error(400, "1214", "placeholder"))
+    route = api.get("/async-result/1").mock(return_value=error_answer(400, "1214", "placeholder"))
     with pytest.raises(CogVideoBadRequestError):
         hook.get_task("1")
     token = route.calls.last.request.headers["authorization"].removeprefix("Bearer ")
-    route.mock(return_value=error(400, "1214", f"id invalid; your token was {token}"))
+    route.mock(return_value=error_answer(400, "1214", f"id invalid; your token was {token}"))
     with pytest.raises(CogVideoBadRequestError) as exc:
         hook.get_task("1")
     assert token not in str(exc.value) and "your token was ***" in str(exc.value)
 
 
 def test_server_text_is_capped(api, hook) -> None:
-    api.get("/async-result/1").mock(return_value=error(400, "1214", "x" * 100_000))
+    api.get("/async-result/1").mock(return_value=error_answer(400, "1214", "x" * 100_000))
     with pytest.raises(CogVideoBadRequestError) as exc:
         hook.get_task("1")
     assert len(str(exc.value)) < MAX_SERVER_TEXT + 200
@@ -273,7 +256,7 @@ def test_server_text_is_capped(api, hook) -> None:
 async def test_async_paths_share_one_client_per_loop(api, make_conn) -> None:
     make_conn()
     api.post("/videos/generations").mock(return_value=httpx.Response(200, json=PROCESSING))
-    route = api.get("/async-result/1").mock(side_effect=[error(503, "500"), httpx.Response(200, json=SUCCESS)])
+    route = api.get("/async-result/1").mock(side_effect=[error_answer(503, "500"), httpx.Response(200, json=SUCCESS)])
     first, second = CogVideoHook(), CogVideoHook()
     assert (await first.asubmit(request())).id == PROCESSING["id"]
     assert (await second.aget_task("1")).task_status == "SUCCESS"

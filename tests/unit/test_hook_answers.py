@@ -49,18 +49,6 @@ def answer(body: bytes, encoding: str | None, status: int = 200) -> httpx.Respon
     return httpx.Response(status, stream=RawBody(body), headers=headers)
 
 
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
-def hook(make_conn) -> CogVideoHook:
-    make_conn()
-    return CogVideoHook()
-
-
 def request() -> VideoGenerationRequest:
     return VideoGenerationRequest.build(prompt="a cat surfing", request_id="req-000001")
 

@@ -37,12 +37,6 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def hook(make_conn) -> CogVideoHook:
-    make_conn()  # base_url http://cogvideo.test/...: not loopback
-    return CogVideoHook()
-
-
-@pytest.fixture
 def emulator_hook(make_conn) -> CogVideoHook:
     make_conn(extra={"base_url": "http://127.0.0.1:8765/api/paas/v4"})
     return CogVideoHook()

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from airflow_provider_cogvideo import image_sources
 from airflow_provider_cogvideo.capabilities import capabilities_for
@@ -24,10 +22,9 @@ from airflow_provider_cogvideo.image_pixels import MAX_IMAGE_PIXELS, inspect_ima
 from airflow_provider_cogvideo.prepare import prepare_images
 from airflow_provider_cogvideo.s3 import ObjectTooLargeError, read_capped
 from airflow_provider_cogvideo.sizes import MiB
+from tests.conftest import BOMB_SIDE
 
 COGVIDEOX = capabilities_for("cogvideox-3")  # 5 MB images, PNG/JPEG
-BOMB_SIDE = 6400
-"""6400x6400 = 40.96 MP, just over the budget; as a 1-bit PNG of one colour it is about 5 KB."""
 
 
 def encoded(img: Image.Image, fmt: str) -> bytes:
@@ -40,36 +37,15 @@ def noise(size: tuple[int, int]) -> Image.Image:
     return Image.frombytes("RGB", size, random.Random(3).randbytes(size[0] * size[1] * 3))
 
 
-@pytest.fixture(scope="module")
-def png_bomb() -> bytes:
-    data = encoded(Image.new("1", (BOMB_SIDE, BOMB_SIDE)), "PNG")
-    assert len(data) < 64 * 1024 and BOMB_SIDE * BOMB_SIDE > MAX_IMAGE_PIXELS
-    return data
-
-
-@pytest.fixture
-def loads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The size each image had when Pillow decoded its pixels (``ImageFile.load``)."""
-    seen: list[tuple[int, int]] = []
-    real = ImageFile.ImageFile.load
-
-    def spy(self: ImageFile.ImageFile) -> Any:
-        seen.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
-    return seen
-
-
 # ---------------------------------------------------------------------------------------------- pixels
 def test_png_bomb_is_refused_from_its_header_before_any_pixel_is_decoded(
-    png_bomb: bytes, loads: list[tuple[int, int]]
+    png_bomb: bytes, pixel_loads: list[tuple[int, int]]
 ) -> None:
     with pytest.raises(CogVideoValidationError) as exc_info:
         inspect_image(png_bomb, label="image[1]")
     assert exc_info.value.field == "image[1]"
     assert f"{BOMB_SIDE}x{BOMB_SIDE} is 41.0 megapixels, over the 40-megapixel budget" in str(exc_info.value)
-    assert loads == [], "not one pixel may be decoded"
+    assert pixel_loads == [], "not one pixel may be decoded"
 
 
 def test_png_bomb_as_operator_input_fails_naming_the_field(png_bomb: bytes, tmp_path: Path) -> None:
@@ -96,11 +72,11 @@ def test_pillows_bomb_warning_and_error_never_escape(monkeypatch: pytest.MonkeyP
             inspect_image(data, label="image")
 
 
-def test_jpeg_integrity_is_decoded_at_one_eighth_scale(loads: list[tuple[int, int]]) -> None:
+def test_jpeg_integrity_is_decoded_at_one_eighth_scale(pixel_loads: list[tuple[int, int]]) -> None:
     data = encoded(noise((800, 600)), "JPEG")
     info = inspect_image(data)
     assert (info.format, info.width, info.height) == ("jpeg", 800, 600), "the header's size is reported"
-    assert loads == [(100, 75)], "decoded at 1/64 of the pixels"
+    assert pixel_loads == [(100, 75)], "decoded at 1/64 of the pixels"
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -187,16 +163,9 @@ def test_read_capped_stops_one_byte_past_the_cap(stated: int | None) -> None:
 
 
 @pytest.fixture
-def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    boto3 = pytest.importorskip("boto3")
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="products")
-        yield client
+def s3_bucket(moto_s3: Any) -> Any:
+    moto_s3.create_bucket(Bucket="products")
+    return moto_s3
 
 
 def test_s3_object_over_the_limit_is_refused_before_its_body_is_read(

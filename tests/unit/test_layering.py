@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,29 @@ def test_every_runtime_module_has_a_layer() -> None:
     tops |= {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     unplaced = sorted(t for t in tops - {"__init__", *TOOLING} if f"airflow_provider_cogvideo.{t}" not in LAYERS)
     assert not unplaced, f"new modules need a layer in this test and in docs/architecture.md: {unplaced}"
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def _drawn_layers() -> dict[str, int]:
+    """The layer table of docs/architecture.md (``| layer | `path` | owns |``): module -> layer."""
+    drawn = {}
+    for layer, path in re.findall(r"^\| (\d+) \| `([^`]+)` \|", ARCHITECTURE.read_text(), re.MULTILINE):
+        module = path.removesuffix(".py").removesuffix("__init__").rstrip("/").replace("/", ".")
+        drawn[f"airflow_provider_cogvideo.{module}".rstrip(".")] = int(layer)
+    return drawn
+
+
+def test_the_architecture_page_draws_these_layers() -> None:
+    """Each row of the page's table has its layer here, and each entry here has a row (its module, or one
+    inside it): the drawing and the check cannot drift apart."""
+    drawn = _drawn_layers()
+    assert len(drawn) >= len(LAYERS) // 2, f"the layer table of docs/architecture.md was not read: {drawn}"
+    wrong = {module: layer for module, layer in drawn.items() if (_layer_of(module) or ("", None))[1] != layer}
+    assert not wrong, f"docs/architecture.md draws {wrong}; LAYERS says otherwise"
+    undrawn = sorted(entry for entry in LAYERS if not any(m == entry or m.startswith(entry + ".") for m in drawn))
+    assert not undrawn, f"LAYERS entries without a row in docs/architecture.md: {undrawn}"
 
 
 PARSE_TIME_MODULES = (

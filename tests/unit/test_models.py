@@ -28,6 +28,7 @@ DATA_URI = "data:image/png;base64,iVBORw0KGgo="
 # disagree (§9) the readings are those the table documents: cogvideox-flash takes cogvideox-2's
 # options, duration 5/10 on cogvideox-2 and -flash, 480x360 on vidu2-start-end, two images on *-start-end.
 _COGVIDEOX = {"fps": (30, 60), "duration": (5, 10), "quality": ("speed", "quality")}
+_COGVIDEOX_3_SIZES = ("1280x720", "720x1280", "1024x1024", "1920x1080", "1080x1920", "2048x1080", "3840x2160")
 _COGVIDEOX_2_SIZES = ("720x480", "1024x1024", "1280x960", "960x1280", "1920x1080", "1080x1920", "2048x1080",
                       "3840x2160")  # fmt: skip
 _AMPLITUDES = {"movement_amplitude": ("auto", "small", "medium", "large")}
@@ -35,8 +36,7 @@ _ASPECTS = {"aspect_ratio": ("16:9", "9:16", "1:1")}
 _VIDUQ1 = {"size": ("1920x1080",), "duration": (5,), **_AMPLITUDES}
 _VIDU2 = {"size": ("1280x720",), "duration": (4,), **_AMPLITUDES}
 SPEC_OPTIONS: dict[str, dict[str, tuple]] = {
-    "cogvideox-3": {**_COGVIDEOX, "size": ("1280x720", "720x1280", "1024x1024", "1920x1080", "1080x1920",
-                                          "2048x1080", "3840x2160")},  # fmt: skip
+    "cogvideox-3": {**_COGVIDEOX, "size": _COGVIDEOX_3_SIZES},
     "cogvideox-2": {**_COGVIDEOX, "size": _COGVIDEOX_2_SIZES},
     "cogvideox-flash": {**_COGVIDEOX, "size": _COGVIDEOX_2_SIZES},
     "viduq1-text": {**_VIDUQ1, **_ASPECTS, "style": ("general", "anime")},
@@ -106,7 +106,7 @@ def option_cases(valid: bool):
                 continue
             # The values other models take, and one no model takes: all refused where not listed.
             known = {value for other in SPEC_OPTIONS.values() for value in other.get(field, ())}
-            for value in sorted(known - set(allowed), key=str) + [INVALID_VALUE[field]]:
+            for value in [*sorted(known - set(allowed), key=str), INVALID_VALUE[field]]:
                 yield pytest.param(model, field, value, id=f"{model}-{field}-{value}")
 
 

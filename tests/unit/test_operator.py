@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import importlib
-import io
 import json
 import os
 import time
@@ -13,39 +10,23 @@ from datetime import timedelta
 
 import httpx
 import pytest
-import respx
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from PIL import Image
 
-from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.job_store import STATE_KEY
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
+from tests.conftest import image_bytes
 
-from .conftest import API_KEY, BASE_URL
+from .conftest import API_KEY, BASE_URL, first_event
+
+pytestmark = pytest.mark.usefixtures("conn_without_retries")
 
 JOB = "1000000000000000001"
 SUBMITTED = {"id": JOB, "model": "cogvideox-3", "request_id": "r-000001", "task_status": "PROCESSING"}
 VIDEO = {"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}
 SUCCESS = {"model": "cogvideox-3", "request_id": "r-000001", "task_status": "SUCCESS", "video_result": [VIDEO]}
 PROCESSING = {"model": "cogvideox-3", "task_status": "PROCESSING"}
-
-
-def png_bytes(size=(64, 48), fmt="PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-@pytest.fixture(autouse=True)
-def _conn(make_conn):
-    make_conn(extra={"max_retries": 0})
-
-
-@pytest.fixture
-def api():
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
-        yield mock
 
 
 def operator(**kw) -> CogVideoGenerateOperator:
@@ -58,20 +39,6 @@ def operator(**kw) -> CogVideoGenerateOperator:
     }
     args.update(kw)
     return CogVideoGenerateOperator(**args)
-
-
-def run_trigger(trigger) -> dict:
-    """As the triggerer does: rebuild from serialize() (a round trip), take the first event."""
-    classpath, kwargs = trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    trigger_class = getattr(importlib.import_module(module), name)
-
-    async def first_event() -> dict:
-        event = await anext(trigger_class(**kwargs).run())
-        await aclose_clients()
-        return event.payload
-
-    return asyncio.run(first_event())
 
 
 def defer(op, context) -> TaskDeferred:
@@ -92,7 +59,7 @@ def test_submit_defer_resume_success(api, context, state_store) -> None:
     assert deferred.timeout is None, "the trigger owns the deadline"
     assert context["ti"].xcom["job_id"] == JOB, "pushed before deferring: the extra link works while deferred"
     assert state_store.data[STATE_KEY]["job_id"] == JOB
-    event = run_trigger(deferred.trigger)
+    event = first_event(deferred.trigger)
     result = op.execute_complete(context, event=event)
     assert result["id"] == JOB
     assert result["video_url"] == VIDEO["url"] and result["cover_image_url"] == VIDEO["cover_image_url"]
@@ -131,8 +98,8 @@ def test_bad_input_fails_without_retry_before_any_request(api, context, kw, fiel
 def test_images_from_path_bare_base64_and_url_go_out_as_wire_images(api, context, tmp_path) -> None:
     route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
     path = tmp_path / "first.png"
-    path.write_bytes(png_bytes())
-    bare = base64.b64encode(png_bytes(fmt="JPEG")).decode()
+    path.write_bytes(image_bytes())
+    bare = base64.b64encode(image_bytes(fmt="JPEG")).decode()
     defer(operator(image=[str(path), bare], model="cogvideox-3"), context)
     sent = json.loads(route.calls.last.request.content)["image_url"]
     assert sent[0].startswith("data:image/png;base64,") and sent[1].startswith("data:image/jpeg;base64,")
@@ -142,7 +109,7 @@ def test_images_from_path_bare_base64_and_url_go_out_as_wire_images(api, context
 
 def test_oversized_and_wrong_format_images_are_refused(api, context, tmp_path) -> None:
     webp = tmp_path / "p.webp"
-    webp.write_bytes(png_bytes(fmt="WEBP"))
+    webp.write_bytes(image_bytes(fmt="WEBP"))
     with pytest.raises(AirflowFailException, match="format 'webp' is not accepted by 'cogvideox-3'"):
         operator(image=str(webp)).execute(context)
     big = tmp_path / "big.png"
@@ -152,19 +119,13 @@ def test_oversized_and_wrong_format_images_are_refused(api, context, tmp_path) -
     assert not api.calls
 
 
-def test_s3_image_is_read_through_aws_conn(api, context, monkeypatch) -> None:
-    boto3 = pytest.importorskip("boto3")
-    from moto import mock_aws
-
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", json.dumps({"conn_type": "aws", "extra": {"region_name": "us-east-1"}}))
+def test_s3_image_is_read_through_aws_conn(api, context, moto_s3) -> None:
     route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
-    with mock_aws():
-        boto3.client("s3").create_bucket(Bucket="products")
-        boto3.client("s3").put_object(Bucket="products", Key="in/p1.jpg", Body=png_bytes(fmt="JPEG"))
-        defer(operator(image="s3://products/in/p1.jpg", aws_conn_id="aws_test"), context)
-        with pytest.raises(AirflowFailException, match=r"cannot read s3://products/missing\.jpg"):
-            operator(image="s3://products/missing.jpg", aws_conn_id="aws_test").execute(context)
+    moto_s3.create_bucket(Bucket="products")
+    moto_s3.put_object(Bucket="products", Key="in/p1.jpg", Body=image_bytes(fmt="JPEG"))
+    defer(operator(image="s3://products/in/p1.jpg", aws_conn_id="aws_test"), context)
+    with pytest.raises(AirflowFailException, match=r"cannot read s3://products/missing\.jpg"):
+        operator(image="s3://products/missing.jpg", aws_conn_id="aws_test").execute(context)
     assert json.loads(route.calls.last.request.content)["image_url"].startswith("data:image/jpeg;base64,")
 
 
@@ -180,7 +141,7 @@ def test_failed_job_is_not_retried(api, context, state_store, answer, exc, match
     op = operator()
     deferred = defer(op, context)
     with pytest.raises(exc, match=match):
-        op.execute_complete(context, event=run_trigger(deferred.trigger))
+        op.execute_complete(context, event=first_event(deferred.trigger))
     assert STATE_KEY not in state_store.data
 
 
@@ -219,7 +180,7 @@ def test_a_capacity_refusal_waits_and_submits_again_whatever_its_status(api, con
     assert isinstance(deferred.trigger, CogVideoSubmitBackoffTrigger), "no worker held, no failed try"
     assert STATE_KEY not in state_store.data, "a refused POST leaves no pending marker"
     deferred.trigger.resume_at = time.time()
-    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=run_trigger(deferred.trigger)))
+    resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=first_event(deferred.trigger)))
     assert resumed.trigger.job_id == JOB
     assert route.call_count == 2
 
@@ -237,7 +198,7 @@ def test_timeout_message_names_job_and_duration_and_keeps_job_for_retry(api, con
     deferred = defer(op, context)
     assert deferred.trigger.deadline <= time.time() + 0.2
     with pytest.raises(AirflowException, match=rf"Job {JOB} was waited on for \d+ s") as exc:
-        op.execute_complete(context, event=run_trigger(deferred.trigger))
+        op.execute_complete(context, event=first_event(deferred.trigger))
     assert not isinstance(exc.value, AirflowFailException), "a timeout may be retried"
     assert state_store.data[STATE_KEY]["job_id"] == JOB, "a retry reconnects to the same job"
 
@@ -273,7 +234,7 @@ def test_retry_after_the_success_report_was_lost_pays_nothing(api, context, stat
     submit = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
     api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
     op = operator()
-    first = op.execute_complete(context, event=run_trigger(defer(op, context).trigger))
+    first = op.execute_complete(context, event=first_event(defer(op, context).trigger))
     retry = operator().execute(context)  # the retry Airflow starts because it never saw the success
     assert (retry["id"], retry["video_url"]) == (first["id"], first["video_url"])
     assert submit.call_count == 1, "one paid job"
@@ -284,7 +245,7 @@ def test_regenerate_label_pays_once_per_label(api, context, state_store) -> None
         side_effect=[httpx.Response(200, json={**SUBMITTED, "id": str(n)}) for n in (1, 2, 3)]
     )
     api.get(url__regex=r".*/async-result/\d+").mock(return_value=httpx.Response(200, json=SUCCESS))
-    assert operator().execute_complete(context, event=run_trigger(defer(operator(), context).trigger))["id"] == "1"
+    assert operator().execute_complete(context, event=first_event(defer(operator(), context).trigger))["id"] == "1"
     assert operator().execute(context)["id"] == "1", "a clear without a label reuses the finished video"
     assert defer(operator(regenerate="v2"), context).trigger.job_id == "2", "a new label pays for a new video"
     assert operator(regenerate="v2").execute(context)["id"] == "2", "its retries (and clears) reuse it"
@@ -362,7 +323,7 @@ def test_rate_limit_at_submit_defers_to_a_timer_then_submits(api, context, state
     assert 15 * 0.8 <= deferred.trigger.resume_at - time.time() <= 15 * 1.2
     assert STATE_KEY not in state_store.data, "a refused POST leaves no pending marker"
     deferred.trigger.resume_at = time.time()
-    event = run_trigger(deferred.trigger)
+    event = first_event(deferred.trigger)
     resumed = defer_call(lambda: op.execute_after_rate_limit(context, event=event))
     assert resumed.trigger.job_id == JOB
     assert route.call_count == 2
@@ -404,7 +365,7 @@ def test_wait_for_completion_false_returns_the_job(api, context) -> None:
 @pytest.mark.parametrize("dry_run", [True, "True", "true"])
 def test_dry_run_validates_and_prices_but_sends_nothing(api, context, state_store, tmp_path, dry_run) -> None:
     image = tmp_path / "p.png"
-    image.write_bytes(png_bytes())
+    image.write_bytes(image_bytes())
     result = operator(dry_run=dry_run, image=str(image), size="1920x1080").execute(context)
     assert not api.calls, "no request at all"
     assert (result["task_status"], result["id"], result["price"], result["price_currency"]) == (
@@ -534,7 +495,7 @@ def test_one_unset_rule_for_every_templated_field(api, context, unset) -> None:
     assert set(body) == {"model", "image_url", "request_id"}, "no prompt, no option, no extra body"
     assert deferred.trigger.cogvideo_conn_id == "cogvideo_default"
     api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json=SUCCESS))
-    assert op.execute_complete(context, event=run_trigger(deferred.trigger))["metadata"] == {}
+    assert op.execute_complete(context, event=first_event(deferred.trigger))["metadata"] == {}
 
 
 def test_options_are_templated_and_validated_after_rendering(api, context) -> None:

@@ -16,7 +16,8 @@ from airflow_provider_cogvideo.errors import (
     CogVideoDownloadError,
     CogVideoUnexpectedAnswerError,
 )
-from airflow_provider_cogvideo.hooks.cogvideo import CogVideoConnectionSettings, CogVideoHook
+from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
+from airflow_provider_cogvideo.hooks.connection import CogVideoConnectionSettings
 from airflow_provider_cogvideo.models import TaskResult
 from airflow_provider_cogvideo.redact import has_credentials, redact_url
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator

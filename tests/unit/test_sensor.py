@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 import respx
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
-from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
-from .conftest import BASE_URL
+from .conftest import BASE_URL, first_event
+
+pytestmark = pytest.mark.usefixtures("conn_without_retries")
 
 JOB = "2000000000000000002"
 VIDEO = {"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}
 SUCCESS = httpx.Response(200, json={"model": "vidu2-image", "task_status": "SUCCESS", "video_result": [VIDEO]})
 PROCESSING = httpx.Response(200, json={"model": "vidu2-image", "task_status": "PROCESSING"})
 FAIL = httpx.Response(200, json={"model": "vidu2-image", "task_status": "FAIL"})
-
-
-@pytest.fixture(autouse=True)
-def _conn(make_conn):
-    make_conn(extra={"max_retries": 0})
 
 
 def sensor(**kw) -> CogVideoTaskSensor:
@@ -41,13 +35,7 @@ def test_deferrable_by_default_and_resumes_with_result(context) -> None:
         trigger = exc.value.trigger
         assert isinstance(trigger, CogVideoTaskTrigger)
         assert trigger.model == "vidu2-image"
-
-        async def first_event():
-            event = await anext(CogVideoTaskTrigger(**trigger.serialize()[1]).run())
-            await aclose_clients()
-            return event.payload
-
-        result = op.execute_complete(context, event=asyncio.run(first_event()))
+        result = op.execute_complete(context, event=first_event(trigger))
     assert (result["id"], result["video_url"], result["metadata"]) == (JOB, VIDEO["url"], {"sku": "s1"})
     assert (result["price"], result["price_currency"]) == (1.25, "CNY")
 

@@ -15,7 +15,7 @@ from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.triggers import cogvideo as trigger_module
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
-from .conftest import API_KEY, BASE_URL
+from .conftest import API_KEY, BASE_URL, error_answer
 
 JOB = "8868902201637896192"
 PROCESSING = httpx.Response(200, json={"model": "cogvideox-3", "task_status": "PROCESSING"})
@@ -25,10 +25,6 @@ SUCCESS = httpx.Response(
           "video_result": [{"url": "https://cdn.test/v.mp4", "cover_image_url": "https://cdn.test/c.png"}]},
 )  # fmt: skip
 FAIL = httpx.Response(200, json={"model": "cogvideox-3", "task_status": "FAIL"})
-
-
-def err(status: int, code: str) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": "no"}})
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +87,7 @@ async def test_fail_status_is_a_failed_event() -> None:
 @pytest.mark.asyncio
 async def test_wrong_key_costs_exactly_one_request() -> None:
     with respx.mock(base_url=BASE_URL) as api:
-        route = api.get(f"/async-result/{JOB}").mock(return_value=err(401, "1002"))
+        route = api.get(f"/async-result/{JOB}").mock(return_value=error_answer(401, "1002"))
         (event,) = await run_once(make_trigger())
     assert (event["status"], event["reason"]) == ("error", "auth")
     assert route.call_count == 1
@@ -102,11 +98,11 @@ async def test_transient_errors_are_absorbed_within_budget() -> None:
     with respx.mock(base_url=BASE_URL) as api:
         route = api.get(f"/async-result/{JOB}").mock(
             side_effect=[
-                err(503, "500"),
+                error_answer(503, "500"),
                 httpx.ConnectError("x"),
-                err(429, "1305"),
+                error_answer(429, "1305"),
                 PROCESSING,
-                err(500, "500"),
+                error_answer(500, "500"),
                 SUCCESS,
             ]
         )
@@ -118,7 +114,7 @@ async def test_transient_errors_are_absorbed_within_budget() -> None:
 @pytest.mark.asyncio
 async def test_budget_of_consecutive_transient_errors() -> None:
     with respx.mock(base_url=BASE_URL) as api:
-        route = api.get(f"/async-result/{JOB}").mock(return_value=err(500, "500"))
+        route = api.get(f"/async-result/{JOB}").mock(return_value=error_answer(500, "500"))
         (event,) = await run_once(make_trigger(error_budget=2))
     assert (event["status"], event["reason"]) == ("error", "transient_errors_exhausted")
     assert route.call_count == 3
@@ -247,7 +243,7 @@ async def test_content_policy_while_polling_is_final() -> None:
     from airflow_provider_cogvideo.events import JobEvent
 
     with respx.mock(base_url=BASE_URL) as api:
-        api.get(f"/async-result/{JOB}").mock(return_value=err(400, "1301"))
+        api.get(f"/async-result/{JOB}").mock(return_value=error_answer(400, "1301"))
         (event,) = await run_once(make_trigger())
     assert (event["status"], event["reason"]) == ("error", "content_policy")
     assert JobEvent.model_validate(event).is_final
