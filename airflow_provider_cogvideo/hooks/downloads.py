@@ -93,7 +93,7 @@ def _pinned_transport(backend: _PinnedBackend, verify: ssl.SSLContext | bool) ->
     """httpx's transport over a connection pool that connects through ``backend``.
 
     ``HTTPTransport`` takes no network backend, so its pool is replaced by one built the same way with
-    ours (``tests/unit/test_downloads.py`` checks on the wire that connections go where pinned)."""
+    ours (``tests/unit/hooks/test_downloads.py`` checks on the wire that connections go where pinned)."""
     import httpcore
     import httpx
 

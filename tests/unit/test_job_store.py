@@ -1,6 +1,6 @@
 """The crash-safe store's decisions, one by one, and the ``cogvideo.resume.<decision>`` counters they emit.
 
-The operator's tests (test_operator.py) check the same store end to end through submits and retries;
+The operator's tests (operators/test_cogvideo.py) check the same store end to end through submits and retries;
 here each decision is checked on its own, with the counters a dashboard reads."""
 
 from __future__ import annotations

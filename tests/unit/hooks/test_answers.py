@@ -26,8 +26,8 @@ from airflow_provider_cogvideo.hooks.bodies import MAX_ANSWER_BYTES, BodyLimits,
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_clients
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 
-from .conftest import BASE_URL
-from .local_server import LocalServer, RawBody, chunked, drip, gzip_bytes, gzip_stream, head
+from ..conftest import BASE_URL
+from ..local_server import LocalServer, RawBody, chunked, drip, gzip_bytes, gzip_stream, head
 
 MiB = 1024 * 1024
 JOB = {"id": "8868902201637896192", "model": "cogvideox-3", "task_status": "PROCESSING"}

@@ -27,7 +27,7 @@ from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook, aclose_client
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 from airflow_provider_cogvideo.redact import MAX_SERVER_TEXT
 
-from .conftest import API_KEY, BASE_URL, error_answer
+from ..conftest import API_KEY, BASE_URL, error_answer
 
 SECRET = API_KEY.split(".")[1]
 PROCESSING = {"id": "8868902201637896192", "model": "cogvideox-3", "request_id": "req-000001",

@@ -26,7 +26,7 @@ from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.hooks.submit_policy import SUBMIT_POLICY, refused_for_capacity, resends, submit_answer
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 
-from .conftest import error_answer
+from ..conftest import error_answer
 
 REQUEST_ID = "req-policy-1"
 CREATED = {"id": "8868902201637896192", "model": "cogvideox-3", "request_id": REQUEST_ID, "task_status": "PROCESSING"}

@@ -18,7 +18,7 @@ from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperato
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
 from tests.conftest import image_bytes
 
-from .conftest import API_KEY, BASE_URL, first_event
+from ..conftest import API_KEY, BASE_URL, first_event
 
 pytestmark = pytest.mark.usefixtures("conn_without_retries")
 
@@ -426,7 +426,7 @@ def test_unexpected_events_fail_loudly(context, event) -> None:
 
 
 def test_no_state_store_warns_what_protection_remains(api, capsys, caplog) -> None:
-    from .conftest import FakeTI
+    from ..conftest import FakeTI
 
     api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
     defer(operator(), {"ti": FakeTI()})

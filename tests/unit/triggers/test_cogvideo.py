@@ -15,7 +15,7 @@ from airflow_provider_cogvideo.hooks.cogvideo import aclose_clients
 from airflow_provider_cogvideo.triggers import cogvideo as trigger_module
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
-from .conftest import API_KEY, BASE_URL, error_answer
+from ..conftest import API_KEY, BASE_URL, error_answer
 
 JOB = "8868902201637896192"
 PROCESSING = httpx.Response(200, json={"model": "cogvideox-3", "task_status": "PROCESSING"})

@@ -26,7 +26,7 @@ from airflow_provider_cogvideo.hooks.addresses import AddressPolicy, refused_kin
 from airflow_provider_cogvideo.hooks.bodies import BodyLimits, BodyReader, BodyRefused
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 
-from .local_server import LocalServer, RawBody, chunked, drip, gzip_bytes, head
+from ..local_server import LocalServer, RawBody, chunked, drip, gzip_bytes, head
 
 PUBLIC = "93.184.216.34"
 KiB = 1024

@@ -7,7 +7,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException
 
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 
-from .conftest import FakeTI
+from ..conftest import FakeTI
 
 
 def test_upload_of_a_dry_run_skips_without_touching_s3_or_recording_an_error() -> None:

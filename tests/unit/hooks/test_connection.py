@@ -12,7 +12,7 @@ from airflow_provider_cogvideo.errors import CogVideoConnectionConfigError, CogV
 from airflow_provider_cogvideo.hooks.cogvideo import CogVideoHook
 from airflow_provider_cogvideo.hooks.connection import DEFAULT_BASE_URL, CogVideoConnectionSettings, resolve_base_url
 
-from .conftest import API_KEY
+from ..conftest import API_KEY
 
 
 @pytest.mark.parametrize(

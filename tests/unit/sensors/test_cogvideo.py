@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoTaskTrigger
 
-from .conftest import BASE_URL, first_event
+from ..conftest import BASE_URL, first_event
 
 pytestmark = pytest.mark.usefixtures("conn_without_retries")
 
