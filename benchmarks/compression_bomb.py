@@ -39,14 +39,17 @@ import sys
 import threading
 import time
 import tracemalloc
-import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The repository root: the bomb is built by the unit tests' own helper.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import API_PREFIX, PYTHON, ROOT, TEST_KEY, cogvideo_conn_json, rss_bytes, table, write_results
+
+from tests.unit.local_server import gzip_bytes
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -58,20 +61,9 @@ BOMBS = {"2x gzip 1 GiB": (1 * GiB, 2), "gzip 2 GiB": (2 * GiB, 1)}
 def gzip_bomb(size: int, layers: int, *, json_padding: bool) -> bytes:
     """``size`` decoded bytes (zeros, or a job's JSON padded with spaces) gzipped ``layers`` times,
     compressed block by block (the decoded whole never exists here either)."""
-    prefix, suffix = (json.dumps(JOB)[:-1].encode(), b"}") if json_padding else (b"", b"")
-    block = (b" " if json_padding else b"\0") * MiB
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    out = [packer.compress(prefix)]
-    remaining = size - len(prefix) - len(suffix)
-    while remaining > 0:
-        out.append(packer.compress(block[: min(MiB, remaining)]))
-        remaining -= MiB
-    out += [packer.compress(suffix), packer.flush()]
-    data = b"".join(out)
-    for _ in range(layers - 1):
-        again = zlib.compressobj(9, zlib.DEFLATED, 31)
-        data = again.compress(data) + again.flush()
-    return data
+    if json_padding:
+        return gzip_bytes(size, prefix=json.dumps(JOB)[:-1].encode(), suffix=b"}", layers=layers, fill=b" ")
+    return gzip_bytes(size, layers=layers)
 
 
 class BombServer:
