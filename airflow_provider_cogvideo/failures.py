@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
     CogVideoConnectionConfigError,
+    CogVideoDownloadError,
     CogVideoMissingExtraError,
     CogVideoValidationError,
 )
@@ -26,6 +27,13 @@ NEVER_SUCCEEDS = (CogVideoConnectionConfigError, CogVideoValidationError, CogVid
 """Errors that trying again cannot cure: an unusable connection, an invalid value, a missing extra.
 Found at run time they fail the task at once, without Airflow's retries (each retry would fail the
 same way, and a user who set ``retries=2`` would wait through all of them)."""
+
+
+def never_succeeds(exc: BaseException) -> bool:
+    """Whether no retry can cure ``exc``: :data:`NEVER_SUCCEEDS`, or a download the hook refused for
+    good (an address or scheme it will not reach, an encoding not asked for, a body too large or too
+    slow); a dropped or short stream stays retryable."""
+    return isinstance(exc, NEVER_SUCCEEDS) or (isinstance(exc, CogVideoDownloadError) and not exc.retryable)
 
 
 def failure_record(exc: BaseException) -> dict[str, Any]:
@@ -43,8 +51,8 @@ def failure_record(exc: BaseException) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def failure_recorded(context: Context) -> Iterator[None]:
-    """Leave a failing step's reason in XCom ``error`` before it propagates; an error of
-    :data:`NEVER_SUCCEEDS` propagates as ``AirflowFailException`` (no retry).
+    """Leave a failing step's reason in XCom ``error`` before it propagates; an error that
+    :func:`never_succeeds` propagates as ``AirflowFailException`` (no retry).
     (``TaskDeferred`` is not an ``Exception``: deferring is not recorded.)"""
     from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
@@ -54,9 +62,9 @@ def failure_recorded(context: Context) -> Iterator[None]:
         raise  # skipping (a dry run's upload) is not a failure
     except Exception as exc:
         context["ti"].xcom_push(key=XCOM_ERROR, value=failure_record(exc))
-        if isinstance(exc, NEVER_SUCCEEDS):
+        if never_succeeds(exc):
             raise AirflowFailException(f"{exc} (not retried: trying again cannot change this)") from exc
         raise
 
 
-__all__ = ["NEVER_SUCCEEDS", "failure_record", "failure_recorded"]
+__all__ = ["NEVER_SUCCEEDS", "failure_record", "failure_recorded", "never_succeeds"]

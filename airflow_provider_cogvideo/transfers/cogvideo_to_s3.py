@@ -47,7 +47,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
@@ -179,15 +179,6 @@ def _parse_result(result: Any) -> dict[str, Any]:
         f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
         f"{shown_value(result if isinstance(result, str) else str(result))}.{hint}"
     )
-
-
-def _raise_download_failure(exc: CogVideoDownloadError) -> NoReturn:
-    """A download that trying again cannot fix (a refused address or scheme, an encoding not asked
-    for, a body too large or too slow) fails the task without Airflow's retries; a dropped or short
-    stream stays retryable."""
-    if exc.retryable:
-        raise exc
-    raise AirflowFailException(f"{exc} (not retried: trying again cannot change this)") from exc
 
 
 def _with_alias(outlets: Any, alias: str | None) -> list[Any]:
@@ -447,7 +438,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             return store(self._urls[kind])
         except CogVideoDownloadError as exc:
             if not exc.url_expired:
-                _raise_download_failure(exc)
+                raise
             if not self._job_id:
                 raise AirflowFailException(
                     f"the {kind} URL answered HTTP {exc.http_status} (expired?) and no job id was given to "
@@ -459,7 +450,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             return store(self._urls[kind])
         except CogVideoDownloadError as exc:
             if not exc.url_expired:
-                _raise_download_failure(exc)
+                raise
             raise AirflowFailException(
                 f"job {self._job_id}: the {kind} URL is refused (HTTP {exc.http_status}) even after querying the "
                 "job for a fresh one; the result has probably been deleted by the service"
