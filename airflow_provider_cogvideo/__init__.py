@@ -114,6 +114,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_cogvideo.operators.cogvideo",
                     "airflow_provider_cogvideo.operators.product_images",
                     "airflow_provider_cogvideo.operators.gallery",
+                    "airflow_provider_cogvideo.operators.run_plan",
+                    "airflow_provider_cogvideo.operators.run_record",
                 ],
             }
         ],

@@ -265,6 +265,16 @@ GENERATED: dict[str, dict[str, Callable[[], str]]] = {
             "airflow_provider_cogvideo.operators.product_images:S3ProductImagesOperator"
         ),
     },
+    "docs/operators/run_plan.md": {
+        "params:CogVideoRunPlanOperator": _params(
+            "airflow_provider_cogvideo.operators.run_plan:CogVideoRunPlanOperator"
+        ),
+    },
+    "docs/operators/run_record.md": {
+        "params:CogVideoRunRecordOperator": _params(
+            "airflow_provider_cogvideo.operators.run_record:CogVideoRunRecordOperator"
+        ),
+    },
     "docs/operators/gallery.md": {
         "params:S3VideoGalleryOperator": _params("airflow_provider_cogvideo.operators.gallery:S3VideoGalleryOperator"),
     },

@@ -2,18 +2,21 @@
 
 The people who decide about the videos open it in a browser (a phone will do). Each card shows the
 product's cover, a ``<video controls>`` player, the product id and title, the prompt, the model and
-its options, the duration, the file size, the sha256 (short), the price and the status, with the
-reason for anything that did not become a video (``failed``, ``ambiguous`` with its request id,
-``rejected`` at ingestion, ``not_submitted``) and the source image where one exists; above the cards
-the run's totals (videos, failures, cost, time taken).
+its options, the duration, the file size, the sha256 (short), the price and the status
+(:class:`~airflow_provider_cogvideo.manifest.RowStatus`), with the reason for anything that did not
+become a video this run (``failed``, ``ambiguous`` or ``held`` with the request id and what to do,
+``refused`` at ingestion, ``not_submitted``, ``waiting`` for a later run), when and by which run a
+``reused`` video was paid, and the source image where one exists; above the cards the run's totals
+(videos, reused, failures, cost, time taken).
 
 Self-contained: inline CSS, no fonts, no scripts (the page's Content-Security-Policy allows none),
 a grid that reflows to one column on a phone.
 
 * Input is a **run manifest** (the document the pipeline writes to ``manifests/<day>/<run_id>.json``):
   the cards show the rows as the manifest records them (statuses, prices, checksums, errors); the
-  totals bar counts the rows' statuses itself and takes the cost and time from the manifest, and a
-  duration the request left unset is the model's default from the capability table.
+  totals bar takes the counts the manifest computed (``counts``; a manifest written before they
+  existed has its rows counted here), the cost and the time from the manifest, and a duration the
+  request left unset is the model's default from the capability table.
 * Media are named by ``s3://`` URIs in the manifest. A :data:`MediaUrl` callable turns each into what
   the page loads: a presigned URL (:class:`~.operators.gallery.S3VideoGalleryOperator`'s default), a
   key relative to the page (:func:`relative_media`, for a bucket served as a static website), a local
@@ -41,6 +44,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
+from airflow_provider_cogvideo.manifest import RowStatus, count_rows
 from airflow_provider_cogvideo.redact import is_http_url, shorten
 from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
@@ -52,15 +56,31 @@ DEFAULT_TEMPLATE = TEMPLATES_DIR / "gallery.html"
 MediaUrl = Callable[[str], "str | None"]
 """``s3://bucket/key`` -> the URL the page loads it from, or None to show the URI only."""
 
-STATUS_LABELS: dict[str, str] = {
-    "uploaded": "Uploaded",
-    "failed": "Failed",
-    "ambiguous": "Ambiguous: check before re-running",
-    "rejected": "Rejected at ingestion",
-    "not_submitted": "Not submitted",
-    "planned": "Planned (dry run)",
+STATUS_LABELS: dict[RowStatus, str] = {
+    RowStatus.UPLOADED: "Uploaded",
+    RowStatus.REUSED: "Reused",
+    RowStatus.WAITING: "Waiting for a later run",
+    RowStatus.HELD: "Held: check before paying again",
+    RowStatus.FAILED: "Failed",
+    RowStatus.AMBIGUOUS: "Ambiguous: check before re-running",
+    RowStatus.NOT_SUBMITTED: "Not submitted",
+    RowStatus.REFUSED: "Refused at ingestion",
+    RowStatus.PLANNED: "Planned (dry run)",
 }
-"""The manifest's statuses, as the page names them."""
+"""The manifest's statuses, as the page names them (a row's plain ``"uploaded"`` finds its label:
+``RowStatus`` is a ``str`` enum)."""
+
+_TOTALS: tuple[tuple[RowStatus, str], ...] = (
+    (RowStatus.REUSED, "Reused"),
+    (RowStatus.AMBIGUOUS, "Ambiguous"),
+    (RowStatus.HELD, "Held"),
+    (RowStatus.WAITING, "Waiting"),
+    (RowStatus.REFUSED, "Refused"),
+    (RowStatus.NOT_SUBMITTED, "Not submitted"),
+)
+"""The totals shown only when some row has them (after Products, Videos and Failed)."""
+_LEGACY_STATUSES = {"rejected": RowStatus.REFUSED.value}
+"""Statuses of manifests written before they were renamed, read as today's (the gallery of an old run)."""
 
 MAX_TEXT = 4000
 """Characters kept of any one text of the run (a runaway sidecar field cannot bloat the page)."""
@@ -167,14 +187,35 @@ def _reason(row: Mapping[str, Any]) -> str | None:
         return text(error.get("error")) or text(error)
     if error:
         return text(error)
-    if row.get("status") in ("failed", "ambiguous"):
+    if row.get("reason"):
+        return text(row.get("reason"))  # a waiting row: why it is left for a later run
+    if row.get("status") in (RowStatus.FAILED, RowStatus.AMBIGUOUS):
         return "No error was recorded for this product: see its task's log."
     return None
+
+
+def _reused(row: Mapping[str, Any]) -> str | None:
+    """When and by which run a reused video was paid (this run paid nothing for it)."""
+    if row.get("status") != RowStatus.REUSED:
+        return None
+    paid_at, paid_by = text(row.get("paid_at"), 100) or "(date not recorded)", text(row.get("paid_by_run"), 250)
+    return f"Reused: paid {paid_at} by run {paid_by or '(not recorded)'}"
+
+
+def _price(row: Mapping[str, Any], currency: str | None) -> str | None:
+    """The card's price: this run's; for a reused video, nothing this run and what it cost when paid."""
+    price = _money(row.get("price"), currency)
+    if row.get("status") != RowStatus.REUSED:
+        return price
+    paid = _money(row.get("paid_price"), text(row.get("currency"), 10) or currency)
+    return f"{price or _money(0.0, currency)} this run ({paid} when paid)" if paid else price
 
 
 def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> dict[str, Any]:
     """One product's card (see :func:`gallery_context` for the fields)."""
     status = text(row.get("status"), 40) or "unknown"
+    status = _LEGACY_STATUSES.get(status, status)
+    refused = status == RowStatus.REFUSED
     request = row.get("request") if isinstance(row.get("request"), Mapping) else {}
     model = row.get("model") or request.get("model")
 
@@ -191,8 +232,8 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
         "video_url": media(row.get("video")),
         "video_uri": text(row.get("video")),
         "cover_url": media(row.get("cover")),
-        "image_url": media(image) if status != "rejected" else None,
-        "file_url": media(image) if status == "rejected" else None,
+        "image_url": None if refused else media(image),
+        "file_url": media(image) if refused else None,
         "image_uri": text(image),
         "prompt": text(row.get("prompt") or request.get("prompt")),
         "model": text(model, 200),
@@ -205,8 +246,9 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
         "size": _size(row.get("size")),
         "sha256": sha256,
         "sha256_short": sha256[:12] if sha256 else None,
-        "price": _money(row.get("price"), currency),
+        "price": _price(row, currency),
         "reason": _reason(row),
+        "reused": _reused(row),
         "request_id": text(row.get("request_id") or (error.get("request_id") if isinstance(error, Mapping) else None)),
         "check": text(row.get("check")),
         "job_id": text(row.get("job_id"), 200),
@@ -226,32 +268,34 @@ def gallery_context(
 
     ``page``: ``title``, ``run_id``, ``plan`` (a dry run's plan), ``generated_at`` and
     ``links_expire_at`` (ISO text, UTC, or None), ``totals`` (a list of ``(label, value)`` for the
-    totals bar: products, videos, failed, ambiguous, rejected, not submitted, planned, cost, spent,
-    time taken; zero counts of the rare statuses left out), ``counts`` (status -> number).
+    totals bar: products, videos, reused, failed, ambiguous, held, waiting, refused, not submitted,
+    planned, cost, spent, time taken; zero counts of the rare statuses left out), ``counts`` (status
+    -> number: the manifest's ``counts``, or its rows counted when it has none).
 
-    ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status``
-    (``uploaded``/``failed``/``ambiguous``/``rejected``/``not_submitted``/``planned``),
-    ``status_label``, ``video_url``, ``cover_url``, ``image_url`` (the source image, shown),
-    ``file_url`` (a rejected file, linked, not shown: it may not be an image at all), ``video_uri``,
-    ``image_uri``, ``prompt``, ``model``, ``options`` (list of ``(name, value)``), ``duration``,
-    ``size``, ``sha256``, ``sha256_short``, ``price``, ``reason``, ``request_id``, ``check`` (what to
-    do about an ambiguous submit), ``job_id``.
+    ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status`` (a
+    :class:`~airflow_provider_cogvideo.manifest.RowStatus` value; an old manifest's ``rejected`` reads
+    as ``refused``), ``status_label``, ``video_url``, ``cover_url``, ``image_url`` (the source image,
+    shown), ``file_url`` (a refused file, linked, not shown: it may not be an image at all),
+    ``video_uri``, ``image_uri``, ``prompt``, ``model``, ``options`` (list of ``(name, value)``),
+    ``duration``, ``size``, ``sha256``, ``sha256_short``, ``price`` (a reused video's: nothing this
+    run, and what it cost when paid), ``reason`` (an error, or why a product waits), ``reused`` (when
+    and by which run a reused video was paid), ``request_id``, ``check`` (what to do about an
+    ambiguous or held submit), ``job_id``.
     """
     currency = text(document.get("currency"), 10)
     rows = document.get("products") or []
     cards = [_card(row, media_url, currency) for row in rows if isinstance(row, Mapping)]
-    counts: dict[str, int] = {}
-    for card in cards:
-        counts[card["status"]] = counts.get(card["status"], 0) + 1
+    counts = _counts(document, cards)
     plan = bool(document.get("plan"))
     run_id = text(document.get("dag_run"), 250)
-    totals: list[tuple[str, str]] = [("Products", str(len(cards))), ("Videos", str(counts.get("uploaded", 0)))]
-    totals.append(("Failed", str(counts.get("failed", 0))))
-    for status, label in (("ambiguous", "Ambiguous"), ("rejected", "Rejected"), ("not_submitted", "Not submitted")):
-        if counts.get(status):
-            totals.append((label, str(counts[status])))
-    if plan or counts.get("planned"):
-        totals.append(("Planned", str(counts.get("planned", 0))))
+    totals: list[tuple[str, str]] = [
+        ("Products", str(sum(counts.values()))),
+        ("Videos", str(counts.get(RowStatus.UPLOADED, 0))),
+        ("Failed", str(counts.get(RowStatus.FAILED, 0))),
+    ]
+    totals.extend((label, str(counts[status])) for status, label in _TOTALS if counts.get(status))
+    if plan or counts.get(RowStatus.PLANNED):
+        totals.append(("Planned", str(counts.get(RowStatus.PLANNED, 0))))
     cost = _money(document.get("total_price"), currency)
     if cost:
         totals.append(("Would cost" if plan else "Cost", f"{cost} (list price)"))
@@ -273,6 +317,15 @@ def gallery_context(
         },
         "cards": cards,
     }
+
+
+def _counts(document: Mapping[str, Any], cards: list[dict[str, Any]]) -> dict[str, int]:
+    """The manifest's own ``counts`` (computed once, when it was built); for a manifest written before
+    it had them, the cards' statuses counted here."""
+    counts = document.get("counts")
+    if isinstance(counts, Mapping) and all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
+        return {str(status): n for status, n in counts.items()}
+    return count_rows(cards)
 
 
 def _iso(moment: datetime) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from airflow_provider_cogvideo.capabilities import (
     check_option,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.fingerprint import canonical_digest
 from airflow_provider_cogvideo.image_pixels import ImageInfo, inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.image_sources import ByteLimit, read_image_bytes, require_extras_for
 from airflow_provider_cogvideo.models import VideoGenerationRequest
@@ -111,7 +111,7 @@ def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], gene
     canonical["images"] = list(image_digests)
     if generation is not None:
         canonical["generation"] = generation
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+    return canonical_digest(canonical)
 
 
 def _literal(value: Any) -> bool:

@@ -27,7 +27,13 @@ XCOM_REQUEST = "request"
 XCOM_ERROR = "error"
 """Why a step failed (:func:`~airflow_provider_cogvideo.failures.failure_recorded`), for a manifest."""
 XCOM_REJECTED = "rejected"
-"""The images ingestion refused, each with its reason (:class:`S3ProductImagesOperator`)."""
+"""The images ingestion refused, each ``{"product_id", "image", "reason"}`` (:class:`S3ProductImagesOperator`)."""
+XCOM_CATALOG = "catalog"
+"""Ingestion's rows for the products it did not hand on to be paid: ``reused``, ``held`` or ``waiting``."""
+XCOM_READS = "catalog_reads"
+"""Ingestion's S3 requests by kind (listing pages, index reads, images, sidecars, catalog)."""
+XCOM_ESTIMATE = "estimate"
+"""The run plan's price of what will be paid, its budget and whether it refused the run."""
 XCOM_SPEND = "spend"
 """What a generate task instance has paid and reserved in its run (:mod:`~airflow_provider_cogvideo.budget`)."""
 DRY_RUN_STATUS = "DRY_RUN"
@@ -69,8 +75,11 @@ def job_result(
 
 __all__ = [
     "DRY_RUN_STATUS",
+    "XCOM_CATALOG",
     "XCOM_ERROR",
+    "XCOM_ESTIMATE",
     "XCOM_JOB_ID",
+    "XCOM_READS",
     "XCOM_REJECTED",
     "XCOM_REQUEST",
     "XCOM_S3_LINK",

@@ -36,6 +36,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cogvideo.manifest import RowStatus
 from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
 from airflow_provider_cogvideo.testing import connection_json
@@ -283,7 +284,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         manifest_copy.write_text(json.dumps(manifest, indent=2))
         uploaded = [row for row in manifest["products"] if row["status"] == "uploaded"]
         failed = [row for row in manifest["products"] if row["status"] == "failed"]
-        rejected = [row for row in manifest["products"] if row["status"] == "rejected"]
+        rejected = [row for row in manifest["products"] if row["status"] == RowStatus.REFUSED]
         local = _download_videos(client, uploaded, demo_dir / "videos")
         gallery_uri = manifest.get("gallery")
         bucket, gallery_key = parse_s3_uri(gallery_uri) or ("", "")

@@ -141,7 +141,7 @@ async def submit(request: Request) -> Response:
         "request_id": task.request_id,
         "task_status": "PROCESSING",
     }
-    spoil = emu.faults.answer_fault()
+    spoil = emu.faults.answer_fault(req.prompt)
     if spoil is None:
         return JSONResponse(answer)
     emu.tasks.spoil_answer(spoil)

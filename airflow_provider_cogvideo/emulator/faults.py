@@ -78,6 +78,9 @@ class FaultConfig:
     # Created, then the answer is lost: status line and headers go out, the connection closes before
     # the body (httpx raises RemoteProtocolError).
     submit_lost_rate: float = 0.0
+    # Submits whose prompt contains any of these substrings (case-insensitive) create their job, then
+    # lose their answer as above: one chosen product left ambiguous, whatever the order of submits.
+    lost_prompts: tuple[str, ...] = ()
     # Created, then answered 200 with an id of one of ``malformed_id_kinds`` (keys of MALFORMED_IDS).
     submit_malformed_id_rate: float = 0.0
     malformed_id_kinds: tuple[str, ...] = tuple(MALFORMED_IDS)
@@ -200,12 +203,15 @@ class Faults:
             return None
         return cfg.error_codes[int(self._roll(f"{op}.error_code") * len(cfg.error_codes))]
 
-    def answer_fault(self) -> AnswerFault | None:
+    def answer_fault(self, prompt: str | None = None) -> AnswerFault | None:
         """How to spoil the answer to a submit that has just created its job (None: answer normally).
 
-        One roll per created job, split by the three rates, so the faults never overlap.
+        A prompt of ``lost_prompts`` loses its answer; otherwise one roll per created job, split by the
+        three rates, so the faults never overlap.
         """
         cfg = self._config
+        if _mentions(prompt, cfg.lost_prompts):
+            return "lost"
         rates: tuple[tuple[AnswerFault, float], ...] = (
             ("created_error", cfg.submit_created_error_rate),
             ("lost", cfg.submit_lost_rate),
@@ -235,8 +241,7 @@ class Faults:
         return rate > 0 and self._roll("fail") < rate
 
     def blocked(self, prompt: str | None) -> bool:
-        text = (prompt or "").casefold()
-        return any(word.casefold() in text for word in self._config.blocked_prompts)
+        return _mentions(prompt, self._config.blocked_prompts)
 
     def truncate_at(self, length: int) -> int | None:
         """How many bytes to send of a ``length``-byte download before hanging up (None: all)."""
@@ -244,3 +249,9 @@ class Faults:
         if cfg.truncate_rate <= 0 or length == 0 or self._roll("download.truncate") >= cfg.truncate_rate:
             return None
         return min(length - 1, int(length * cfg.truncate_ratio))
+
+
+def _mentions(prompt: str | None, words: tuple[str, ...]) -> bool:
+    """Whether ``prompt`` contains one of ``words`` (case-insensitive)."""
+    text = (prompt or "").casefold()
+    return any(word.casefold() in text for word in words)

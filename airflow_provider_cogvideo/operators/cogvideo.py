@@ -38,7 +38,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID, metrics
 from airflow_provider_cogvideo.backoff import Backoff
-from airflow_provider_cogvideo.budget import SpendLedger
+from airflow_provider_cogvideo.budget import SpendLedger, checked_spend_plan
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, OPTION_COLUMNS, canonical_model
 from airflow_provider_cogvideo.errors import (
     CogVideoAmbiguousSubmitError,
@@ -177,6 +177,12 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         of the endpoint's currency (CNY on BigModel, USD on Z.AI), 0 to 1e9, e.g.
         ``"{{ params.max_total_price }}"``. A submit that would pass it fails without paying; retries
         and resubmits count (a ledger in XCom and ``task_state_store``, Airflow 3.3+). Unset: no limit.
+    :param spend_plan: ``{"run_estimate": E, "share": p}``, this item's part of a run plan
+        (``CogVideoRunPlanOperator`` adds it to each item it prices): the plan checked that the run's
+        estimate E fits ``max_total_price``, so a submit within this item's share p reads no other
+        instance's spend, and only one beyond it (a retry that pays again) reads them once, to draw on
+        the slack. Numbers from 0 to 1e9, the share at most the estimate. Unset: every submit reads
+        every instance's spend (fine for a few dozen mapped products).
     :param durable: keep the job in ``task_state_store`` (Airflow 3.3+) so retries reconnect to it or
         return it. ``False`` opts out, as ``ResumableJobMixin``'s ``durable`` does for Airflow's own
         providers: every try submits (and pays for) a new job.
@@ -201,8 +207,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         "dry_run",
         "regenerate",
         "max_total_price",
+        "spend_plan",
     )
-    template_fields_renderers = {"metadata": "json", "image": "json", "extra_body": "json"}
+    template_fields_renderers = {"metadata": "json", "image": "json", "extra_body": "json", "spend_plan": "json"}
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
 
@@ -236,6 +243,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         dry_run: bool | str = False,
         regenerate: bool | str | None = None,
         max_total_price: float | str | None = None,
+        spend_plan: dict[str, Any] | None = None,
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -267,6 +275,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         self.dry_run = dry_run
         self.regenerate = regenerate
         self.max_total_price = max_total_price
+        self.spend_plan = spend_plan
         self.durable = durable
         check_literal_options(model, capability_overrides, {name: getattr(self, name) for name, _ in OPTION_COLUMNS})
 
@@ -306,14 +315,14 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
 
     def _ledger(self, context: Context, jobs: JobStore) -> SpendLedger:
         try:
-            budget = checked_budget(self.max_total_price)
+            budget, plan = checked_budget(self.max_total_price), checked_spend_plan(self.spend_plan)
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
-        return SpendLedger(context["ti"], jobs.state, budget)
+        return SpendLedger(context["ti"], jobs.state, budget, plan)
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
-        with failure_recorded(context):
+        with failure_recorded(context, about=self.metadata):
             no_video_yet(context)
             prepared = self.build_request()
             if self._is_dry_run():
@@ -453,7 +462,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
 
     def execute_after_rate_limit(self, context: Context, event: Any = None) -> Any:
         """Resume after a rate-limit wait: rebuild (templates are rendered again) and submit again."""
-        with failure_recorded(context):
+        with failure_recorded(context, about=self.metadata):
             resubmit = read_event(event, ResubmitEvent)
             prepared, jobs = self.build_request(), self._job_store(context)
             return self._submit_or_resume(context, jobs, prepared, resubmit.deadline, resubmit.rate_limited)
@@ -508,7 +517,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         return asyncio.run(wait())
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        with failure_recorded(context):
+        with failure_recorded(context, about=self.metadata):
             return self._complete(context, self._job_store(context), event)
 
     def _complete(

@@ -28,13 +28,11 @@ Per image:
 Every object is read with a cap (images, sidecars, the catalog): its ``ContentLength`` first, and a
 read that stops one byte past the cap, so an object that grew since it was listed costs no more.
 
-Product fields come from ``<image name>.json`` next to the image and/or one ``catalog_key`` (CSV with
-a ``product_id`` column, or JSON: a list of objects with ``product_id`` or an object keyed by it);
-the sidecar wins. Missing fields are fine: a placeholder without a value renders as an empty string
-(with a warning), so a product without a sidecar still gets a prompt. Lists render as ``a, b, c``.
-Prompts are whitespace-normalised and cut at a word boundary to 512 characters (with a warning).
-Product fields that are http(s) URLs lose their query string (:func:`~.redact.redact_url`): a presigned
-link's signature would otherwise travel through XCom, logs, prompts and the videos' object metadata.
+Product fields and prompts: :mod:`~airflow_provider_cogvideo.products`.
+
+Over a catalog that runs every day, give it the ``video_index`` the transfer writes to: what is already
+a video is decided from the listing (:mod:`~airflow_provider_cogvideo.catalog_plan`) and never read,
+and at most ``[core] max_map_length`` items are handed on to be paid, the rest ``waiting``.
 
 OpenLineage (with ``apache-airflow-providers-openlineage``): every object read (images, sidecars, the
 catalog) is an input dataset and every staged JPEG an output (``s3://bucket`` / key).
@@ -43,12 +41,12 @@ catalog) is an input dataset and every staged JPEG an output (``s3://bucket`` / 
 from __future__ import annotations
 
 import csv
-import io
+import hashlib
 import json
 import posixpath
-import string
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -57,11 +55,33 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS, MODEL_CAPABILITIES, PROMPT_MAX_CHARS
+from airflow_provider_cogvideo.catalog_plan import (
+    Choice,
+    Listed,
+    Selection,
+    choose,
+    held_row,
+    index_inputs,
+    known_title,
+    paid_cap,
+    reuse_after_read,
+    waiting_row,
+)
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
+from airflow_provider_cogvideo.fingerprint import video_fingerprint
 from airflow_provider_cogvideo.image_pixels import inspect_image, normalized_jpeg
 from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
-from airflow_provider_cogvideo.redact import redact_url
+from airflow_provider_cogvideo.products import (
+    PlaceholderValues,
+    checked_generation,
+    checked_variants,
+    parse_catalog,
+    product_id_of,
+    render_prompt,
+    truncate_prompt,
+    without_signatures,
+)
 from airflow_provider_cogvideo.s3 import (
     KEY_RULES,
     ObjectTooLargeError,
@@ -74,8 +94,17 @@ from airflow_provider_cogvideo.s3 import (
     s3_uri,
 )
 from airflow_provider_cogvideo.sizes import KiB, MiB, human_size
-from airflow_provider_cogvideo.validation import bounded
-from airflow_provider_cogvideo.xcom import XCOM_REJECTED
+from airflow_provider_cogvideo.validation import bounded, is_unset
+from airflow_provider_cogvideo.video_index import (
+    DEFAULT_VARIANT,
+    INDEX_INPUTS,
+    Hold,
+    IndexEntry,
+    IndexLocation,
+    VideoIndex,
+    load_index,
+)
+from airflow_provider_cogvideo.xcom import XCOM_CATALOG, XCOM_READS, XCOM_REJECTED
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -94,98 +123,40 @@ IMAGE_MAX_BYTES_RANGE = (64 * KiB, max(c.image_max_bytes for c in MODEL_CAPABILI
 image any model accepts."""
 MAX_PROMPT_CHARS_RANGE = (1, PROMPT_MAX_CHARS)
 """``max_prompt_chars``: the API refuses longer prompts."""
+READ_KINDS = ("list", "get_index", "images", "sidecars", "catalog")
+"""What XCom ``catalog_reads`` counts: listings (catalog and index), GETs of the index, images,
+sidecars and the catalog read; an unchanged catalog re-run reads no image and no sidecar."""
 MAX_PRODUCTS_RANGE = (1, 10_000)
 """``max_products``: the products travel as one XCom value (about 1 KB each); a bigger batch is
 several runs, each checked and priced on its own."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Candidate:
     key: str
     product_id: str
     size: int
+    etag: str = ""
+
+    @property
+    def listed(self) -> Listed:
+        return Listed(self.key, self.size, self.etag)
 
 
-class _Fields(dict):
-    """Template values; a placeholder with no value renders as "" and is remembered for one warning."""
+@dataclass(frozen=True)
+class _Prepared:
+    """A product whose image and sidecar were read: what goes to the generate step and the index."""
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        super().__init__(values)
-        self.missing: set[str] = set()
-
-    def __missing__(self, key: str) -> str:
-        self.missing.add(key)
-        return ""
-
-
-def _as_text(value: Any) -> str:
-    """A sidecar value as prompt text: lists joined with commas, nested objects as ``k: v``."""
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return ", ".join(t for t in (_as_text(v) for v in value) if t)
-    if isinstance(value, Mapping):
-        return "; ".join(f"{k}: {_as_text(v)}" for k, v in value.items())
-    return str(value).strip()
+    image: str
+    reencoded: bool
+    fields: dict[str, Any]
+    sidecar_fields: dict[str, Any] | None
+    sha256: str
+    prompt: str | None
 
 
-def product_id_of(key: str) -> str:
-    """A product's id: its image's file name without the extension (``incoming/sku-1.jpg``, or the
-    ``s3://`` URI of it, is ``sku-1``). Its sidecar, staged JPEG and video keys are named after it."""
-    return posixpath.splitext(posixpath.basename(key))[0]
-
-
-def source_image_of(product: Mapping[str, Any]) -> str | None:
-    """The image a product arrived as: the ``s3://`` URI of the original in its metadata
-    (``source_image``, which ingestion records), else its ``image``. They differ when ingestion
-    re-encoded it: ``image`` is then the staged JPEG sent to the service, not what was uploaded."""
-    metadata = product.get("metadata")
-    source = metadata.get("source_image") if isinstance(metadata, Mapping) else None
-    return source if isinstance(source, str) and source else product.get("image")
-
-
-def truncate_prompt(text: str, limit: int = PROMPT_MAX_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters at a word boundary, dropping a dangling separator."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit + 1]
-    space = cut.rfind(" ")
-    # A single enormous "word" (e.g. Chinese without spaces) is cut hard rather than dropped whole.
-    cut = cut[:space] if space > limit // 2 else text[:limit]
-    return cut.rstrip(" ,;:-/&(\u2013\u2014\u3001\uff0c")  # also en/em dash and CJK commas
-
-
-def render_prompt(template: str, fields: Mapping[str, Any]) -> tuple[str, set[str]]:
-    """The prompt for one product and the placeholders that had no value."""
-    values = _Fields({k: _as_text(v) for k, v in fields.items()})
-    text = string.Formatter().vformat(template, (), values)
-    return " ".join(text.split()), values.missing
-
-
-def _parse_catalog(key: str, raw: bytes) -> dict[str, dict[str, Any]]:
-    """``product_id`` → fields, from a CSV or JSON catalog."""
-    text = raw.decode("utf-8-sig")
-    if key.lower().endswith(".csv"):
-        rows: list[Any] = list(csv.DictReader(io.StringIO(text)))
-    else:
-        data = json.loads(text)
-        if isinstance(data, dict):
-            rows = [{"product_id": pid, **(fields if isinstance(fields, dict) else {})} for pid, fields in data.items()]
-        elif isinstance(data, list):
-            rows = data
-        else:
-            raise ValueError("a JSON catalog must be a list of objects or an object keyed by product_id")
-    catalog: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if not isinstance(row, dict) or not row.get("product_id"):
-            raise ValueError(f"catalog row without product_id: {str(row)[:120]}")
-        catalog[str(row["product_id"])] = {k: v for k, v in row.items() if k and v not in (None, "")}
-    return catalog
-
-
-def _without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Product fields with every http(s) URL (alone or in a list) cut to scheme, host and path."""
-    return {k: [redact_url(x) for x in v] if isinstance(v, list) else redact_url(v) for k, v in fields.items()}
+def _etag(raw: Any) -> str:
+    return str(raw or "").strip('"')
 
 
 class S3ProductImagesOperator(BaseOperator):
@@ -216,9 +187,30 @@ class S3ProductImagesOperator(BaseOperator):
         key rules is rejected.
     :param image_max_bytes: images above this are re-encoded (CogVideoX accepts 5 MB); 64 KiB to 50 MiB.
     :param max_prompt_chars: prompts are cut at a word boundary to this length; 1 to 512.
-    :param max_products: process at most this many products (the first by key), as a spending guard
-        for the generate step; the rest are left for a later run (logged). 1 to 10,000, or ``None`` for
-        all.
+    :param max_products: hand on at most this many items to be paid (the first by key), as a spending
+        guard; the rest are listed as ``waiting`` (XCom ``catalog``) and left, unread, for a later run.
+        1 to 10,000, or ``None``: ``[core] max_map_length`` (1024 by default), the most Airflow maps one
+        task over, always caps it.
+    :param video_index: ``s3://bucket/prefix/`` of a video index (:mod:`~airflow_provider_cogvideo.video_index`,
+        the videos' own prefix, given to the transfer too): a product whose video is already there,
+        made from the same inputs, is not handed on to be paid but listed as ``reused`` (XCom
+        ``catalog``); decided from the listing, without reading its image or sidecar. A product an
+        earlier run left ``ambiguous`` is listed as ``held``. Needs ``generation``.
+    :param generation: what makes the video besides the image and prompt, as given to the generate
+        operator: ``model`` and every option (``duration``, ``quality``, ``extra_body``...). With it each
+        item carries its ``fingerprint`` (:func:`~airflow_provider_cogvideo.fingerprint.video_fingerprint`).
+    :param variants: the videos made of each product (1 to 16 names; ``["default"]``): each is an item
+        of its own, keyed and indexed by (product, variant).
+    :param regenerate: products to pay for again even when the index has their video: a list of product
+        ids, a comma-separated text of them, or ``"all"``.
+    :param release_held: held products to pay for again (a person checked the console and accepts the
+        risk of a second job): a list of product ids, a comma-separated text, or ``"all"``.
+
+    Which tool when: ``video_index`` is the one for a catalog re-run every day (it notices a replaced
+    image, a changed sidecar or catalog row, template, model or option, and costs one listing).
+    ``only_new_in_data_interval`` suits drops where each image arrives once and never changes (no
+    index, no read of outputs). ``processed_key_template`` suits outputs written by something else
+    than this pipeline (a HEAD per product; it cannot tell that a product changed).
 
     Needs the ``amazon`` and ``images`` extras: without them the constructor raises
     ``CogVideoMissingExtraError``, so the DAG fails when it is parsed.
@@ -231,6 +223,9 @@ class S3ProductImagesOperator(BaseOperator):
         "staging_prefix",
         "catalog_key",
         "processed_key_template",
+        "video_index",
+        "regenerate",
+        "release_held",
     )
     template_fields_renderers = {"prompt_template": "py"}
     ui_color = "#fff2cc"
@@ -249,6 +244,11 @@ class S3ProductImagesOperator(BaseOperator):
         image_max_bytes: int = 5 * MiB,
         max_prompt_chars: int = PROMPT_MAX_CHARS,
         max_products: int | None = None,
+        video_index: str | None = None,
+        generation: Mapping[str, Any] | None = None,
+        variants: Sequence[str] = (DEFAULT_VARIANT,),
+        regenerate: Any = None,
+        release_held: Any = None,
         **kwargs: Any,
     ) -> None:
         require_extra_for_operator(type(self), kwargs.get("task_id"), "amazon", "images")
@@ -266,6 +266,11 @@ class S3ProductImagesOperator(BaseOperator):
         self.max_products = (
             None if max_products is None else bounded("max_products", max_products, MAX_PRODUCTS_RANGE, integer=True)
         )
+        self.video_index = video_index
+        self.generation = checked_generation(generation, required=video_index is not None)
+        self.variants = checked_variants(variants)
+        self.regenerate = regenerate
+        self.release_held = release_held
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -275,9 +280,23 @@ class S3ProductImagesOperator(BaseOperator):
             render_prompt(self.prompt_template, {})
         except (ValueError, IndexError) as exc:
             raise AirflowFailException(f"prompt_template is not a valid format string: {exc}") from None
+        try:
+            location = None if is_unset(self.video_index) else IndexLocation.parse(str(self.video_index))
+            regenerate = Selection.parse("regenerate", self.regenerate)
+            release_held = Selection.parse("release_held", self.release_held)
+        except CogVideoValidationError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if location is not None and _overlaps(location, self.s3_bucket, self.prefix):
+            # the videos' covers are images: listed as products, each run would pay for videos of covers
+            raise AirflowFailException(
+                f"video_index {location.uri} overlaps the images listed under {self._uri(self.prefix)}: keep the "
+                "videos under another prefix (or bucket) than the product images"
+            )
         self._client = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
         self._read_keys: list[str] = []  # what OpenLineage reports: objects read and written
         self._written_keys: list[str] = []
+        # S3 requests by kind (XCom catalog_reads), each reported even when none was made
+        self._requests: Counter[str] = Counter(dict.fromkeys(READ_KINDS, 0))
         staging = self.staging_prefix.strip("/")
         if not staging:
             raise AirflowFailException("staging_prefix must not be empty (re-encoded images would land at the root)")
@@ -286,32 +305,54 @@ class S3ProductImagesOperator(BaseOperator):
         self._staging = staging + "/"
 
         catalog = self._load_catalog()
-        candidates, rejected = self._list_candidates(context)
-        products: list[dict[str, Any]] = []
-        for candidate in candidates:
-            try:
-                products.append(self._prepare(candidate, catalog))
-            except _Rejected as exc:
-                rejected.append({"image": self._uri(candidate.key), "reason": str(exc)})
-
-        for item in rejected:
-            self.log.warning("Rejected %s: %s", item["image"], item["reason"])
-        context["ti"].xcom_push(key=XCOM_REJECTED, value=rejected)
-        self.log.info(
-            "%d product(s) ready, %d rejected (%d re-encoded into %s)",
-            len(products),
-            len(rejected),
-            sum(1 for p in products if p["metadata"].get("reencoded")),
-            self._uri(self._staging),
+        candidates, sidecars, rejected = self._list_candidates(context)
+        run = _Run(
+            catalog=catalog,
+            index=self._load_index(location),
+            cap=paid_cap(self.max_products),
+            regenerate=regenerate,
+            release_held=release_held,
+            rejected=rejected,
         )
-        if rejected and not products:
+        for candidate in candidates:
+            self._decide(run, candidate, sidecars.get(_sidecar_key(candidate.key)))
+        self._report(context, run)
+        return run.paid
+
+    def _report(self, context: Context, run: _Run) -> None:
+        """XCom (``rejected``, ``catalog``, ``catalog_reads``) and the log: what each product became."""
+        for item in run.rejected:
+            self.log.warning("Rejected %s: %s", item["image"], item["reason"])
+        ti = context["ti"]
+        ti.xcom_push(key=XCOM_REJECTED, value=run.rejected)
+        ti.xcom_push(key=XCOM_CATALOG, value=run.rows)
+        ti.xcom_push(key=XCOM_READS, value=dict(self._requests))
+        counts = Counter(row["status"] for row in run.rows)
+        self.log.info(
+            "%d item(s) to pay, %d reused, %d held, %d waiting, %d rejected (%d re-encoded into %s); S3 requests: %s",
+            len(run.paid),
+            counts["reused"],
+            counts["held"],
+            counts["waiting"],
+            len(run.rejected),
+            sum(1 for p in run.paid if p["metadata"].get("reencoded")),
+            self._uri(self._staging),
+            dict(self._requests),
+        )
+        if counts["waiting"]:
+            self.log.warning(
+                "%d item(s) wait for a later run: this run hands on at most %d to be paid ([core] max_map_length "
+                "or max_products)",
+                counts["waiting"],
+                run.cap,
+            )
+        if run.rejected and not run.paid and not run.rows:
             raise AirflowFailException(
-                f"all {len(rejected)} image(s) under {self._uri(self.prefix)} were rejected; see the log or "
+                f"all {len(run.rejected)} image(s) under {self._uri(self.prefix)} were rejected; see the log or "
                 "the XCom 'rejected'"
             )
-        if not products:
+        if not run.paid and not run.rows:
             self.log.warning("No new product images under %s", self._uri(self.prefix))
-        return products
 
     def _uri(self, key: str) -> str:
         return s3_uri(self.s3_bucket, key)
@@ -327,10 +368,99 @@ class S3ProductImagesOperator(BaseOperator):
             return {}
         try:
             raw = self._read(self.catalog_key, _MAX_CATALOG_BYTES)
+            self._requests["catalog"] += 1
             self._read_keys.append(self.catalog_key)
-            return _parse_catalog(self.catalog_key, raw)
+            return parse_catalog(self.catalog_key, raw)
         except (ValueError, UnicodeDecodeError, csv.Error) as exc:  # ObjectTooLargeError included
             raise AirflowFailException(f"catalog {self._uri(self.catalog_key)} is unreadable: {exc}") from None
+
+    def _load_index(self, location: IndexLocation | None) -> VideoIndex | None:
+        if location is None:
+            return None
+        index = load_index(self._client, location)
+        self._requests["list"] += index.requests["list"]
+        self._requests["get_index"] += index.requests["get"]
+        self.log.info(
+            "Video index %s: %d entries, %d held (S3 requests: %s)",
+            location.uri,
+            len(index.entries),
+            len(index.holds),
+            dict(index.requests),
+        )
+        return index
+
+    # ------------------------------------------------------------------ the decision per product
+    def _decide(self, run: _Run, candidate: _Candidate, sidecar: Listed | None) -> None:
+        """Reuse, hold, or read; then, read, reuse or pay (see :mod:`~airflow_provider_cogvideo.catalog_plan`)."""
+        pid, image = candidate.product_id, self._uri(candidate.key)
+        to_read: list[str] = []
+        for variant in self.variants:
+
+            def fingerprint_of(fields: Mapping[str, Any] | None, sha256: str, variant: str = variant) -> str:
+                merged = self._fields(pid, run.catalog, fields)
+                return self._fingerprint(variant, self._prompt(pid, merged, quiet=True), sha256) or ""
+
+            choice, found = choose(
+                run.index,
+                pid,
+                variant,
+                image=candidate.listed,
+                sidecar=sidecar,
+                fingerprint_of=fingerprint_of,
+                regenerate=run.regenerate,
+                release_held=run.release_held,
+            )
+            title = known_title(found, run.catalog.get(pid))
+            if choice is Choice.REUSE and isinstance(found, IndexEntry):
+                run.rows.append(found.reused_row(title=title, image=image))
+            elif choice is Choice.HOLD and isinstance(found, Hold):
+                run.rows.append(held_row(found, title=title, image=image))
+            else:
+                to_read.append(variant)
+        if not to_read:
+            return
+        if len(run.paid) + len(to_read) > run.cap:  # left unread for the next run
+            title = known_title(None, run.catalog.get(pid))
+            run.rows.extend(waiting_row(pid, variant, title=title, image=image, cap=run.cap) for variant in to_read)
+            return
+        try:
+            prepared = self._prepare(candidate, run.catalog, sidecar)
+        except _Rejected as exc:
+            run.rejected.append({"product_id": pid, "image": image, "reason": str(exc)})
+            return
+        for variant in to_read:
+            fingerprint = self._fingerprint(variant, prepared.prompt, prepared.sha256)
+            entry = (
+                reuse_after_read(run.index, pid, variant, fingerprint, regenerate=run.regenerate)
+                if fingerprint
+                else None
+            )
+            if entry is not None:
+                run.rows.append(entry.reused_row(title=prepared.fields.get("title"), image=image))
+            else:
+                metadata = {**prepared.fields, "source_image": image, "variant": variant}
+                if prepared.reencoded:
+                    metadata["reencoded"] = True
+                if fingerprint:
+                    metadata["fingerprint"] = fingerprint
+                if run.index is not None:  # what the entry records, as the listing showed it
+                    metadata[INDEX_INPUTS] = index_inputs(
+                        candidate.listed, prepared.sha256, sidecar, prepared.sidecar_fields
+                    )
+                run.paid.append({"image": prepared.image, "prompt": prepared.prompt, "metadata": metadata})
+
+    def _fingerprint(self, variant: str, prompt: str | None, sha256: str) -> str | None:
+        """The video's fingerprint with this task's ``generation`` (None without one)."""
+        if self.generation is None:
+            return None
+        return video_fingerprint(
+            model=self.generation["model"],
+            options=self.generation,
+            prompt=prompt,
+            image_digests=[sha256],
+            variant=variant,
+            extra_body=self.generation.get("extra_body"),
+        )
 
     # ------------------------------------------------------------------ listing
     def _interval(self, context: Context) -> tuple[datetime, datetime] | None:
@@ -340,20 +470,25 @@ class S3ProductImagesOperator(BaseOperator):
             return None
         return start, end
 
-    def _list_candidates(self, context: Context) -> tuple[list[_Candidate], list[dict[str, str]]]:
+    def _list_candidates(self, context: Context) -> tuple[list[_Candidate], dict[str, Listed], list[dict[str, str]]]:
+        """The images to consider (sorted by key), the sidecars listed beside them, and the refusals."""
         interval = self._interval(context) if self.only_new_in_data_interval else None
         paginator = self._client.get_paginator("list_objects_v2")
         candidates: list[_Candidate] = []
+        sidecars: dict[str, Listed] = {}
         rejected: list[dict[str, str]] = []
         seen: dict[str, str] = {}
         ignored = 0
         old = 0
         for page in paginator.paginate(Bucket=self.s3_bucket, Prefix=self.prefix):
+            self._requests["list"] += 1
             for obj in page.get("Contents", []):
                 key = obj["Key"]
                 if key.startswith(self._staging):
                     continue
                 ext = posixpath.splitext(key)[1]
+                if ext.lower() == SIDECAR_EXTENSION:
+                    sidecars[key] = Listed(key, int(obj["Size"]), _etag(obj.get("ETag")))
                 if ext.lower() not in IMAGE_EXTENSIONS:
                     is_ours = ext.lower() == SIDECAR_EXTENSION or key == self.catalog_key or key.endswith("/")
                     ignored += 0 if is_ours else 1
@@ -363,12 +498,11 @@ class S3ProductImagesOperator(BaseOperator):
                     continue
                 pid = product_id_of(key)
                 if pid in seen:
-                    rejected.append(
-                        {"image": self._uri(key), "reason": f"duplicate product_id {pid!r} (also {seen[pid]})"}
-                    )
+                    reason = f"duplicate product_id {pid!r} (also {seen[pid]})"
+                    rejected.append({"product_id": pid, "image": self._uri(key), "reason": reason})
                     continue
                 seen[pid] = self._uri(key)
-                candidates.append(_Candidate(key=key, product_id=pid, size=int(obj["Size"])))
+                candidates.append(_Candidate(key, pid, int(obj["Size"]), _etag(obj.get("ETag"))))
         if ignored:
             self.log.info("Ignored %d non-image file(s) under %s", ignored, self._uri(self.prefix))
         if old:
@@ -378,11 +512,11 @@ class S3ProductImagesOperator(BaseOperator):
             for c in candidates:
                 try:  # the key rule of every key (s3.checked_key): a product id cannot walk out of the prefix
                     output = checked_key(
-                        self.processed_key_template.format_map(_Fields({"product_id": c.product_id})),
+                        self.processed_key_template.format_map(PlaceholderValues({"product_id": c.product_id})),
                         "processed_key_template",
                     )
                 except CogVideoValidationError as exc:
-                    rejected.append({"image": self._uri(c.key), "reason": str(exc)})
+                    rejected.append({"product_id": c.product_id, "image": self._uri(c.key), "reason": str(exc)})
                     continue
                 if self._exists(output):
                     processed += 1
@@ -392,22 +526,19 @@ class S3ProductImagesOperator(BaseOperator):
                 self.log.info("Skipped %d already processed product(s)", processed)
             candidates = fresh
         candidates.sort(key=lambda c: c.key)
-        if self.max_products is not None and len(candidates) > self.max_products:
-            self.log.warning(
-                "max_products=%d: %d product(s) left for a later run",
-                self.max_products,
-                len(candidates) - self.max_products,
-            )
-            candidates = candidates[: self.max_products]
-        return candidates, rejected
+        return candidates, sidecars, rejected
 
     # ------------------------------------------------------------------ one product
-    def _sidecar(self, candidate: _Candidate) -> dict[str, Any]:
-        key = posixpath.splitext(candidate.key)[0] + SIDECAR_EXTENSION
+    def _sidecar(self, sidecar: Listed | None) -> dict[str, Any] | None:
+        """The sidecar's fields, read only when the listing showed one (None: there is none)."""
+        if sidecar is None:
+            return None
+        key = sidecar.key
         try:
             raw = get_or_none(self._client, self.s3_bucket, key, max_bytes=_MAX_SIDECAR_BYTES)
+            self._requests["sidecars"] += 1
             if raw is None:
-                return {}
+                return None  # deleted since it was listed
             self._read_keys.append(key)
             data = json.loads(raw.decode("utf-8-sig"))
         except ObjectTooLargeError as exc:
@@ -416,35 +547,55 @@ class S3ProductImagesOperator(BaseOperator):
             raise _Rejected(f"sidecar {self._uri(key)} is not valid JSON ({exc})") from None
         if not isinstance(data, dict):
             raise _Rejected(f"sidecar {self._uri(key)} must hold a JSON object, not {type(data).__name__}")
-        return data
+        return without_signatures(data)
 
-    def _prepare(self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    @staticmethod
+    def _fields(
+        product_id: str, catalog: Mapping[str, Mapping[str, Any]], sidecar_fields: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """A product's fields: its catalog row, the sidecar over it, URLs without signatures, its id."""
+        fields = without_signatures({**catalog.get(product_id, {}), **(sidecar_fields or {})})
+        fields["product_id"] = product_id
+        return fields
+
+    def _prompt(self, product_id: str, fields: Mapping[str, Any], *, quiet: bool = False) -> str | None:
+        """The rendered prompt, cut to ``max_prompt_chars``; ``quiet`` when only its fingerprint is needed."""
+        prompt, missing = render_prompt(self.prompt_template, fields)
+        if missing and not quiet:
+            self.log.warning("%s: no value for placeholder(s) %s; rendered as empty", product_id, sorted(missing))
+        if len(prompt) > self.max_prompt_chars:
+            if not quiet:
+                self.log.warning(
+                    "%s: prompt of %d characters cut to %d", product_id, len(prompt), self.max_prompt_chars
+                )
+            prompt = truncate_prompt(prompt, self.max_prompt_chars)
+        return prompt or None
+
+    def _prepare(
+        self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]], sidecar: Listed | None
+    ) -> _Prepared:
         if candidate.size > MAX_SOURCE_BYTES:
             raise _Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
-        fields = _without_signatures({**catalog.get(candidate.product_id, {}), **self._sidecar(candidate)})
-        fields["product_id"] = candidate.product_id
-        image_uri, reencoded = self._checked_image(candidate)
+        sidecar_fields = self._sidecar(sidecar)
+        fields = self._fields(candidate.product_id, catalog, sidecar_fields)
+        image_uri, reencoded, sha256 = self._checked_image(candidate)
+        return _Prepared(
+            image=image_uri,
+            reencoded=reencoded,
+            fields=fields,
+            sidecar_fields=sidecar_fields,
+            sha256=sha256,
+            prompt=self._prompt(candidate.product_id, fields),
+        )
 
-        prompt, missing = render_prompt(self.prompt_template, fields)
-        if missing:
-            self.log.warning(
-                "%s: no value for placeholder(s) %s; rendered as empty", candidate.product_id, sorted(missing)
-            )
-        if len(prompt) > self.max_prompt_chars:
-            self.log.warning(
-                "%s: prompt of %d characters cut to %d", candidate.product_id, len(prompt), self.max_prompt_chars
-            )
-            prompt = truncate_prompt(prompt, self.max_prompt_chars)
-        metadata = {**fields, "source_image": self._uri(candidate.key)}
-        if reencoded:
-            metadata["reencoded"] = True
-        return {"image": image_uri, "prompt": prompt or None, "metadata": metadata}
-
-    def _checked_image(self, candidate: _Candidate) -> tuple[str, bool]:
-        """The S3 URI to send and whether it was re-encoded; raises _Rejected if unusable."""
+    def _checked_image(self, candidate: _Candidate) -> tuple[str, bool, str]:
+        """The S3 URI to send, whether it was re-encoded, and the sha256 of the image as it arrived
+        (its fingerprint's: a re-encode's bytes depend on the Pillow version); raises _Rejected if
+        unusable."""
         label = self._uri(candidate.key)
         try:
             data = self._read(candidate.key, MAX_SOURCE_BYTES)
+            self._requests["images"] += 1
             self._read_keys.append(candidate.key)
             info = inspect_image(data, label=label)
         except ObjectTooLargeError as exc:
@@ -456,8 +607,9 @@ class S3ProductImagesOperator(BaseOperator):
             reasons.insert(0, info.format)
         if info.n_bytes > self.image_max_bytes:
             reasons.append(human_size(info.n_bytes))
+        sha256 = hashlib.sha256(data).hexdigest()
         if not reasons:
-            return label, False
+            return label, False, sha256
         try:  # within the pixel budget: inspect_image refused anything bigger from its header
             jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
         except CogVideoValidationError as exc:
@@ -482,7 +634,7 @@ class S3ProductImagesOperator(BaseOperator):
             len(jpeg),
             self._uri(staged),
         )
-        return self._uri(staged), True
+        return self._uri(staged), True, sha256
 
     # ------------------------------------------------------------------ OpenLineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
@@ -503,4 +655,27 @@ class _Rejected(Exception):
     """One image cannot be used; the message is the reason reported to the user."""
 
 
-__all__ = ["S3ProductImagesOperator", "product_id_of", "render_prompt", "source_image_of", "truncate_prompt"]
+@dataclass
+class _Run:
+    """One execution's inputs to the decisions and what they produced."""
+
+    catalog: dict[str, dict[str, Any]]
+    index: VideoIndex | None
+    cap: int
+    regenerate: Selection
+    release_held: Selection
+    rejected: list[dict[str, str]]
+    paid: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _overlaps(location: IndexLocation, bucket: str, prefix: str) -> bool:
+    """Whether the listing of ``prefix`` in ``bucket`` and the index under ``location`` share keys."""
+    return location.bucket == bucket and (location.root.startswith(prefix) or prefix.startswith(location.root))
+
+
+def _sidecar_key(image_key: str) -> str:
+    return posixpath.splitext(image_key)[0] + SIDECAR_EXTENSION
+
+
+__all__ = ["S3ProductImagesOperator"]

@@ -46,20 +46,24 @@ import contextlib
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, AssetAlias, BaseOperator
 
 from airflow_provider_cogvideo import DEFAULT_CONN_ID
-from airflow_provider_cogvideo.errors import CogVideoDownloadError, CogVideoDownloadTooLargeError
+from airflow_provider_cogvideo.errors import (
+    CogVideoDownloadError,
+    CogVideoDownloadTooLargeError,
+    CogVideoValidationError,
+)
 from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.failures import failure_recorded
 from airflow_provider_cogvideo.links import CogVideoS3VideoLink, s3_console_url
 from airflow_provider_cogvideo.mixins import CogVideoHookMixin
-from airflow_provider_cogvideo.redact import has_credentials, is_http_url, redact_url, shown_value
+from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.s3 import checked_key_template, content_type, s3_uri
 from airflow_provider_cogvideo.s3_multipart import (
     MAX_OBJECT_SIZE,
@@ -85,7 +89,16 @@ from airflow_provider_cogvideo.transfers.keys import (
     s3_metadata,
     url_stem,
 )
+from airflow_provider_cogvideo.transfers.results import checked_url, parse_result
 from airflow_provider_cogvideo.validation import bounded, is_unset
+from airflow_provider_cogvideo.video_index import (
+    INDEX_INPUTS,
+    IndexLocation,
+    entry_from_upload,
+    indexed_key,
+    stored_object,
+    write_entry,
+)
 from airflow_provider_cogvideo.xcom import DRY_RUN_STATUS, XCOM_S3_LINK
 
 if TYPE_CHECKING:
@@ -138,49 +151,6 @@ class _Stored:
     already_present: bool
 
 
-def _checked_url(field_name: str, value: Any) -> str:
-    """``value`` if it is an http(s) URL with a host, no whitespace and no ``user:password@``, else a
-    refusal naming the field (the value shown redacted: no query, no credentials, whatever the scheme).
-
-    Only the shape is checked here: where the URL may point (hosts, redirects) is the hook's rule."""
-    text = value.strip() if isinstance(value, str) else ""
-    shown = shown_value(value)
-    if has_credentials(text):
-        raise AirflowFailException(
-            f"{field_name} must not carry credentials (user:password@host): no result URL does; got {shown}"
-        )
-    try:
-        host = urlsplit(text).hostname
-    except ValueError:
-        host = None
-    if is_http_url(text) and host and not any(c.isspace() or not c.isprintable() for c in text):
-        return text
-    raise AirflowFailException(f"{field_name} must be an http(s) URL, got {shown}")
-
-
-def _parse_result(result: Any) -> dict[str, Any]:
-    """Accept the generation result dict or a bare http(s) video URL.
-
-    A dict arrives as a dict when ``result`` is an XComArg (``generate.output``) or the DAG renders
-    templates natively; a Jinja string such as ``"{{ ti.xcom_pull(...) }}"`` renders to text, which is
-    refused with the fix rather than parsed back (a repr is not a data format).
-    """
-    if isinstance(result, Mapping):
-        return dict(result)
-    if isinstance(result, str) and is_http_url(result.strip()):
-        return {"video_url": _checked_url("result", result)}
-    hint = (
-        " A templated string is text: pass the XComArg (result=generate.output) or set "
-        "render_template_as_native_obj=True on the DAG."
-        if isinstance(result, str) and result.strip().startswith("{")
-        else ""
-    )
-    raise AirflowFailException(
-        f"result must be the CogVideoGenerateOperator result dict or an http(s) URL, got {type(result).__name__}: "
-        f"{shown_value(result if isinstance(result, str) else str(result))}.{hint}"
-    )
-
-
 def _with_alias(outlets: Any, alias: str | None) -> list[Any]:
     """``outlets`` (None, one or a list) plus ``AssetAlias(alias)`` once."""
     listed = [] if outlets is None else list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
@@ -211,13 +181,20 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         string is refused with that advice.
     :type result: dict | str
     :param s3_bucket: target bucket.
-    :param s3_key: target key; ``{…}`` placeholders are filled from the result: a field or an index
-        of one (``{id}``, ``{model}``, ``{request_id}``, ``{metadata[product_id]}``), or ``{url_stem}``,
-        the video URL's file name without its extension. Attributes, conversions and format specs are
-        refused, and so is a value that is empty or holds ``/``, ``\\`` or ``..``
-        (:func:`~airflow_provider_cogvideo.transfers.keys.format_key`). The key follows
-        :data:`~airflow_provider_cogvideo.s3.KEY_RULES`; its fixed text is checked here, the whole
-        key when it is made.
+    :param video_index: ``s3://bucket/prefix/`` of a video index (:mod:`~airflow_provider_cogvideo.video_index`;
+        its bucket must be ``s3_bucket``), instead of ``s3_key``: the video goes to the index's key for
+        its product, variant, fingerprint and job (all from the result's ``metadata``, as ingestion with
+        the same ``video_index`` sets them), and once it and its cover are stored the index entry is
+        written (never before: a crash in between leaves a video without an entry, which a retry or the
+        next run writes, never an entry without a video). The returned dict carries it
+        (``index_entry``) for the run's compaction.
+    :param s3_key: target key (unless ``video_index`` is given); ``{…}`` placeholders are filled from
+        the result: a field or an index of one (``{id}``, ``{model}``, ``{request_id}``,
+        ``{metadata[product_id]}``), or ``{url_stem}``, the video URL's file name without its
+        extension. Attributes, conversions and format specs are refused, and so is a value that is
+        empty or holds ``/``, ``\\`` or ``..`` (:func:`~airflow_provider_cogvideo.transfers.keys.format_key`).
+        The key follows :data:`~airflow_provider_cogvideo.s3.KEY_RULES`; its fixed text is checked
+        here, the whole key when it is made.
     :param cover_s3_key: key for the cover image: ``"auto"`` (default) is the video key with the cover
         URL's extension (``.png`` unless it is ``.jpg``, ``.jpeg`` or ``.webp``); unset (``None``,
         ``""``, or ``"none"``/``"null"`` in any case, as a rendered template gives it:
@@ -244,7 +221,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
     the DAG fails when it is parsed.
     """
 
-    template_fields: Sequence[str] = ("result", "s3_bucket", "s3_key", "cover_s3_key")
+    template_fields: Sequence[str] = ("result", "s3_bucket", "s3_key", "cover_s3_key", "video_index")
     template_fields_renderers = {"result": "json"}
     operator_extra_links = (CogVideoS3VideoLink(),)
     ui_color = "#d6e4ff"
@@ -267,8 +244,9 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         *,
         result: Any,
         s3_bucket: str,
-        s3_key: str,
+        s3_key: str | None = None,
         cover_s3_key: str | None = AUTO_COVER_KEY,
+        video_index: str | None = None,
         replace: bool = False,
         cogvideo_conn_id: str = DEFAULT_CONN_ID,
         aws_conn_id: str | None = "aws_default",
@@ -291,7 +269,12 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self.max_video_bytes = bounded("max_video_bytes", max_video_bytes, MAX_VIDEO_BYTES_RANGE, integer=True)
         self.result = result
         self.s3_bucket = s3_bucket
-        self.s3_key = checked_key_template(s3_key, "s3_key")
+        if is_unset(s3_key) == is_unset(video_index):
+            raise CogVideoValidationError(
+                "s3_key", f"give either s3_key or video_index (the index decides the key), got s3_key={s3_key!r}"
+            )
+        self.s3_key = None if is_unset(s3_key) else checked_key_template(s3_key, "s3_key")
+        self.video_index = video_index
         self.cover_s3_key = (
             cover_s3_key
             if cover_s3_key == AUTO_COVER_KEY or is_unset(cover_s3_key)
@@ -333,11 +316,13 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> dict[str, Any]:
-        with failure_recorded(context):
+        # the error record names the product (a manifest reads every mapped upload's record in one call)
+        about = self.result.get("metadata") if isinstance(self.result, Mapping) else None
+        with failure_recorded(context, about=about):
             return self._transfer(context)
 
     def _transfer(self, context: Context) -> dict[str, Any]:
-        result = _parse_result(self.result)
+        result = parse_result(self.result)
         job_id = str(result["id"]) if result.get("id") else None
         status = result.get("task_status")
         if status == DRY_RUN_STATUS:
@@ -352,9 +337,10 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         self._downloaded, self._stored = [], []
 
         fields = {**result, "url_stem": url_stem(self._urls["video"] or "")}
-        video_key = format_key(self.s3_key, fields, "s3_key")
+        location = self._index_location()
+        video_key = format_key(self.s3_key, fields, "s3_key") if self.s3_key else indexed_key(location, result)
         image_key = self._cover_key(fields, video_key)
-        metadata = s3_metadata(result, self.log.warning)
+        metadata = s3_metadata(result, self.log.warning, leave_out=(INDEX_INPUTS,))
 
         # Every refusal is decided before a byte is downloaded.
         video_target = self._target(video_key, job_id)
@@ -366,6 +352,9 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             cover_meta = {**metadata, "cogvideo-video-key": header_safe(video_key)}
             cover = self._with_fresh_url("cover", lambda url: self._store_cover(url, cover_target, cover_meta))
 
+        index_entry = None
+        if location is not None:  # the video and cover are stored: only now may the index name them
+            index_entry = self._write_entry(context, location, result, video_key, video, image_key, cover)
         if self.asset_alias:
             extra = {"sha256": video.sha256, "size": video.size, "job_id": job_id}
             context["outlet_events"][AssetAlias(name=self.asset_alias)].add(Asset(uri=video.uri), extra=extra)
@@ -385,14 +374,59 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
             "size": video.size,
             "sha256": video.sha256,
             "already_present": video.already_present,
+            **({"index_entry": index_entry} if index_entry else {}),
         }
+
+    def _index_location(self) -> IndexLocation | None:
+        """The video index (its bucket must be the transfer's), or None without one."""
+        if is_unset(self.video_index):
+            if self.s3_key is None:
+                raise AirflowFailException(
+                    f"video_index rendered as {self.video_index!r} and no s3_key is given: nowhere to store the video"
+                )
+            return None
+        try:
+            location = IndexLocation.parse(str(self.video_index), "video_index")
+        except CogVideoValidationError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if location.bucket != self.s3_bucket:
+            raise AirflowFailException(
+                f"video_index {location.uri} is in bucket {location.bucket!r}, not s3_bucket {self.s3_bucket!r}: "
+                "the index lives with its videos"
+            )
+        return location
+
+    def _write_entry(
+        self,
+        context: Context,
+        location: IndexLocation,
+        result: Mapping[str, Any],
+        video_key: str,
+        video: _Stored,
+        cover_key_: str | None,
+        cover: _Stored | None,
+    ) -> dict[str, Any]:
+        """Record the stored video (and cover) in the index, with the size and ETag S3 holds now."""
+        entry = entry_from_upload(
+            location=location,
+            result=result,
+            video=stored_object(self.s3_client, self.s3_bucket, video_key, video.sha256),
+            cover=stored_object(self.s3_client, self.s3_bucket, cover_key_, cover.sha256)
+            if cover and cover_key_
+            else None,
+            run_id=context["run_id"],
+            paid_at=datetime.now(timezone.utc),
+        )
+        key, etag = write_entry(self.s3_client, location, entry)
+        self.log.info("Indexed %s as %s", video.uri, location.uri_of(key))
+        return {"key": key, "etag": etag, "body": entry.to_json()}
 
     @staticmethod
     def _checked_urls(video: Any, cover: Any) -> dict[str, str | None]:
         """The URLs to download, each an http(s) URL (checked before anything is downloaded)."""
         return {
-            "video": _checked_url("video_url", video),
-            "cover": _checked_url("cover_image_url", cover) if cover else None,
+            "video": checked_url("video_url", video),
+            "cover": checked_url("cover_image_url", cover) if cover else None,
         }
 
     def _cover_key(self, fields: Mapping[str, Any], video_key: str) -> str | None:

@@ -29,7 +29,7 @@ import json
 import posixpath
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from email.header import Header
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,9 +142,11 @@ def _metadata_text(value: Any) -> str | None:
     return redact_urls(text)
 
 
-def s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[str, str]:
+def s3_metadata(
+    result: Mapping[str, Any], warn: Callable[..., None], *, leave_out: Sequence[str] = ()
+) -> dict[str, str]:
     """Object metadata known before the download: job, model, request, prompt hash, product fields
-    (``warn`` is told which product fields did not fit in S3's 2 KB)."""
+    but those in ``leave_out`` (``warn`` is told which product fields did not fit in S3's 2 KB)."""
     meta: dict[str, str] = {}
     for key, field_name in ((META_JOB_ID, "id"), ("cogvideo-model", "model"), ("cogvideo-request-id", "request_id")):
         if result.get(field_name):
@@ -155,7 +157,7 @@ def s3_metadata(result: Mapping[str, Any], warn: Callable[..., None]) -> dict[st
     dropped = []
     product = result.get("metadata") or {}
     for name, raw in product.items() if isinstance(product, Mapping) else ():
-        text = _metadata_text(raw)
+        text = None if name in leave_out else _metadata_text(raw)
         if text is None:
             continue
         key = META_PREFIX_PRODUCT + _META_KEY_RE.sub("-", str(name).lower()).strip("-")

@@ -200,6 +200,18 @@ async def test_created_then_lost_drops_the_connection() -> None:
     assert handle.stats()["request_ids"] == ["product-2", "product-3"]
 
 
+async def test_lost_prompts_lose_only_the_answers_of_their_product() -> None:
+    """One chosen product's submit is created and its answer lost, whatever the order of submits."""
+    with running_emulator(EmulatorConfig(seed=2, faults=FaultConfig(lost_prompts=("Lost Lamp",)))) as handle:
+        async with api_client(handle) as client:
+            before = await client.post("videos/generations", json={**BODY, "prompt": "A red mug"})
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post("videos/generations", json={**BODY, "prompt": "The lost lamp, turning"})
+            after = await client.post("videos/generations", json={**BODY, "prompt": "A blue vase"})
+    assert (before.status_code, after.status_code) == (200, 200)
+    assert handle.stats()["submits"] == 3 and handle.stats()["answer_faults"] == {"lost": 1}
+
+
 def _looks_right(kind: str, value: object) -> bool:
     text = value if isinstance(value, str) else ""
     return {

@@ -12,7 +12,8 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from PIL import Image
 
-from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, truncate_prompt
+from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.products import truncate_prompt
 from airflow_provider_cogvideo.sizes import MiB
 from tests.conftest import BOMB_SIDE
 from tests.s3.helpers import AWS_CONN_ID, make_context, object_keys, pushed
@@ -96,12 +97,18 @@ def test_mixed_folder(s3: Any, bucket: str) -> None:
     assert products["poster"]["metadata"] == {
         "product_id": "poster",
         "source_image": f"s3://{bucket}/incoming/poster.png",
+        "variant": "default",
         "reencoded": True,
     }
+    assert all(p["metadata"]["variant"] == "default" for p in products.values())
+    assert not any("fingerprint" in p["metadata"] or "index_inputs" in p["metadata"] for p in products.values())
 
-    rejected = {r["image"].rsplit("/", 1)[1]: r["reason"] for r in pushed(context, "rejected")}
+    rejected = {r["image"].rsplit("/", 1)[1]: r for r in pushed(context, "rejected")}
     assert sorted(rejected) == ["broken.jpg", "cut.png"]
-    assert all("not a decodable image" in reason for reason in rejected.values())
+    assert [rejected[name]["product_id"] for name in sorted(rejected)] == ["broken", "cut"]
+    assert all("not a decodable image" in r["reason"] for r in rejected.values())
+    assert pushed(context, "catalog") == []
+    assert pushed(context, "catalog_reads") == {"list": 1, "get_index": 0, "images": 6, "sidecars": 3, "catalog": 0}
     # Nothing is sent as base64 through XCom: only s3:// URIs.
     assert all(p["image"].startswith("s3://") for p in products.values())
 

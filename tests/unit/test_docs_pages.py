@@ -25,6 +25,8 @@ from airflow_provider_cogvideo.hooks.connection import KNOWN_EXTRAS
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.operators.run_plan import CogVideoRunPlanOperator
+from airflow_provider_cogvideo.operators.run_record import CogVideoRunRecordOperator
 from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from airflow_provider_cogvideo.triggers.cogvideo import CogVideoSubmitBackoffTrigger, CogVideoTaskTrigger
@@ -38,6 +40,8 @@ OPERATOR_PAGES: dict[type, str] = {
     S3ProductImagesOperator: "operators/product_images.md",
     CogVideoToS3Operator: "transfers/cogvideo_to_s3.md",
     S3VideoGalleryOperator: "operators/gallery.md",
+    CogVideoRunPlanOperator: "operators/run_plan.md",
+    CogVideoRunRecordOperator: "operators/run_record.md",
 }
 """Operators, sensors and transfers: a parameters table with a "templated" column."""
 

@@ -151,13 +151,38 @@ def manifest(**overrides: Any) -> dict[str, Any]:
         ),
         _row("tea-04", "not_submitted", error="the run's estimate 4 is over max_total_price=3: nothing was submitted"),
         _row("pot-05", "planned", model="vidu2-image", request={"model": "vidu2-image", "duration": 4}, price=0.5),
-        {"product_id": "broken", "status": "rejected", "image": "s3://products/incoming/broken.jpg", "error": "x"},
+        _row(
+            "vase-06",
+            "reused",
+            video="s3://out/videos/vase-06/default/0123456789abcdef-81.mp4",
+            cover="s3://out/videos/vase-06/default/0123456789abcdef-81.png",
+            sha256="d00d" + "1" * 60,
+            size=2048,
+            job_id="81",
+            model="cogvideox-3",
+            price=0.0,
+            paid_price=1.0,
+            currency="CNY",
+            paid_by_run="scheduled__2026-11-30T00:00:00+00:00",
+            paid_at="2026-11-30T00:05:12+00:00",
+        ),
+        _row(
+            "bowl-07",
+            "held",
+            request_id="req-7",
+            held_by_run="scheduled__2026-11-29T00:00:00+00:00",
+            check=f"Run scheduled__2026-11-29 left this submit ambiguous {IMG_ATTACK}",
+        ),
+        _row("jar-08", "waiting", reason="over this run's cap of 2 paid item(s): taken by the next run"),
+        {"product_id": "broken", "status": "refused", "image": "s3://products/incoming/broken.jpg", "error": "x"},
     ]
     rows[-1]["error"] = "not a decodable image"
+    counts = {"uploaded": 1, "reused": 1, "waiting": 1, "held": 1, "failed": 1, "ambiguous": 1}
     document = {
         "dag_run": RUN,
         "plan": False,
         "products": rows,
+        "counts": {**counts, "not_submitted": 1, "refused": 1, "planned": 1},
         "total_price": 1.0,
         "actual_price": 2.0,
         "estimated_price": 5.0,
@@ -207,7 +232,7 @@ def test_hostile_ids_cannot_leave_their_attribute() -> None:
 def test_cards_carry_what_a_reviewer_needs() -> None:
     context = gallery_context(manifest(), presigned)
     cards = {card["product_id"]: card for card in context["cards"]}
-    assert list(cards) == ["mug-01", "lamp-02", "cup-03", "tea-04", "pot-05", "broken"]
+    assert list(cards) == ["mug-01", "lamp-02", "cup-03", "tea-04", "pot-05", "vase-06", "bowl-07", "jar-08", "broken"]
     mug = cards["mug-01"]
     assert mug["video_url"] == presigned("s3://out/videos/2026-12-01/mug-01.mp4")
     assert mug["cover_url"] == presigned("s3://out/videos/2026-12-01/mug-01.png")
@@ -227,31 +252,91 @@ def test_cards_carry_what_a_reviewer_needs() -> None:
         "Look up request_id req-3 in the BigModel console",
     )
     assert cards["tea-04"]["reason"].startswith("the run's estimate 4 is over")
-    # A rejected file may not be an image at all: linked, not shown.
+    # A refused file may not be an image at all: linked, not shown.
     assert cards["broken"]["image_url"] is None and cards["broken"]["file_url"].startswith("http://s3.test/products/")
-    assert cards["broken"]["reason"] == "not a decodable image"
+    assert (cards["broken"]["reason"], cards["broken"]["status_label"]) == (
+        "not a decodable image",
+        "Refused at ingestion",
+    )
     assert cards["lamp-02"]["image_url"]  # a failed product shows the image it was made from
     assert gallery_context(manifest(products=[_row("a", "failed")]), presigned)["cards"][0]["reason"].startswith(
         "No error was recorded"
     )  # fmt: skip
 
 
+def test_reused_held_and_waiting_cards() -> None:
+    cards = {card["product_id"]: card for card in gallery_context(manifest(), presigned)["cards"]}
+    vase, bowl, jar = cards["vase-06"], cards["bowl-07"], cards["jar-08"]
+    # A reused video plays as an uploaded one does, and says when and by which run it was paid.
+    assert vase["video_url"] == presigned("s3://out/videos/vase-06/default/0123456789abcdef-81.mp4")
+    assert vase["cover_url"] == presigned("s3://out/videos/vase-06/default/0123456789abcdef-81.png")
+    assert vase["reused"] == "Reused: paid 2026-11-30T00:05:12+00:00 by run scheduled__2026-11-30T00:00:00+00:00"
+    assert (vase["status_label"], vase["price"], vase["reason"]) == (
+        "Reused",
+        "0.00 CNY this run (1.00 CNY when paid)",
+        None,
+    )
+    # A held product: the request id to look up and what a person does; its source image, no video.
+    assert (bowl["request_id"], bowl["status_label"]) == ("req-7", "Held: check before paying again")
+    assert bowl["check"].startswith("Run scheduled__2026-11-29 left") and bowl["video_url"] is None
+    assert bowl["image_url"] == presigned("s3://products/incoming/bowl-07.png") and bowl["reused"] is None
+    assert (jar["reason"], jar["status_label"]) == (
+        "over this run's cap of 2 paid item(s): taken by the next run",
+        "Waiting for a later run",
+    )
+    page = render_gallery(manifest(), presigned)
+    assert html5_errors(page) == []
+    assert (
+        '<p class="reused">Reused: paid 2026-11-30T00:05:12+00:00 by run scheduled__2026-11-30T00:00:00+00:00</p>'
+        in page
+    )
+    assert "left this submit ambiguous &lt;img src=x onerror=alert(1)&gt;</p>" in page  # the check is escaped too
+    assert len(re.findall(r"<video ", page)) == 2  # the uploaded and the reused video
+
+
+def test_an_old_manifests_rejected_rows_read_as_refused() -> None:
+    old = {"products": [{"product_id": "b", "status": "rejected", "image": "s3://in/b.txt", "error": "x"}]}
+    context = gallery_context(old, presigned)
+    card = context["cards"][0]
+    assert (card["status"], card["status_label"], card["image_url"]) == ("refused", "Refused at ingestion", None)
+    assert dict(context["page"]["totals"])["Refused"] == "1"
+
+
 def test_totals() -> None:
     totals = dict(gallery_context(manifest(), presigned)["page"]["totals"])
     assert totals == {
-        "Products": "6",
+        "Products": "9",
         "Videos": "1",
         "Failed": "1",
+        "Reused": "1",
         "Ambiguous": "1",
-        "Rejected": "1",
+        "Held": "1",
+        "Waiting": "1",
+        "Refused": "1",
         "Not submitted": "1",
         "Planned": "1",
         "Cost": "1.00 CNY (list price)",
         "Submits paid": "2.00 CNY",
         "Time taken": "2 min 05 s",
     }
-    plan = dict(gallery_context(manifest(plan=True, products=[]), presigned)["page"]["totals"])
+    plan = dict(gallery_context(manifest(plan=True, products=[], counts=None), presigned)["page"]["totals"])
     assert plan["Would cost"] == "1.00 CNY (list price)" and "Submits paid" not in plan
+    assert (plan["Products"], plan["Planned"]) == ("0", "0")
+
+
+def test_totals_are_the_manifests_counts() -> None:
+    """The manifest counted its rows once; the page shows those counts, not a recount of its own. A
+    manifest without counts (written before they existed) has its rows counted."""
+    counts = {"uploaded": 40, "reused": 500, "failed": 2, "waiting": 0}
+    page = gallery_context(manifest(counts=counts), presigned)["page"]
+    assert page["counts"] == counts
+    totals = dict(page["totals"])
+    assert (totals["Products"], totals["Videos"], totals["Reused"], totals["Failed"]) == ("542", "40", "500", "2")
+    assert "Waiting" not in totals and "Held" not in totals  # zero counts of the rare statuses are left out
+    rows = [_row("a", "uploaded"), _row("b", "uploaded"), _row("c", "waiting", reason="later")]
+    counted = gallery_context({"products": rows}, presigned)["page"]
+    assert (counted["counts"]["uploaded"], counted["counts"]["waiting"], counted["counts"]["failed"]) == (2, 1, 0)
+    assert dict(counted["totals"])["Products"] == "3"
     assert [human_seconds(s) for s in (4.4, 65, 7300, None)] == ["4 s", "1 min 05 s", "2 h 01 min", None]
 
 
@@ -336,15 +421,15 @@ def test_operator_writes_the_page_with_presigned_media(s3, capsys: pytest.Captur
     page = answer["Body"].read().decode()
     assert html5_errors(page) == []
     videos = re.findall(r'<video[^>]* src="([^"]+)"', page)
-    assert len(videos) == 1 and videos[0].startswith("https://out.s3.amazonaws.com/videos/2026-12-01/mug-01.mp4?")
+    assert len(videos) == 2 and videos[0].startswith("https://out.s3.amazonaws.com/videos/2026-12-01/mug-01.mp4?")
     valid_for = signed_url_expiry(html.unescape(videos[0])) - before.timestamp()
     assert timedelta(days=2) <= timedelta(seconds=valid_for) < timedelta(days=2, minutes=1)
-    assert result["gallery"] == "s3://out/gallery/2026-12-01/run.html" and result["products"] == 6
+    assert result["gallery"] == "s3://out/gallery/2026-12-01/run.html" and result["products"] == 9
     assert result["url"].startswith("https://out.s3.amazonaws.com/gallery/2026-12-01/run.html?")
     expires = datetime.fromisoformat(result["expires_at"])
     assert timedelta(days=2) <= expires - before < timedelta(days=2, minutes=1)
     logged = "".join(capsys.readouterr())  # the task's log: Airflow's structlog writes to the console
-    assert result["url"] in logged and "Review gallery of 6 product(s)" in logged
+    assert result["url"] in logged and "Review gallery of 9 product(s)" in logged
 
 
 def test_operator_relative_media_and_a_manifest_from_s3(s3) -> None:
@@ -366,24 +451,26 @@ def test_operator_refuses_bad_settings_and_input(s3) -> None:
         gallery_operator(media="public")
     with pytest.raises(AirflowFailException, match="pass the XComArg"):
         gallery_operator(manifest="{'products': []}").execute({})
-    assert gallery_operator(manifest=manifest()["products"]).execute({})["products"] == 6  # bare rows
+    assert gallery_operator(manifest=manifest()["products"]).execute({})["products"] == 9  # bare rows
 
 
 def test_the_pipeline_writes_its_gallery_next_to_its_manifest() -> None:
     from airflow_provider_cogvideo.demo import pipeline_dag_file
+    from airflow_provider_cogvideo.operators.run_record import CogVideoRunRecordOperator
     from tests.unit.test_example_dags import _dagbag
 
     dag = _dagbag(pipeline_dag_file()).dags["product_video_pipeline"]
-    keys = dag.get_task("manifest").op_kwargs  # one task writes both, from one set of rows
-    assert keys["gallery_key"].startswith("gallery/") and keys["gallery_key"].endswith(".html")
-    assert keys["key"] == "manifests/" + keys["gallery_key"].removeprefix("gallery/").removesuffix(".html") + ".json"
-    assert [t.task_id for t in dag.leaves] == ["manifest"]  # a run refused by its budget still ends failed
+    [record] = dag.leaves  # a run refused by its budget still ends failed
+    assert isinstance(record, CogVideoRunRecordOperator)  # one task writes both, from one set of rows
+    gallery_key, manifest_key = record.gallery_key, record.manifest_key
+    assert gallery_key.startswith("gallery/") and gallery_key.endswith(".html")
+    assert manifest_key == "manifests/" + gallery_key.removeprefix("gallery/").removesuffix(".html") + ".json"
 
 
 def test_a_reencoded_products_card_names_the_image_it_arrived_as() -> None:
     """Ingestion sends a WebP as a staged JPEG; the card's source is the WebP that was uploaded, as the
     pipeline's manifest names it (``source_image_of``), not the staging copy."""
-    from airflow_provider_cogvideo.operators.product_images import source_image_of
+    from airflow_provider_cogvideo.products import source_image_of
 
     reencoded = {
         "image": "s3://products/staging/2026-12-01/echo.jpg",

@@ -10,7 +10,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator, write_gallery
-from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator, product_id_of
+from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.products import product_id_of
 from airflow_provider_cogvideo.s3 import MAX_KEY_BYTES, checked_key, checked_key_template
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 from airflow_provider_cogvideo.transfers.keys import format_key

@@ -395,6 +395,39 @@ def test_ambiguous_submit_is_recorded_as_ambiguous_with_its_request_id(api, cont
         operator(request_id="req-lost-1").execute(context)
     error = context["ti"].xcom["error"]
     assert (error["status"], error["request_id"]) == ("ambiguous", "req-lost-1")
+    assert error["product_id"] == "p1", "the manifest reads every record in one call: each names its product"
+
+
+def test_every_step_s_failure_record_names_its_product(api, context) -> None:
+    api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    api.get(f"/async-result/{JOB}").mock(return_value=httpx.Response(200, json={"task_status": "FAIL"}))
+    op = operator(metadata={"product_id": "lamp 7", "variant": "default", "title": "Lamp"})
+    deferred = defer(op, context)
+    with pytest.raises(AirflowFailException):
+        op.execute_complete(context, event=first_event(deferred.trigger))
+    assert context["ti"].xcom.pop("error") | {"error": "", "type": ""} == {
+        "error": "",
+        "type": "",
+        "product_id": "lamp 7",
+        "variant": "default",
+    }
+    with pytest.raises(AirflowException, match="Unexpected trigger event"):
+        op.execute_after_rate_limit(context, event={"v": 1, "status": "odd"})
+    assert (context["ti"].xcom["error"]["product_id"], context["ti"].xcom["error"]["variant"]) == ("lamp 7", "default")
+
+
+def test_a_mapped_instance_with_a_spend_plan_submits_without_reading_its_siblings(api, context) -> None:
+    """The run plan counted this product's share: its submit reads no other instance's spend."""
+    route = api.post("/videos/generations").mock(return_value=httpx.Response(200, json=SUBMITTED))
+    ti = context["ti"]
+    ti.map_index = 41
+    reads: list[dict] = []
+    own_pull = ti.xcom_pull
+    ti.xcom_pull = lambda **kw: reads.append(kw) or own_pull(**kw)
+    defer(operator(max_total_price="3", spend_plan={"run_estimate": 3, "share": 1.0}), context)
+    assert route.call_count == 1
+    assert reads == []
+    assert ti.xcom["spend"] | {"at": 0} == {"paid": 1.0, "reserved": 0.0, "at": 0, "map_index": 41, "share": 1.0}
 
 
 @pytest.mark.real_poll_floor
