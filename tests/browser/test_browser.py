@@ -89,7 +89,7 @@ def test_gallery_of_a_real_run(pipeline: Deployment, watched: WatchedPage, tmp_p
     assert failed["status"] == "failed" and failed["videos"] == []
     assert "1301" in failed["reason"] and "sensitive content" in failed["reason"]
     rejected = by_id[CORRUPT]
-    assert rejected["status"] == "rejected" and rejected["reason"].startswith("not a decodable image")
+    assert rejected["status"] == "refused" and rejected["reason"].startswith("not a decodable image")
 
     # The sidecar's <script> is text on the page, and never ran.
     assert by_id[pipeline.script_product]["title"] == SCRIPT_TITLE

@@ -44,7 +44,7 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.Captur
     # The manifest outlives the local S3 server: a local copy, the path printed.
     manifest = json.loads((tmp_path / ".demo" / "manifest.json").read_text())
     assert f"Manifest:    {tmp_path / '.demo' / 'manifest.json'}  (a copy of s3://product-videos/manifests/" in out
-    assert manifest["uploaded"] == products and manifest["rejected"] == 1
+    assert manifest["uploaded"] == products and manifest["refused"] == 1
 
     # The gallery: in S3 (the demo checks the pipeline wrote it), and a local copy that plays from
     # .demo/videos/ by relative paths (the local S3 server is gone), rendered to a screenshot.

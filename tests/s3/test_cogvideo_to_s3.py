@@ -9,6 +9,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from email.header import decode_header
 from typing import Any
 
@@ -17,11 +18,12 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import AssetAlias
 
-from airflow_provider_cogvideo.errors import CogVideoDownloadError
+from airflow_provider_cogvideo.errors import CogVideoDownloadError, CogVideoValidationError
 from airflow_provider_cogvideo.s3_multipart import part_size_for
 from airflow_provider_cogvideo.sizes import MiB
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer, synthetic_chunks
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
+from airflow_provider_cogvideo.video_index import IndexLocation, load_index
 from tests.s3.helpers import (
     AWS_CONN_ID,
     COGVIDEO_CONN_ID,
@@ -524,3 +526,255 @@ def test_unknown_length_sizes_parts_for_the_largest_allowed_video() -> None:
     )
     assert part_size_for(op.max_video_bytes, op.part_size) * 10_000 >= 200 * 1024 * MiB
     assert part_size_for(12 * MiB, op.part_size) == 8 * MiB
+
+
+# ------------------------------------------------------------------ with a video index
+FINGERPRINT = hashlib.sha256(b"the mug's video").hexdigest()
+INPUTS = {
+    "image": {"key": "incoming/mug.png", "size": 2048, "etag": "etag-image", "sha256": "a" * 64},
+    "sidecar": {"key": "incoming/mug.json", "size": 40, "etag": "etag-sidecar", "fields": {"title": "Red mug"}},
+}
+VIDEO = b"a small indexed video" * 50
+RUN_ID = "scheduled__2025-03-01T00:00:00+00:00"
+
+
+@pytest.fixture
+def indexed_job(result_server: ResultFileServer) -> dict[str, Any]:
+    """A result as ingestion with a video index plans it: product, variant, fingerprint and inputs."""
+    job_id = str(uuid.uuid4().int)[:19]
+    return {
+        "id": job_id,
+        "model": "cogvideox-3",
+        "request_id": f"af-{job_id}",
+        "task_status": "SUCCESS",
+        "video_url": result_server.add(f"{job_id}.mp4", VIDEO),
+        "cover_image_url": result_server.add(f"{job_id}.png", COVER, content_type="image/png"),
+        "metadata": {
+            "product_id": "mug",
+            "title": "Red mug",
+            "source_image": "s3://catalog/incoming/mug.png",
+            "variant": "default",
+            "fingerprint": FINGERPRINT,
+            "index_inputs": INPUTS,
+        },
+        "price": 1.0,
+        "price_currency": "CNY",
+        "prompt": "A red mug turns slowly",
+    }
+
+
+def indexed_transfer(bucket: str, result: Any, **kwargs: Any) -> CogVideoToS3Operator:
+    return transfer(bucket, result, s3_key=None, video_index=f"s3://{bucket}/videos/", **kwargs)
+
+
+def written(client: Any) -> list[tuple[str, str]]:
+    """The writes the client sends, in order: (operation, key)."""
+    writes: list[tuple[str, str]] = []
+    kinds = {"PutObject", "CreateMultipartUpload", "CompleteMultipartUpload"}
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name in kinds:
+            writes.append((model.name, params["Key"]))
+
+    client.meta.events.register("before-parameter-build.s3", record)
+    return writes
+
+
+def test_an_indexed_video_is_stored_under_the_index_then_its_entry(
+    s3: Any, bucket: str, indexed_job: dict[str, Any]
+) -> None:
+    job_id = indexed_job["id"]
+    video_key = f"videos/mug/default/{FINGERPRINT[:16]}-{job_id}.mp4"
+    cover_key = f"videos/mug/default/{FINGERPRINT[:16]}-{job_id}.png"
+    entry_key = f"videos/.index/entries/mug/default/{FINGERPRINT}.json"
+    op = indexed_transfer(bucket, indexed_job)
+    writes = written(op.s3_client)
+    out = op.execute(make_context(run_id=RUN_ID))
+
+    assert out["s3_uri"] == f"s3://{bucket}/{video_key}"
+    assert out["cover_s3_uri"] == f"s3://{bucket}/{cover_key}"
+    assert writes == [
+        ("CreateMultipartUpload", video_key),
+        ("CompleteMultipartUpload", video_key),
+        ("PutObject", cover_key),
+        ("PutObject", entry_key),
+    ], "the entry is written once the video and the cover are stored, never before"
+
+    video_head = s3.head_object(Bucket=bucket, Key=video_key)
+    cover_head = s3.head_object(Bucket=bucket, Key=cover_key)
+    stored = s3.get_object(Bucket=bucket, Key=entry_key)
+    body = json.loads(stored["Body"].read())
+    paid_at = body.pop("paid_at")
+    assert body == {
+        "version": 1,
+        "product_id": "mug",
+        "variant": "default",
+        "fingerprint": FINGERPRINT,
+        "bucket": bucket,
+        "video": {
+            "key": video_key,
+            "size": video_head["ContentLength"],
+            "etag": video_head["ETag"].strip('"'),
+            "sha256": hashlib.sha256(VIDEO).hexdigest(),
+        },
+        "cover": {
+            "key": cover_key,
+            "size": len(COVER),
+            "etag": cover_head["ETag"].strip('"'),
+            "sha256": hashlib.sha256(COVER).hexdigest(),
+        },
+        "job_id": job_id,
+        "model": "cogvideox-3",
+        "price": 1.0,
+        "currency": "CNY",
+        "paid_by_run": RUN_ID,
+        "prompt": "A red mug turns slowly",
+        "inputs": INPUTS,
+    }
+    assert video_head["ContentLength"] == len(VIDEO)
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=video_key)["TagSet"]}
+    assert body["video"]["sha256"] == tags["sha256"] == out["sha256"]
+    assert datetime.fromisoformat(paid_at).utcoffset() == timedelta(0)
+    assert out["index_entry"] == {
+        "key": entry_key,
+        "etag": stored["ETag"].strip('"'),
+        "body": {**body, "paid_at": paid_at},
+    }
+
+    index = load_index(s3, IndexLocation(bucket, "videos/"))
+    entry = index.find("mug", "default", FINGERPRINT)
+    assert entry is not None and index.trusted(entry)
+
+    # What the index records never travels as object metadata (anyone who may HEAD the video reads it).
+    for head in (video_head, cover_head):
+        assert not [name for name in head["Metadata"] if "index" in name or "inputs" in name]
+        assert head["Metadata"]["product-fingerprint"] == FINGERPRINT
+        assert head["Metadata"]["cogvideo-job-id"] == job_id
+
+
+def test_a_retry_finds_the_video_and_writes_the_same_entry(
+    s3: Any, bucket: str, indexed_job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    """A crash after the video was stored, before the entry: the retry downloads nothing and writes
+    the entry, naming the same objects."""
+    job_id = indexed_job["id"]
+    entry_key = f"videos/.index/entries/mug/default/{FINGERPRINT}.json"
+    op = indexed_transfer(bucket, indexed_job)
+    real = op.s3_client
+
+    class CrashBeforeTheEntry:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def put_object(self, **kwargs: Any) -> Any:
+            if "/.index/" in kwargs["Key"]:
+                raise OSError("worker killed")
+            return real.put_object(**kwargs)
+
+    op.s3_client = CrashBeforeTheEntry()
+    with pytest.raises(OSError, match="worker killed"):
+        op.execute(make_context(run_id=RUN_ID))
+    video_key = f"videos/mug/default/{FINGERPRINT[:16]}-{job_id}.mp4"
+    assert object_keys(s3, bucket) == [video_key, video_key.removesuffix(".mp4") + ".png"], "a video, no entry"
+    assert load_index(s3, IndexLocation(bucket, "videos/")).entries == {}
+
+    before = downloads(result_server, f"{job_id}.mp4"), downloads(result_server, f"{job_id}.png")
+    first = indexed_transfer(bucket, indexed_job).execute(make_context(run_id=RUN_ID))
+    second = indexed_transfer(bucket, indexed_job).execute(make_context(run_id=RUN_ID))
+    assert (downloads(result_server, f"{job_id}.mp4"), downloads(result_server, f"{job_id}.png")) == before
+    assert first["already_present"] is second["already_present"] is True
+    assert first["index_entry"]["key"] == second["index_entry"]["key"] == entry_key
+
+    def without_time(body: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in body.items() if k != "paid_at"}
+
+    assert without_time(first["index_entry"]["body"]) == without_time(second["index_entry"]["body"])
+    assert first["index_entry"]["body"]["video"]["sha256"] == hashlib.sha256(VIDEO).hexdigest()
+    index = load_index(s3, IndexLocation(bucket, "videos/"))
+    assert index.trusted(index.find("mug", "default", FINGERPRINT))  # type: ignore[arg-type]
+
+
+def test_a_failed_download_writes_no_entry(
+    s3: Any, bucket: str, indexed_job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    result_server.files[f"{indexed_job['id']}.mp4"].faults = ["truncate:100"]
+    with pytest.raises(CogVideoDownloadError):
+        indexed_transfer(bucket, indexed_job).execute(make_context(run_id=RUN_ID))
+    assert object_keys(s3, bucket) == []
+    assert pending_uploads(s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"s3_key": "videos/{id}.mp4", "video_index": "s3://b/videos/"},
+        {"s3_key": None, "video_index": None},
+        {"s3_key": "", "video_index": "None"},
+    ],
+    ids=["both", "neither", "neither, rendered"],
+)
+def test_either_s3_key_or_video_index(keys: dict[str, Any]) -> None:
+    with pytest.raises(CogVideoValidationError, match=r"^s3_key: give either s3_key or video_index") as raised:
+        CogVideoToS3Operator(task_id="t", result="http://x/a.mp4", s3_bucket="b", **keys)
+    assert raised.value.field == "s3_key"
+    assert CogVideoToS3Operator(task_id="t", result="http://x/a.mp4", s3_bucket="b", video_index="s3://b/v/")
+
+
+def test_a_video_index_that_rendered_empty_is_refused(bucket: str, indexed_job: dict[str, Any]) -> None:
+    op = indexed_transfer(bucket, indexed_job)
+    op.video_index = "None"  # as a template of an unset param renders
+    with pytest.raises(AirflowFailException, match=r"video_index rendered as 'None' and no s3_key is given"):
+        op.execute(make_context(run_id=RUN_ID))
+
+
+def test_the_index_lives_in_the_videos_bucket(
+    s3: Any, bucket: str, indexed_job: dict[str, Any], result_server: ResultFileServer
+) -> None:
+    op = transfer(bucket, indexed_job, s3_key=None, video_index="s3://another-bucket/videos/")
+    with pytest.raises(AirflowFailException, match=r"video_index s3://another-bucket/videos/ is in bucket 'another"):
+        op.execute(make_context(run_id=RUN_ID))
+    with pytest.raises(AirflowFailException, match=r"^video_index: "):
+        transfer(bucket, indexed_job, s3_key=None, video_index="videos/").execute(make_context(run_id=RUN_ID))
+    assert downloads(result_server, f"{indexed_job['id']}.mp4") == 0
+    assert object_keys(s3, bucket) == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "missing"),
+    [
+        ({"product_id": "mug", "variant": "default"}, "fingerprint"),
+        ({"variant": "default", "fingerprint": FINGERPRINT}, "product_id"),
+        ({"product_id": "mug", "variant": 3, "fingerprint": FINGERPRINT}, "variant"),
+    ],
+)
+def test_a_result_not_planned_against_an_index_fails_without_retry(
+    s3: Any,
+    bucket: str,
+    indexed_job: dict[str, Any],
+    result_server: ResultFileServer,
+    metadata: dict[str, Any],
+    missing: str,
+) -> None:
+    indexed_job["metadata"] = metadata
+    context = make_context(run_id=RUN_ID)
+    with pytest.raises(AirflowFailException) as raised:
+        indexed_transfer(bucket, indexed_job).execute(context)
+    message = str(raised.value)
+    assert message.startswith(f"result.metadata: has no text {missing}: not an item planned against a video index")
+    assert "not retried" in message
+    assert downloads(result_server, f"{indexed_job['id']}.mp4") == 0
+    assert object_keys(s3, bucket) == []
+    (record,) = [c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list if c.kwargs["key"] == "error"]
+    assert record["type"] == "CogVideoValidationError"
+    assert record.get("product_id") == metadata.get("product_id")
+
+
+def test_an_upload_error_record_names_the_product(bucket: str, indexed_job: dict[str, Any]) -> None:
+    """A manifest reads every mapped upload's error record in one call, without map indexes: the
+    record itself must say which product (and variant) it is about."""
+    indexed_job["video_url"] = "file:///etc/passwd"
+    context = make_context(run_id=RUN_ID)
+    with pytest.raises(AirflowFailException):
+        indexed_transfer(bucket, indexed_job).execute(context)
+    (record,) = [c.kwargs["value"] for c in context["ti"].xcom_push.call_args_list if c.kwargs["key"] == "error"]
+    assert (record["product_id"], record["variant"]) == ("mug", "default")
