@@ -27,14 +27,14 @@ import ast
 import enum
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.manifest import RowStatus
 from airflow_provider_cogvideo.sizes import KiB
 from airflow_provider_cogvideo.validation import is_unset
-from airflow_provider_cogvideo.video_index import Hold, IndexEntry, VideoIndex
+from airflow_provider_cogvideo.video_index import Hold, IndexEntry, IndexLocation, VideoIndex
 
 ALL = "all"
 """A :class:`Selection` of every product (``regenerate="all"``)."""
@@ -43,6 +43,9 @@ DEFAULT_MAX_MAP_LENGTH = 1024
 MAX_RECORDED_SIDECAR_BYTES = 8 * KiB
 """Sidecar fields up to this (as JSON) are recorded in the index, so that a later run can recompute
 the prompt without reading the sidecar; a bigger sidecar is read again each run (never paid twice)."""
+
+
+_ListedT = TypeVar("_ListedT", bound="Listed")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,43 @@ class Listed:
     def record(self, **more: Any) -> dict[str, Any]:
         """What an index entry records of this input (plus e.g. its ``sha256`` or ``fields``)."""
         return {"key": self.key, "size": self.size, "etag": self.etag, **more}
+
+    @classmethod
+    def from_listing(cls: type[_ListedT], obj: Mapping[str, Any], **more: Any) -> _ListedT:
+        """One ``Contents`` entry of a ``ListObjectsV2`` page (the ETag without its quotes)."""
+        return cls(str(obj["Key"]), int(obj["Size"]), str(obj.get("ETag") or "").strip('"'), **more)
+
+
+@dataclass(frozen=True)
+class CatalogImage(Listed):
+    """A product image as listed: a candidate of the run, named by its product id."""
+
+    product_id: str = ""
+
+    @property
+    def listed(self) -> Listed:
+        return Listed(self.key, self.size, self.etag)
+
+
+@dataclass
+class CatalogRun:
+    """One ingestion's inputs to the decisions, and what they produced: the items to pay, the rows of
+    what is not mapped (reused, held, waiting) and the refusals."""
+
+    catalog: dict[str, dict[str, Any]]
+    index: VideoIndex | None
+    cap: int
+    regenerate: Selection
+    release_held: Selection
+    rejected: list[dict[str, Any]]
+    paid: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def index_overlaps(location: IndexLocation, bucket: str, prefix: str) -> bool:
+    """Whether the listing of ``prefix`` in ``bucket`` and the index under ``location`` share keys (the
+    index's covers would be listed as product images, and paid for every run)."""
+    return location.bucket == bucket and (location.root.startswith(prefix) or prefix.startswith(location.root))
 
 
 @dataclass(frozen=True)
@@ -93,7 +133,7 @@ class Selection:
                 field, f'must be a list of product ids, a comma-separated text of them, or "all"; got {value!r}'
             )
         names = frozenset(v.strip() for v in value if v.strip())
-        if ALL in names:
+        if any(name.casefold() == ALL for name in names):
             return cls(everything=True)
         return cls(products=names)
 
@@ -245,6 +285,8 @@ __all__ = [
     "ALL",
     "DEFAULT_MAX_MAP_LENGTH",
     "MAX_RECORDED_SIDECAR_BYTES",
+    "CatalogImage",
+    "CatalogRun",
     "Choice",
     "FingerprintOf",
     "Listed",
@@ -252,6 +294,7 @@ __all__ = [
     "choose",
     "held_row",
     "index_inputs",
+    "index_overlaps",
     "known_title",
     "max_map_length",
     "paid_cap",

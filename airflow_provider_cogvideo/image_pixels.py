@@ -27,8 +27,10 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS
 from airflow_provider_cogvideo.errors import CogVideoMissingExtraError, CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra
+from airflow_provider_cogvideo.sizes import human_size
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -347,4 +349,25 @@ def normalized_jpeg(data: bytes, max_bytes: int, *, label: str) -> tuple[bytes, 
     return jpeg, ImageInfo(format="jpeg", mode="RGB", width=width, height=height, n_bytes=len(jpeg), icc=icc)
 
 
-__all__ = ["MAX_IMAGE_PIXELS", "ImageInfo", "encode_jpeg", "inspect_image", "normalized_jpeg", "normalized_rgb"]
+def sendable_as_is(data: bytes, max_bytes: int, *, label: str) -> tuple[ImageInfo, list[str]]:
+    """What ``data`` is, and why it cannot be sent as it is (empty: it can): a format no CogVideoX
+    model takes, what :meth:`ImageInfo.reencode_reasons` finds (rotated, a colour profile, alpha...),
+    more than ``max_bytes``. Whatever has a reason is sent as :func:`normalized_jpeg` makes it."""
+    info = inspect_image(data, label=label)
+    reasons = info.reencode_reasons()
+    if info.format not in COGVIDEOX_IMAGE_FORMATS:
+        reasons.insert(0, info.format)
+    if info.n_bytes > max_bytes:
+        reasons.append(human_size(info.n_bytes))
+    return info, reasons
+
+
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "ImageInfo",
+    "encode_jpeg",
+    "inspect_image",
+    "normalized_jpeg",
+    "normalized_rgb",
+    "sendable_as_is",
+]

@@ -8,22 +8,13 @@ the API would refuse, renders one prompt per product and returns small dicts for
 
 Images travel by S3 URI only, never as base64 through XCom (XCom rows are small and logged).
 
-Per image:
-
-* PNG or JPEG up to ``image_max_bytes`` (5 MB, the CogVideoX limit) that any decoder shows the same
-  way (8-bit RGB or grey, opaque, upright, sRGB or no colour profile): used as is;
-* anything else decodable is re-encoded to an RGB JPEG that fits, stored under ``staging_prefix``
-  (quality, then size, reduced until it fits), because the service reads pixels and ignores
-  metadata: another format (WebP, GIF, BMP, TIFF, HEIC/HEIF with the ``heif`` extra), too big, an EXIF
-  orientation other than 1 (a phone portrait; turned upright), a non-sRGB ICC profile (converted to
-  sRGB, see :func:`~airflow_provider_cogvideo.image_pixels.normalized_rgb`), CMYK, a palette, transparency
-  (flattened on white) or 16-bit channels (scaled, not clipped);
-* a HEIC/HEIF photo without the ``heif`` extra: rejected with the ``pip install`` line to fix it;
-* undecodable, over the pixel budget (:data:`~airflow_provider_cogvideo.image_pixels.MAX_IMAGE_PIXELS`,
-  checked from the header before any pixel is decoded), over
-  :data:`~airflow_provider_cogvideo.image_sources.MAX_SOURCE_BYTES`, an unreadable sidecar, or a duplicate
-  product id: rejected, with the reason in the log and in the XCom key ``rejected``; if nothing is
-  usable the task fails.
+Per image (:func:`~airflow_provider_cogvideo.image_pixels.sendable_as_is`): a PNG or JPEG up to
+``image_max_bytes`` that any decoder shows the same way is used as is; anything else decodable (another
+format, HEIC with the ``heif`` extra, too big, rotated, another colour profile, CMYK, a palette,
+transparency, 16 bits) is re-encoded to an upright sRGB JPEG that fits, under ``staging_prefix``.
+Undecodable, over the pixel budget or :data:`~airflow_provider_cogvideo.image_sources.MAX_SOURCE_BYTES`,
+a HEIC without the extra, an unreadable sidecar or a duplicate product id: rejected, with the reason
+in the log and in the XCom key ``rejected``; if nothing is usable the task fails.
 
 Every object is read with a cap (images, sidecars, the catalog): its ``ContentLength`` first, and a
 read that stops one byte past the cap, so an object that grew since it was listed costs no more.
@@ -46,7 +37,7 @@ import json
 import posixpath
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -54,14 +45,17 @@ from urllib.parse import quote
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
 
-from airflow_provider_cogvideo.capabilities import COGVIDEOX_IMAGE_FORMATS, MODEL_CAPABILITIES, PROMPT_MAX_CHARS
+from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES, PROMPT_MAX_CHARS
 from airflow_provider_cogvideo.catalog_plan import (
+    CatalogImage,
+    CatalogRun,
     Choice,
     Listed,
     Selection,
     choose,
     held_row,
     index_inputs,
+    index_overlaps,
     known_title,
     paid_cap,
     reuse_after_read,
@@ -70,7 +64,7 @@ from airflow_provider_cogvideo.catalog_plan import (
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.fingerprint import video_fingerprint
-from airflow_provider_cogvideo.image_pixels import inspect_image, normalized_jpeg
+from airflow_provider_cogvideo.image_pixels import normalized_jpeg, sendable_as_is
 from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
 from airflow_provider_cogvideo.products import (
     PlaceholderValues,
@@ -132,18 +126,6 @@ several runs, each checked and priced on its own."""
 
 
 @dataclass(frozen=True)
-class _Candidate:
-    key: str
-    product_id: str
-    size: int
-    etag: str = ""
-
-    @property
-    def listed(self) -> Listed:
-        return Listed(self.key, self.size, self.etag)
-
-
-@dataclass(frozen=True)
 class _Prepared:
     """A product whose image and sidecar were read: what goes to the generate step and the index."""
 
@@ -153,10 +135,6 @@ class _Prepared:
     sidecar_fields: dict[str, Any] | None
     sha256: str
     prompt: str | None
-
-
-def _etag(raw: Any) -> str:
-    return str(raw or "").strip('"')
 
 
 class S3ProductImagesOperator(BaseOperator):
@@ -286,7 +264,7 @@ class S3ProductImagesOperator(BaseOperator):
             release_held = Selection.parse("release_held", self.release_held)
         except CogVideoValidationError as exc:
             raise AirflowFailException(str(exc)) from None
-        if location is not None and _overlaps(location, self.s3_bucket, self.prefix):
+        if location is not None and index_overlaps(location, self.s3_bucket, self.prefix):
             # the videos' covers are images: listed as products, each run would pay for videos of covers
             raise AirflowFailException(
                 f"video_index {location.uri} overlaps the images listed under {self._uri(self.prefix)}: keep the "
@@ -306,7 +284,7 @@ class S3ProductImagesOperator(BaseOperator):
 
         catalog = self._load_catalog()
         candidates, sidecars, rejected = self._list_candidates(context)
-        run = _Run(
+        run = CatalogRun(
             catalog=catalog,
             index=self._load_index(location),
             cap=paid_cap(self.max_products),
@@ -319,7 +297,7 @@ class S3ProductImagesOperator(BaseOperator):
         self._report(context, run)
         return run.paid
 
-    def _report(self, context: Context, run: _Run) -> None:
+    def _report(self, context: Context, run: CatalogRun) -> None:
         """XCom (``rejected``, ``catalog``, ``catalog_reads``) and the log: what each product became."""
         for item in run.rejected:
             self.log.warning("Rejected %s: %s", item["image"], item["reason"])
@@ -390,7 +368,7 @@ class S3ProductImagesOperator(BaseOperator):
         return index
 
     # ------------------------------------------------------------------ the decision per product
-    def _decide(self, run: _Run, candidate: _Candidate, sidecar: Listed | None) -> None:
+    def _decide(self, run: CatalogRun, candidate: CatalogImage, sidecar: Listed | None) -> None:
         """Reuse, hold, or read; then, read, reuse or pay (see :mod:`~airflow_provider_cogvideo.catalog_plan`)."""
         pid, image = candidate.product_id, self._uri(candidate.key)
         to_read: list[str] = []
@@ -420,7 +398,7 @@ class S3ProductImagesOperator(BaseOperator):
                 to_read.append(variant)
         if not to_read:
             return
-        if False:  # left unread for the next run
+        if len(run.paid) + len(to_read) > run.cap:  # left unread for the next run
             title = known_title(None, run.catalog.get(pid))
             run.rows.extend(waiting_row(pid, variant, title=title, image=image, cap=run.cap) for variant in to_read)
             return
@@ -471,11 +449,11 @@ class S3ProductImagesOperator(BaseOperator):
             return None
         return start, end
 
-    def _list_candidates(self, context: Context) -> tuple[list[_Candidate], dict[str, Listed], list[dict[str, str]]]:
+    def _list_candidates(self, context: Context) -> tuple[list[CatalogImage], dict[str, Listed], list[dict[str, str]]]:
         """The images to consider (sorted by key), the sidecars listed beside them, and the refusals."""
         interval = self._interval(context) if self.only_new_in_data_interval else None
         paginator = self._client.get_paginator("list_objects_v2")
-        candidates: list[_Candidate] = []
+        candidates: list[CatalogImage] = []
         sidecars: dict[str, Listed] = {}
         rejected: list[dict[str, str]] = []
         seen: dict[str, str] = {}
@@ -489,7 +467,7 @@ class S3ProductImagesOperator(BaseOperator):
                     continue
                 ext = posixpath.splitext(key)[1]
                 if ext.lower() == SIDECAR_EXTENSION:
-                    sidecars[key] = Listed(key, int(obj["Size"]), _etag(obj.get("ETag")))
+                    sidecars[key] = Listed.from_listing(obj)
                 if ext.lower() not in IMAGE_EXTENSIONS:
                     is_ours = ext.lower() == SIDECAR_EXTENSION or key == self.catalog_key or key.endswith("/")
                     ignored += 0 if is_ours else 1
@@ -503,7 +481,7 @@ class S3ProductImagesOperator(BaseOperator):
                     rejected.append({"product_id": pid, "image": self._uri(key), "reason": reason})
                     continue
                 seen[pid] = self._uri(key)
-                candidates.append(_Candidate(key, pid, int(obj["Size"]), _etag(obj.get("ETag"))))
+                candidates.append(CatalogImage.from_listing(obj, product_id=pid))
         if ignored:
             self.log.info("Ignored %d non-image file(s) under %s", ignored, self._uri(self.prefix))
         if old:
@@ -573,7 +551,7 @@ class S3ProductImagesOperator(BaseOperator):
         return prompt or None
 
     def _prepare(
-        self, candidate: _Candidate, catalog: Mapping[str, Mapping[str, Any]], sidecar: Listed | None
+        self, candidate: CatalogImage, catalog: Mapping[str, Mapping[str, Any]], sidecar: Listed | None
     ) -> _Prepared:
         if candidate.size > MAX_SOURCE_BYTES:
             raise _Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
@@ -589,7 +567,7 @@ class S3ProductImagesOperator(BaseOperator):
             prompt=self._prompt(candidate.product_id, fields),
         )
 
-    def _checked_image(self, candidate: _Candidate) -> tuple[str, bool, str]:
+    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, str]:
         """The S3 URI to send, whether it was re-encoded, and the sha256 of the image as it arrived
         (its fingerprint's: a re-encode's bytes depend on the Pillow version); raises _Rejected if
         unusable."""
@@ -598,16 +576,11 @@ class S3ProductImagesOperator(BaseOperator):
             data = self._read(candidate.key, MAX_SOURCE_BYTES)
             self._requests["images"] += 1
             self._read_keys.append(candidate.key)
-            info = inspect_image(data, label=label)
+            info, reasons = sendable_as_is(data, self.image_max_bytes, label=label)
         except ObjectTooLargeError as exc:
             raise _Rejected(f"too big to be a product photo: {exc}") from None
         except CogVideoValidationError as exc:
             raise _Rejected(exc.reason) from None
-        reasons = info.reencode_reasons()
-        if info.format not in COGVIDEOX_IMAGE_FORMATS:
-            reasons.insert(0, info.format)
-        if info.n_bytes > self.image_max_bytes:
-            reasons.append(human_size(info.n_bytes))
         sha256 = hashlib.sha256(data).hexdigest()
         if not reasons:
             return label, False, sha256
@@ -654,25 +627,6 @@ class S3ProductImagesOperator(BaseOperator):
 
 class _Rejected(Exception):
     """One image cannot be used; the message is the reason reported to the user."""
-
-
-@dataclass
-class _Run:
-    """One execution's inputs to the decisions and what they produced."""
-
-    catalog: dict[str, dict[str, Any]]
-    index: VideoIndex | None
-    cap: int
-    regenerate: Selection
-    release_held: Selection
-    rejected: list[dict[str, str]]
-    paid: list[dict[str, Any]] = field(default_factory=list)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _overlaps(location: IndexLocation, bucket: str, prefix: str) -> bool:
-    """Whether the listing of ``prefix`` in ``bucket`` and the index under ``location`` share keys."""
-    return location.bucket == bucket and (location.root.startswith(prefix) or prefix.startswith(location.root))
 
 
 def _sidecar_key(image_key: str) -> str:

@@ -8,8 +8,8 @@ It runs whatever happened upstream (``trigger_rule="all_done"``) and, from the t
 3. logs the run's totals (:func:`~airflow_provider_cogvideo.manifest.summary_line`);
 4. with a ``video_index``: holds every ``ambiguous`` product (a hold object: later runs do not pay for
    it again until a person clears it), compacts the index with the entries this run's uploads wrote
-   (they need no read-back), then clears the hold of every product uploaded this run that had one (a
-   run with ``release_held`` paid for it, and it is safely stored now);
+   (they need no read-back), then clears the hold of every product uploaded or reused this run that
+   had one (a run with ``release_held`` took it: paid and safely stored now, or its video was found);
 5. fails the task (``AirflowFailException``, after everything is written) when the plan refused the
    run for its budget, so that the run does not look like a success.
 
@@ -117,7 +117,7 @@ class CogVideoRunRecordOperator(BaseOperator):
         it wrote) and XCom ``error``.
     :param video_index: ``s3://bucket/prefix/`` of the run's video index
         (:mod:`~airflow_provider_cogvideo.video_index`), or unset for none: ambiguous products are held
-        there, uploaded ones released, and the index compacted.
+        there, uploaded or reused ones released, and the index compacted.
     :param dry_run: the run is a dry run (``"{{ params.dry_run }}"``): the manifest is a plan of what the
         run would cost. A run whose generate tasks returned dry-run results is one whatever this says.
     :type dry_run: bool | str
@@ -283,7 +283,7 @@ class CogVideoRunRecordOperator(BaseOperator):
         released = [
             (str(row["product_id"]), str(row.get("variant") or DEFAULT_VARIANT))
             for row in rows
-            if row.get("status") == RowStatus.UPLOADED
+            if row.get("status") in (RowStatus.UPLOADED, RowStatus.REUSED)  # held ones are neither: released
         ]
         released = [subject for subject in released if index.held(*subject) is not None]
         for product_id, variant in released:

@@ -158,7 +158,7 @@ def test_a_selection_of_products(value: Any, products: set[str]) -> None:
     assert "sku-9" not in selection
 
 
-@pytest.mark.parametrize("value", ["all", " all ", ["sku-1", "all"], "sku-1,all", "['all']", True])
+@pytest.mark.parametrize("value", ["all", " all ", "ALL", ["sku-1", "All"], "sku-1,all", "['all']", True])
 def test_all_selects_every_product(value: Any) -> None:
     selection = Selection.parse("regenerate", value)
     assert selection.everything

@@ -138,6 +138,8 @@ def test_a_run_is_recorded_held_released_and_compacted(s3, monkeypatch: pytest.M
     # mug was held by an earlier run; this run released and paid it: its hold goes once it is stored.
     earlier = Hold("mug", "default", "req-old", "scheduled__2026-11-30", "2026-11-30T00:00:00+00:00", None, None)
     write_hold(s3, location, earlier)
+    # vase was held too; the person found its job had made a video: released, it is reused, its hold goes.
+    write_hold(s3, location, Hold("vase", "default", "req-v", "scheduled__2026-11-30", earlier.at, None, None))
     items = [item("mug", "f" * 64), item("cup", "c" * 64), item("lamp", "1" * 64), item("tea", "7" * 64)]
     reused = {"product_id": "vase", "variant": "default", "status": "reused", "price": 0.0, "paid_by_run": "r0"}
     ti = RunTI(
@@ -199,6 +201,7 @@ def test_a_run_is_recorded_held_released_and_compacted(s3, monkeypatch: pytest.M
     assert (held.request_id, held.run_id, held.reason) == ("req-cup", RUN, "submit answer lost")
     assert held.fingerprint == "c" * 64
     assert index.held("mug", "default") is None  # released: uploaded this run
+    assert index.held("vase", "default") is None  # released: reused this run
     assert index.held("lamp", "default") is None and index.held("tea", "default") is None  # failed: tried again
     assert index.find("mug", "default", "f" * 64) is not None
     # The compacted document holds every entry and hold listed: the next run reads it with one GET.
