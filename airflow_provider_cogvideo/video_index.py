@@ -328,6 +328,9 @@ class VideoIndex:
     """Every entry and hold object read, key -> (ETag, body or None when unreadable): the document."""
     _rows: dict[tuple[str, str], list[IndexEntry]] = field(default_factory=dict, repr=False)
     """``entries`` by (product, variant), so a run's look-ups stay linear in the catalog."""
+    document_current: bool = False
+    """The stored compacted document already names every entry and hold listed, under its ETag, and
+    nothing else: :func:`compact` need not write it again (megabytes at catalog scale)."""
 
     def find(self, product_id: str, variant: str, fingerprint: str) -> IndexEntry | None:
         return self.entries.get(self.location.entry_key(product_id, variant, fingerprint))
@@ -422,10 +425,10 @@ def _document_objects(data: bytes | None, location: IndexLocation) -> dict[str, 
 def _load(client: Any, location: IndexLocation, known: Iterable[tuple[str, str, Any]]) -> VideoIndex:
     index = VideoIndex(location)
     index.requests["get"] += 1
-    cached = _document_objects(
+    stored = _document_objects(
         get_or_none(client, location.bucket, location.document_key, max_bytes=MAX_DOCUMENT_BYTES), location
     )
-    cached.update({key: (etag.strip('"'), body) for key, etag, body in known})
+    cached = {**stored, **{key: (etag.strip('"'), body) for key, etag, body in known}}
     pages = client.get_paginator("list_objects_v2").paginate(
         Bucket=location.bucket, Prefix=location.root, PaginationConfig={"PageSize": LIST_PAGE_KEYS}
     )
@@ -434,9 +437,11 @@ def _load(client: Any, location: IndexLocation, known: Iterable[tuple[str, str, 
         for item in page.get("Contents", ()):
             index.objects[item["Key"]] = (int(item["Size"]), str(item["ETag"]).strip('"'))
     missing: list[tuple[str, str]] = []
+    listed: dict[str, str] = {}
     for key, (_, etag) in index.objects.items():
         if not key.endswith(".json") or not key.startswith((location.entries_prefix, location.holds_prefix)):
             continue
+        listed[key] = etag
         hit = cached.get(key)
         if hit is not None and hit[0] == etag:
             index._add(key, etag, hit[1])
@@ -448,6 +453,7 @@ def _load(client: Any, location: IndexLocation, known: Iterable[tuple[str, str, 
             bodies = pool.map(lambda item: _fetch(client, location.bucket, item[0]), missing)
             for (key, etag), body in zip(missing, bodies, strict=True):
                 index._add(key, etag, body)
+    index.document_current = listed == {key: etag for key, (etag, _) in stored.items()}
     return index
 
 
@@ -486,10 +492,12 @@ def clear_hold(client: Any, location: IndexLocation, product_id: str, variant: s
 
 def compact(client: Any, location: IndexLocation, *, known: Iterable[tuple[str, str, Any]] = ()) -> VideoIndex:
     """Load the index, taking ``known`` (key, ETag, body) of the entries this run wrote without
-    reading them back, and write the compacted document; the index as compacted."""
+    reading them back, and write the compacted document unless the stored one is already current;
+    the index as compacted."""
     index = _load(client, location, known)
-    index.requests["put"] += 1
-    _put_json(client, location, location.document_key, index.compacted_document())
+    if not index.document_current:  # an unchanged catalog's run writes nothing
+        index.requests["put"] += 1
+        _put_json(client, location, location.document_key, index.compacted_document())
     return index
 
 

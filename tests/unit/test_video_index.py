@@ -238,6 +238,25 @@ def test_entries_this_run_wrote_need_no_get_to_be_compacted(s3: Any, calls: Coun
     assert index.requests == Counter({"get": 1, "list": 1, "put": 1})
 
 
+def test_a_current_document_is_not_written_again(s3: Any, calls: Counter[str]) -> None:
+    """An unchanged catalog's run rewrites nothing; a new entry or a cleared hold makes it write again."""
+    known = [(*write_entry(s3, LOCATION, entry), entry.to_json()) for entry in [put_video(s3, make_entry(0))]]
+    compact(s3, LOCATION, known=known)
+    calls.clear()
+    again = compact(s3, LOCATION, known=known)
+    assert again.document_current and again.requests == Counter({"get": 1, "list": 1})
+    assert calls == Counter({"GetObject": 1, "ListObjectsV2": 1}), "no PutObject"
+
+    write_entry(s3, LOCATION, put_video(s3, make_entry(1)))
+    assert compact(s3, LOCATION).requests["put"] == 1
+    write_hold(s3, LOCATION, Hold("sku-1", "default", "req", "run", "2026-12-01T00:00:00+00:00", None, None))
+    assert compact(s3, LOCATION).requests["put"] == 1
+    clear_hold(s3, LOCATION, "sku-1", "default")
+    cleared = compact(s3, LOCATION)
+    assert cleared.requests["put"] == 1 and cleared.held("sku-1", "default") is None
+    assert compact(s3, LOCATION).requests["put"] == 0
+
+
 def test_entries_newer_than_the_document_are_fetched(s3: Any, calls: Counter[str]) -> None:
     """What a compaction missed (written after its listing) is still listed: the next load reads it."""
     for n in range(2):
