@@ -87,7 +87,7 @@ from _common import ROOT, TEST_KEY, table, write_results
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import (
     SOURCE_BUCKET,
@@ -534,14 +534,7 @@ def running_deployment(
         config={
             ("core", "executor"): "LocalExecutor",
             ("database", "sql_alchemy_conn"): postgres.url("airflow"),
-            ("core", "execution_api_server_url"): f"{api}/execution/",
-            ("api", "base_url"): api,
-            ("api", "host"): "127.0.0.1",
-            ("api", "port"): str(api_port),
-            ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
-            ("core", "simple_auth_manager_all_admins"): "True",
-            ("logging", "worker_log_server_port"): str(worker_logs),
-            ("logging", "trigger_log_server_port"): str(trigger_logs),
+            **served_settings(api, worker_log_port=worker_logs, trigger_log_port=trigger_logs),
             ("core", "max_map_length"): str(max(args.products, args.expansion)),
             # Start-up only (the DAG is parsed and unpaused sooner); the runs use Airflow's defaults.
             ("core", "dags_are_paused_at_creation"): "False",

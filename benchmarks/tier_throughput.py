@@ -59,7 +59,6 @@ import argparse
 import json
 import math
 import os
-import secrets
 import shutil
 import statistics
 import sys
@@ -83,7 +82,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import ROOT, TEST_KEY, percentile, table, write_results
 
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
@@ -314,14 +313,7 @@ def deployment(
     config = {
         **celery_settings(postgres, redis, database=database),
         ("celery", "broker_url"): redis.url(index + 1),  # a clean broker DB per variant
-        ("core", "execution_api_server_url"): f"{api}/execution/",
-        ("api", "base_url"): api,
-        ("api", "host"): "127.0.0.1",
-        ("api", "port"): str(api_port),
-        ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
-        ("core", "simple_auth_manager_all_admins"): "True",
-        ("logging", "worker_log_server_port"): str(worker_logs),
-        ("logging", "trigger_log_server_port"): str(trigger_logs),
+        **served_settings(api, worker_log_port=worker_logs, trigger_log_port=trigger_logs),
         # Start-up only (the DAG is parsed and unpaused sooner); the run itself uses Airflow's defaults.
         ("core", "dags_are_paused_at_creation"): "False",
         ("dag_processor", "refresh_interval"): "5",

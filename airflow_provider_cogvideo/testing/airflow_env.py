@@ -117,4 +117,25 @@ def closing_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-__all__ = ["AirflowEnvironment", "closing_sqlite"]
+def served_settings(api_url: str, *, worker_log_port: int, trigger_log_port: int) -> dict[tuple[str, str], str]:
+    """The settings of a deployment whose components run as separate processes on this machine: the
+    api-server at ``api_url`` (loopback) that workers reach through the Execution API, a fresh JWT
+    secret, every user an admin (no login to script), and the log servers on free ports (the defaults,
+    8793/8794, would collide with any other deployment here)."""
+    import secrets
+    from urllib.parse import urlsplit
+
+    port = urlsplit(api_url).port
+    return {
+        ("core", "execution_api_server_url"): f"{api_url}/execution/",
+        ("api", "base_url"): api_url,
+        ("api", "host"): "127.0.0.1",
+        ("api", "port"): str(port),
+        ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
+        ("core", "simple_auth_manager_all_admins"): "True",
+        ("logging", "worker_log_server_port"): str(worker_log_port),
+        ("logging", "trigger_log_server_port"): str(trigger_log_port),
+    }
+
+
+__all__ = ["AirflowEnvironment", "closing_sqlite", "served_settings"]

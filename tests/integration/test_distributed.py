@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import secrets
 import signal
 import threading
 import time
@@ -49,7 +48,7 @@ from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipel
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, parse_keys
 from airflow_provider_cogvideo.emulator import running_emulator as start_emulator
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
@@ -135,16 +134,8 @@ def _deployment(
     api = f"http://127.0.0.1:{api_port}"
     config = {
         **celery_settings(postgres, redis),
-        ("core", "execution_api_server_url"): f"{api}/execution/",
-        ("api", "base_url"): api,
-        ("api", "host"): "127.0.0.1",
-        ("api", "port"): str(api_port),
-        ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
-        ("core", "simple_auth_manager_all_admins"): "True",
-        # One log server of each kind (the second worker and triggerer skip theirs), on free ports:
-        # the defaults (8793/8794) would collide with any other deployment on this machine.
-        ("logging", "worker_log_server_port"): str(worker_logs_port),
-        ("logging", "trigger_log_server_port"): str(trigger_logs_port),
+        # One log server of each kind (the second worker and triggerer skip theirs).
+        **served_settings(api, worker_log_port=worker_logs_port, trigger_log_port=trigger_logs_port),
         **FAILOVER,
         **SPEED,
     }
