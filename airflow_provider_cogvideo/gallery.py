@@ -82,6 +82,11 @@ _TOTALS: tuple[tuple[RowStatus, str], ...] = (
 _LEGACY_STATUSES = {"rejected": RowStatus.REFUSED.value}
 """Statuses of manifests written before they were renamed, read as today's (the gallery of an old run)."""
 
+PRELOAD_METADATA_MAX_CARDS = 200
+"""Up to this many cards a page asks the browser for each video's metadata (its duration shows at
+once); above it, for none until played (the cover is the poster): 5,000 cards would otherwise open
+5,000 requests when the page loads (benchmarks/README.md, section 8)."""
+
 MAX_TEXT = 4000
 """Characters kept of any one text of the run (a runaway sidecar field cannot bloat the page)."""
 
@@ -270,7 +275,9 @@ def gallery_context(
     ``links_expire_at`` (ISO text, UTC, or None), ``totals`` (a list of ``(label, value)`` for the
     totals bar: products, videos, reused, failed, ambiguous, held, waiting, refused, not submitted,
     planned, cost, spent, time taken; zero counts of the rare statuses left out), ``counts`` (status
-    -> number: the manifest's ``counts``, or its rows counted when it has none).
+    -> number: the manifest's ``counts``, or its rows counted when it has none), ``preload`` (what
+    the video players load before they are played: ``metadata``, or ``none`` past
+    :data:`PRELOAD_METADATA_MAX_CARDS` cards).
 
     ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status`` (a
     :class:`~airflow_provider_cogvideo.manifest.RowStatus` value; an old manifest's ``rejected`` reads
@@ -314,6 +321,7 @@ def gallery_context(
             "links_expire_at": _iso(links_expire_at) if links_expire_at else None,
             "totals": totals,
             "counts": counts,
+            "preload": "metadata" if len(cards) <= PRELOAD_METADATA_MAX_CARDS else "none",
         },
         "cards": cards,
     }
@@ -379,6 +387,7 @@ def render_gallery(
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "PRELOAD_METADATA_MAX_CARDS",
     "STATUS_LABELS",
     "MediaUrl",
     "find_template",

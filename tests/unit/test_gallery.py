@@ -391,6 +391,14 @@ def test_the_template_ships_in_the_package() -> None:
     assert shipped.is_file() and DEFAULT_TEMPLATE.read_text() == shipped.read_text()
 
 
+def test_a_catalog_sized_page_loads_no_video_until_played() -> None:
+    """Up to 200 cards the browser reads each video's metadata; past it, none until one is played."""
+    rows = [_row(f"p{n}", "uploaded", video=f"s3://out/videos/p{n}.mp4") for n in range(201)]
+    assert render_gallery(manifest(products=rows[:200]), presigned).count('preload="metadata"') == 200
+    big = render_gallery(manifest(products=rows), presigned)
+    assert big.count('preload="none"') == 201 and 'preload="metadata"' not in big
+
+
 def test_long_texts_are_capped() -> None:
     card = gallery_context(manifest(products=[_row("a", "failed", error="x" * 10_000)]), presigned)["cards"][0]
     assert len(card["reason"]) < 4100 and card["reason"].endswith("(6000 more characters)")
