@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -393,38 +392,6 @@ def test_an_unreadable_hold_still_holds(s3: Any) -> None:
     assert hold is not None
     assert (hold.product_id, hold.variant, hold.request_id) == ("sku-1", "default", None)
     assert "s3://product-videos/videos/.index/held/sku-1/default.json" in (hold.reason or "")
-
-
-# ---------------------------------------------------------------- two writers at once
-
-
-def test_writers_at_once_and_a_racing_compaction_lose_no_entry(s3: Any) -> None:
-    """Uploads finishing together each write their own entry while a compaction runs: every entry is
-    found afterwards, whatever the compaction saw, and the next compaction holds them all."""
-    entries = [put_video(s3, make_entry(n)) for n in range(24)]
-    start = threading.Barrier(len(entries) + 2)
-    errors: list[BaseException] = []
-
-    def run(work: Any) -> None:
-        start.wait()
-        try:
-            work()
-        except BaseException as exc:  # surfaced below: a thread's exception is otherwise lost
-            errors.append(exc)
-
-    jobs = [lambda e=e: write_entry(s3, LOCATION, e) for e in entries] + [lambda: compact(s3, LOCATION)] * 2
-    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-
-    index = load_index(s3, LOCATION)
-    assert sorted(index.entries.values(), key=lambda e: e.fingerprint) == sorted(entries, key=lambda e: e.fingerprint)
-    assert all(index.trusted(entry) for entry in entries)
-    compact(s3, LOCATION)
-    assert load_index(s3, LOCATION).requests["get"] == 1
 
 
 def test_a_catalog_larger_than_a_listing_page_is_read_in_pages_without_a_request_per_product(
