@@ -39,7 +39,7 @@ submit whose outcome is unknown keeps its reservation: it may have been billed. 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +91,19 @@ def checked_spend_plan(value: Any) -> SpendPlan | None:
 class SpendLedger:
     """One task instance's view of its run's spending (see the module docstring)."""
 
-    def __init__(self, ti: Any, store: Any, budget: float | None, plan: SpendPlan | None = None) -> None:
+    def __init__(
+        self,
+        ti: Any,
+        store: Any,
+        budget: float | None,
+        plan: SpendPlan | None = None,
+        *,
+        peers: Sequence[str] | None = None,
+    ) -> None:
         self.ti = ti
+        self.peers = list(peers) if peers else [ti.task_id]
+        """The task ids whose mapped instances share the budget (a review run's regenerations of every
+        round); by default this task's own."""
         self.store = store
         self.budget = budget
         self.plan = plan
@@ -101,7 +112,13 @@ class SpendLedger:
 
     def _publish(self, reserved: float) -> float:
         at = time.time()
-        entry: dict[str, Any] = {"paid": self.paid, "reserved": reserved, "at": at, "map_index": self.ti.map_index}
+        entry: dict[str, Any] = {
+            "paid": self.paid,
+            "reserved": reserved,
+            "at": at,
+            "map_index": self.ti.map_index,
+            "task_id": self.ti.task_id,
+        }
         if self.plan is not None:
             entry["share"] = self.plan.share
         self.ti.xcom_push(key=XCOM_SPEND, value=entry)
@@ -113,13 +130,15 @@ class SpendLedger:
         self._publish(0.0)
 
     def _sibling_entries(self) -> Iterator[dict[str, Any]]:
-        """Every other instance's entry, in one ``xcom_pull``."""
-        entries = self.ti.xcom_pull(task_ids=self.ti.task_id, key=XCOM_SPEND)
-        if isinstance(entries, dict):  # a task that is not mapped gets its one entry back
-            entries = [entries]
-        for entry in entries or []:
-            if isinstance(entry, dict) and entry.get("map_index") != self.ti.map_index:
-                yield entry  # ours is counted by the caller
+        """Every other instance's entry (of this task and its peers), one ``xcom_pull`` per task id."""
+        own = (self.ti.task_id, self.ti.map_index)
+        for task_id in self.peers:
+            entries = self.ti.xcom_pull(task_ids=task_id, key=XCOM_SPEND)
+            if isinstance(entries, dict):  # a task that is not mapped gets its one entry back
+                entries = [entries]
+            for entry in entries or []:
+                if isinstance(entry, dict) and (entry.get("task_id", task_id), entry.get("map_index")) != own:
+                    yield entry  # ours is counted by the caller
 
     @staticmethod
     def _reserved_before(entry: dict[str, Any], before: tuple[float, int]) -> float:

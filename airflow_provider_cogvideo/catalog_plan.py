@@ -12,9 +12,13 @@ product and variant, with nothing but this run's listing of the catalog:
   ETags, so the same bytes), the fingerprint recomputed from them with *today's* template, catalog,
   model and options is the entry's, and the entry's video and cover are still in S3 as uploaded
   (:meth:`~.video_index.VideoIndex.trusted`): no request is sent, nothing is read;
+* **rejected**: as reuse, but a review rejected that very video (its entry's ``review``, made on its
+  job: :func:`~.review.entry_review_state`): it is neither reused nor read nor paid again until its
+  inputs change (a new fingerprint, so a new video and a new review) or ``regenerate`` names it;
 * **read**: anything else (no entry, an input changed, the video was replaced or deleted, or the
   product is to be regenerated): its image and sidecar are read, and only then is it known whether an
-  entry matches its fingerprint after all (:func:`reuse_after_read`) or it is paid.
+  entry matches its fingerprint after all (:func:`reuse_after_read`: reused, or rejected as above) or
+  it is paid.
 
 What a run maps is capped (:func:`paid_cap`): Airflow refuses to expand a mapped task over more than
 ``[core] max_map_length`` items, so products to read beyond the cap are left ``waiting`` for the next
@@ -32,6 +36,7 @@ from typing import Any, TypeVar
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.manifest import RowStatus
+from airflow_provider_cogvideo.review import ReviewState, entry_review_state, rejected_reason
 from airflow_provider_cogvideo.sizes import KiB
 from airflow_provider_cogvideo.validation import is_unset
 from airflow_provider_cogvideo.video_index import Hold, IndexEntry, IndexLocation, VideoIndex
@@ -88,7 +93,7 @@ class CatalogImage(Listed):
 @dataclass
 class CatalogRun:
     """One ingestion's inputs to the decisions, and what they produced: the items to pay, the rows of
-    what is not mapped (reused, held, waiting) and the refusals."""
+    what is not mapped (reused, held, rejected by review, waiting) and the refusals."""
 
     catalog: dict[str, dict[str, Any]]
     index: VideoIndex | None
@@ -150,6 +155,8 @@ class Choice(enum.Enum):
     REUSE = "reuse"
     HOLD = "hold"
     READ = "read"
+    REJECTED = "rejected"
+    """Its video, as it would be reused, was rejected by review: neither reused, read nor paid."""
 
 
 FingerprintOf = Callable[[Mapping[str, Any] | None, str], str]
@@ -168,8 +175,8 @@ def choose(
     regenerate: Selection,
     release_held: Selection,
 ) -> tuple[Choice, IndexEntry | Hold | None]:
-    """The decision from listings (see the module docstring): ``(REUSE, entry)``, ``(HOLD, hold)`` or
-    ``(READ, None)``."""
+    """The decision from listings (see the module docstring): ``(REUSE, entry)``, ``(REJECTED, entry)``,
+    ``(HOLD, hold)`` or ``(READ, None)``."""
     if index is None:
         return Choice.READ, None
     hold = index.held(product_id, variant)
@@ -194,6 +201,8 @@ def choose(
         fields = recorded_sidecar["fields"]
     if fingerprint_of(fields, recorded_image["sha256"]) != entry.fingerprint:
         return Choice.READ, None  # the template, the catalog, the model or an option changed
+    if rejected_by_review(entry):  # not regenerated: that was read above
+        return Choice.REJECTED, entry
     return Choice.REUSE, entry
 
 
@@ -201,7 +210,8 @@ def reuse_after_read(
     index: VideoIndex | None, product_id: str, variant: str, fingerprint: str, *, regenerate: Selection
 ) -> IndexEntry | None:
     """An entry with the fingerprint computed from what was read, still in S3 as uploaded (an image put
-    back as it was, a sidecar re-uploaded unchanged): reused rather than paid, unless regenerated."""
+    back as it was, a sidecar re-uploaded unchanged): reused rather than paid, unless regenerated; or
+    rejected, not paid, when a review rejected its video (:func:`entry_row` tells which)."""
     if index is None or product_id in regenerate:
         return None
     entry = index.find(product_id, variant, fingerprint)
@@ -267,6 +277,36 @@ def held_row(hold: Hold, *, title: Any, image: str | None) -> dict[str, Any]:
     }
 
 
+def rejected_by_review(entry: IndexEntry) -> bool:
+    """Whether a review rejected the entry's video (a decision made on its own job)."""
+    return entry_review_state(entry) == ReviewState.REJECTED.value
+
+
+def reused_row(entry: IndexEntry, *, title: Any, image: str | None) -> dict[str, Any]:
+    """The catalog row of a reused product (:meth:`~.video_index.IndexEntry.reused_row`) with its
+    ``review`` when one was made on that video's job (None otherwise: the video is unreviewed)."""
+    review = entry.review if entry_review_state(entry) is not None else None
+    return {**entry.reused_row(title, image), "review": review}
+
+
+def rejected_row(entry: IndexEntry, *, title: Any, image: str | None) -> dict[str, Any]:
+    """The catalog row of a product whose video a review rejected: the video it would have reused, at
+    no cost this run, with the reason (the reviewers' notes) and the ``review``."""
+    return {
+        **entry.reused_row(title, image),
+        "status": RowStatus.REJECTED_BY_REVIEW.value,
+        "price": 0.0,
+        "reason": rejected_reason(entry.review or {}),
+        "review": entry.review,
+    }
+
+
+def entry_row(entry: IndexEntry, *, title: Any, image: str | None) -> dict[str, Any]:
+    """The row of a product an index entry settles without paying: :func:`rejected_row` when a review
+    rejected its video, else :func:`reused_row`."""
+    return (rejected_row if rejected_by_review(entry) else reused_row)(entry, title=title, image=image)
+
+
 def waiting_row(product_id: str, variant: str, *, title: Any, image: str | None, cap: int) -> dict[str, Any]:
     """The catalog row of a product left for a later run by the cap (its title as far as it is known
     unread: :func:`known_title`)."""
@@ -292,12 +332,16 @@ __all__ = [
     "Listed",
     "Selection",
     "choose",
+    "entry_row",
     "held_row",
     "index_inputs",
     "index_overlaps",
     "known_title",
     "max_map_length",
     "paid_cap",
+    "rejected_by_review",
+    "rejected_row",
     "reuse_after_read",
+    "reused_row",
     "waiting_row",
 ]

@@ -9,6 +9,15 @@ become a video this run (``failed``, ``ambiguous`` or ``held`` with the request 
 ``reused`` video was paid, and the source image where one exists; above the cards the run's totals
 (videos, reused, failures, cost, time taken).
 
+**Review** (the human review loop, :mod:`~airflow_provider_cogvideo.review`): a reviewer answers in
+Airflow's *Required actions* page, not here (the page has no scripts and no forms; an answer needs a
+signed-in Airflow user). So a card shows its review state, round and a link to its required action
+while it awaits an answer, the decisions made so far (with the reviewers' notes, escaped), what was
+published and the videos of earlier rounds a reject replaced; the top of the page shows the review
+mode, the counts by state and a link to the review run's Required actions. Links to Airflow are
+``http(s)://`` only. Without ``[api] base_url`` Airflow cannot build those links: the page says so
+instead of leaving the reviewer with nothing to click.
+
 Self-contained: inline CSS, no fonts, no scripts (the page's Content-Security-Policy allows none),
 a grid that reflows to one column on a phone.
 
@@ -46,6 +55,7 @@ from urllib.parse import quote
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
 from airflow_provider_cogvideo.manifest import RowStatus, count_rows
 from airflow_provider_cogvideo.redact import is_http_url, shorten
+from airflow_provider_cogvideo.review import ReviewMode, ReviewState
 from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
 
@@ -61,6 +71,7 @@ STATUS_LABELS: dict[RowStatus, str] = {
     RowStatus.REUSED: "Reused",
     RowStatus.WAITING: "Waiting for a later run",
     RowStatus.HELD: "Held: check before paying again",
+    RowStatus.REJECTED_BY_REVIEW: "Rejected by review",
     RowStatus.FAILED: "Failed",
     RowStatus.AMBIGUOUS: "Ambiguous: check before re-running",
     RowStatus.NOT_SUBMITTED: "Not submitted",
@@ -74,6 +85,7 @@ _TOTALS: tuple[tuple[RowStatus, str], ...] = (
     (RowStatus.REUSED, "Reused"),
     (RowStatus.AMBIGUOUS, "Ambiguous"),
     (RowStatus.HELD, "Held"),
+    (RowStatus.REJECTED_BY_REVIEW, "Rejected by review"),
     (RowStatus.WAITING, "Waiting"),
     (RowStatus.REFUSED, "Refused"),
     (RowStatus.NOT_SUBMITTED, "Not submitted"),
@@ -81,6 +93,27 @@ _TOTALS: tuple[tuple[RowStatus, str], ...] = (
 """The totals shown only when some row has them (after Products, Videos and Failed)."""
 _LEGACY_STATUSES = {"rejected": RowStatus.REFUSED.value}
 """Statuses of manifests written before they were renamed, read as today's (the gallery of an old run)."""
+
+REVIEW_LABELS: dict[ReviewState, str] = {
+    ReviewState.AWAITING: "awaiting review",
+    ReviewState.APPROVED: "approved",
+    ReviewState.REJECTED: "rejected by review",
+    ReviewState.HELD: "held (no answer)",
+    ReviewState.REGENERATING: "regenerating",
+}
+"""Review states as the page names them (a row's plain ``"approved"`` finds its label)."""
+NOT_REVIEWED = "not reviewed"
+"""A review with no state: the review run ended before it asked (or the mode asked nobody)."""
+REVIEW_MODE_LABELS: dict[ReviewMode, str] = {
+    ReviewMode.REQUIRED: "required: each new video waits for a reviewer",
+    ReviewMode.PUBLISH_ALL: "publish all: no review, every new video is published",
+    ReviewMode.OFF: "off: no review, nothing is published",
+}
+BASE_URL_NOTICE = (
+    "[api] base_url is not set in Airflow's configuration: the gallery cannot link to the reviews; "
+    "open Required actions in the Airflow UI"
+)
+"""Shown in place of the links when Airflow could not build them (a reviewer still has a way in)."""
 
 PRELOAD_METADATA_MAX_CARDS = 200
 """Up to this many cards a page asks the browser for each video's metadata (its duration shows at
@@ -216,6 +249,99 @@ def _price(row: Mapping[str, Any], currency: str | None) -> str | None:
     return f"{price or _money(0.0, currency)} this run ({paid} when paid)" if paid else price
 
 
+def airflow_link(url: Any) -> str | None:
+    """``url`` if the page may link to it as an Airflow page: :func:`safe_url`'s rule, and ``http(s)://``
+    only (an Airflow page is never relative to where the gallery is stored)."""
+    checked = safe_url(url)
+    return checked if checked is not None and is_http_url(checked) else None
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    """The mappings of a list field of the run (anything else in it, or a field that is no list, ignored)."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, (list, tuple)) else []
+
+
+def _review_label(state: str | None) -> str:
+    return NOT_REVIEWED if state is None else REVIEW_LABELS.get(state, state)
+
+
+def _card_review(review: Any, media: Callable[[Any], str | None]) -> dict[str, Any] | None:
+    """A row's ``review`` as the card shows it (see :func:`gallery_context`); a row reused from an
+    earlier run may carry only its state, decisions and published object."""
+    if not isinstance(review, Mapping):
+        return None
+    state = text(review.get("state"), 40)
+    awaiting = state == ReviewState.AWAITING
+    published = review.get("published")
+    return {
+        "state": state,
+        "state_label": _review_label(state),
+        "state_class": state if state in REVIEW_LABELS else ("none" if state is None else "other"),
+        "round": _number(review.get("round")),
+        # Only an awaiting review has an action to take; a stale link to an answered one would mislead.
+        "link": airflow_link(review.get("link")) if awaiting else None,
+        "awaiting": awaiting,
+        "decisions": [
+            {
+                "round": _number(decision.get("round")),
+                "answer": text(decision.get("answer"), 40) or "no answer",
+                "state_label": _review_label(s) if (s := text(decision.get("state"), 40)) else None,
+                "note": text(decision.get("note")),
+                "by": text(decision.get("by"), 200),
+                "at": text(decision.get("at"), 100),
+                "job_id": text(decision.get("job_id"), 200),
+            }
+            for decision in _mappings(review.get("decisions"))
+        ],
+        "published": {
+            "video_uri": text(published.get("video")),
+            "video_url": media(published.get("video")),
+            "cover_uri": text(published.get("cover")),
+            "sha256": text(published.get("sha256"), 128),
+        }
+        if isinstance(published, Mapping)
+        else None,
+        "videos": [
+            {
+                "round": _number(video.get("round")),
+                "video_uri": text(video.get("video")),
+                "video_url": media(video.get("video")),
+                "cover_url": media(video.get("cover")),
+                "job_id": text(video.get("job_id"), 200),
+                "prompt": text(video.get("prompt")),
+            }
+            for video in _mappings(review.get("videos"))
+            if video.get("video")
+        ],
+    }
+
+
+def _page_review(review: Any) -> dict[str, Any] | None:
+    """The document's ``review`` as the top of the page shows it (see :func:`gallery_context`)."""
+    if not isinstance(review, Mapping):
+        return None
+    mode = text(review.get("mode"), 40)
+    raw = review.get("counts") if isinstance(review.get("counts"), Mapping) else {}
+    counts = {str(state): n for state, n in raw.items() if _number(n) is not None}
+    known = [state.value for state in ReviewState if state.value in counts]  # the loop's order first
+    ordered = known + sorted(state for state in counts if state not in known)
+    # A review that asks nobody (publish_all, off) has nothing to link to: no notice about links then.
+    asks = mode not in (ReviewMode.PUBLISH_ALL, ReviewMode.OFF)
+    return {
+        "mode": mode,
+        "mode_label": REVIEW_MODE_LABELS.get(mode, mode) if mode else "not recorded",
+        "run_id": text(review.get("run_id"), 250),
+        "link": airflow_link(review.get("link")),
+        "base_url_set": review.get("base_url_set") is True,
+        "notice": BASE_URL_NOTICE if review.get("base_url_set") is False and asks else None,
+        "counts": [(_review_label(text(state, 40)), str(counts[state])) for state in ordered],
+    }
+
+
 def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> dict[str, Any]:
     """One product's card (see :func:`gallery_context` for the fields)."""
     status = text(row.get("status"), 40) or "unknown"
@@ -257,6 +383,7 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
         "request_id": text(row.get("request_id") or (error.get("request_id") if isinstance(error, Mapping) else None)),
         "check": text(row.get("check")),
         "job_id": text(row.get("job_id"), 200),
+        "review": _card_review(row.get("review"), media),
     }
 
 
@@ -277,7 +404,11 @@ def gallery_context(
     planned, cost, spent, time taken; zero counts of the rare statuses left out), ``counts`` (status
     -> number: the manifest's ``counts``, or its rows counted when it has none), ``preload`` (what
     the video players load before they are played: ``metadata``, or ``none`` past
-    :data:`PRELOAD_METADATA_MAX_CARDS` cards).
+    :data:`PRELOAD_METADATA_MAX_CARDS` cards), ``review`` (None, or the document's review: ``mode``,
+    ``mode_label``, ``run_id``, ``link`` (the review run's Required actions page, ``http(s)`` only, or
+    None), ``base_url_set``, ``notice`` (:data:`BASE_URL_NOTICE` when Airflow's ``[api] base_url`` was
+    not set and the mode asks reviewers, else None), ``counts`` (a list of ``(label, value)`` by review
+    state)).
 
     ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status`` (a
     :class:`~airflow_provider_cogvideo.manifest.RowStatus` value; an old manifest's ``rejected`` reads
@@ -287,7 +418,14 @@ def gallery_context(
     ``duration``, ``size``, ``sha256``, ``sha256_short``, ``price`` (a reused video's: nothing this
     run, and what it cost when paid), ``reason`` (an error, or why a product waits), ``reused`` (when
     and by which run a reused video was paid), ``request_id``, ``check`` (what to do about an
-    ambiguous or held submit), ``job_id``.
+    ambiguous or held submit), ``job_id``, ``review`` (None, or: ``state`` (a
+    :class:`~airflow_provider_cogvideo.review.ReviewState` value, or None), ``state_label``
+    (:data:`REVIEW_LABELS`), ``state_class`` (the state when known, ``none`` or ``other``: for CSS),
+    ``round``, ``link`` (the product's Required actions page: only while ``awaiting``, ``http(s)``
+    only), ``awaiting``, ``decisions`` (each ``round``, ``answer``, ``state_label``, ``note``, ``by``,
+    ``at``, ``job_id``), ``published`` (``video_uri``, ``video_url``, ``cover_uri``, ``sha256``, or
+    None), ``videos`` (earlier rounds' videos: ``round``, ``video_uri``, ``video_url``, ``cover_url``,
+    ``job_id``, ``prompt``)).
     """
     currency = text(document.get("currency"), 10)
     rows = document.get("products") or []
@@ -322,6 +460,7 @@ def gallery_context(
             "totals": totals,
             "counts": counts,
             "preload": "metadata" if len(cards) <= PRELOAD_METADATA_MAX_CARDS else "none",
+            "review": _page_review(document.get("review")),
         },
         "cards": cards,
     }
@@ -386,10 +525,15 @@ def render_gallery(
 
 
 __all__ = [
+    "BASE_URL_NOTICE",
     "DEFAULT_TEMPLATE",
+    "NOT_REVIEWED",
     "PRELOAD_METADATA_MAX_CARDS",
+    "REVIEW_LABELS",
+    "REVIEW_MODE_LABELS",
     "STATUS_LABELS",
     "MediaUrl",
+    "airflow_link",
     "find_template",
     "gallery_context",
     "human_seconds",

@@ -12,7 +12,8 @@ writes it (:class:`~.operators.run_record.CogVideoRunRecordOperator`) only pulls
   run), ``not_submitted`` (the plan refused the run), ``ambiguous`` (its submit may have created a
   billed job nobody can find: later runs hold it) or ``failed`` (with its error record, or a reason
   saying none was left);
-* the rows ingestion decided without mapping (``reused``, ``held``, ``waiting``) are appended as given;
+* the rows ingestion decided without mapping (``reused``, ``held``, ``rejected_by_review``,
+  ``waiting``) are appended as given;
 * the images ingestion refused are appended as ``refused``, with the product id ingestion read (not
   re-derived here from the URI: one reading of an id, ingestion's).
 
@@ -55,6 +56,9 @@ class RowStatus(str, Enum):
     """Over this run's cap of mapped items: taken by a later run."""
     HELD = "held"
     """An earlier run left its submit ambiguous: not paid again until a person clears the hold."""
+    REJECTED_BY_REVIEW = "rejected_by_review"
+    """Rejected in the last review round: not reused, not paid again until its inputs change or a run's
+    ``regenerate`` names it (the reason quotes the reviewers' notes)."""
     FAILED = "failed"
     """Generation or upload failed: the error says why (a later run tries again)."""
     AMBIGUOUS = "ambiguous"
@@ -138,6 +142,8 @@ def _paid_row(
             "prompt": upload.get("prompt"),
             "request": upload.get("request"),
             "price": upload.get("price"),
+            # What the service was sent (a re-encoded image is the staged JPEG): a regeneration sends it again.
+            "sent_image": item.get("image"),
         }
     if planned is not None:
         return {
@@ -204,7 +210,8 @@ def build_manifest(
     :param planned: the generate task's dry-run results (``task_status`` ``DRY_RUN``; the caller picks them).
     :param errors: error records, the upload task's before the generate task's (the first one found for a
         product is the one shown).
-    :param catalog: ingestion's rows of products not mapped (``reused``, ``held``, ``waiting``).
+    :param catalog: ingestion's rows of products not mapped (``reused``, ``held``, ``rejected_by_review``,
+        ``waiting``).
     :param refused: the images ingestion refused (``product_id``, ``image``, ``reason``).
     :param estimate: the plan's ``price``, ``currency``, ``budget``, ``refused``.
     :param spend: the budget ledger's entries (``paid``: list price of the submits each task sent).
@@ -257,7 +264,8 @@ def build_manifest(
 
 
 def summary_line(document: Mapping[str, Any]) -> str:
-    """The run's totals in one log line: cost, what was made, reused, waiting and held, what went wrong."""
+    """The run's totals in one log line: cost, what was made, reused, waiting and held (and rejected by
+    review, when any was), what went wrong."""
     counts = document.get("counts") or count_rows(document.get("products") or [])
     currency = document.get("currency") or ""
     total = float(document.get("total_price") or 0.0)
@@ -265,6 +273,8 @@ def summary_line(document: Mapping[str, Any]) -> str:
         f"{counts.get(RowStatus.REUSED.value, 0)} reused, {counts.get(RowStatus.WAITING.value, 0)} waiting for a "
         f"later run, {counts.get(RowStatus.HELD.value, 0)} held"
     )
+    if rejected := counts.get(RowStatus.REJECTED_BY_REVIEW.value, 0):
+        carried += f", {rejected} rejected by review"
     if document.get("plan"):
         return (
             f"Dry run: this run would cost {total:.2f} {currency} (list price) for "

@@ -65,6 +65,10 @@ DEFAULT_VARIANT = "default"
 """The one variant today; platform formats add more without reshaping keys or rows."""
 INDEX_INPUTS = "index_inputs"
 """The key, in a paid item's ``metadata``, of what ingestion saw of its sources (the entry's ``inputs``)."""
+REVIEW_MARKER = "review"
+"""The key, in a paid item's ``metadata``, of the review its entry starts with (a regenerated video's
+``awaiting`` marker: the entry's ``review``). Like :data:`INDEX_INPUTS`, it is the index's, never
+object metadata, and no part of the video's key or fingerprint."""
 INDEX_DIR = ".index"
 """The index's own folder under the root: a slug never holds ``.``, so no product can collide with it."""
 
@@ -255,7 +259,12 @@ class IndexEntry(_Record):
     ``bucket`` is the index's: the entry names exact bytes on its own (bucket, key, size, ETag,
     sha256). ``inputs`` records what ingestion saw of the sources, so a later run can tell an
     unchanged product from the listing alone: ``{"image": {"key", "size", "etag", "sha256"},
-    "sidecar": {"key", "size", "etag", "fields"} | None}``."""
+    "sidecar": {"key", "size", "etag", "fields"} | None}``.
+
+    ``review``: the review decisions remembered for this fingerprint, None until a review run records
+    one (entries written before reviews existed read as None): ``{"state", "job_id", "run_id",
+    "until", "decisions", "published"}``. It counts only for the video whose ``job_id`` it names
+    (``review.entry_review_state``, a layer up: the index stores a review, it does not judge it)."""
 
     product_id: str
     variant: str
@@ -271,6 +280,7 @@ class IndexEntry(_Record):
     paid_at: str
     prompt: str | None
     inputs: dict[str, Any]
+    review: dict[str, Any] | None = None
 
     def reused_row(self, title: str | None, image: str | None) -> dict[str, Any]:
         """The catalog row of a product this run reuses: it costs 0 now; ``paid_price`` is what the
@@ -539,9 +549,11 @@ def entry_from_upload(
 ) -> IndexEntry:
     """The entry of a video the transfer stored: ``result`` is the generate result it was given,
     whose ``metadata`` (from ingestion) carries ``product_id``, ``variant``, ``fingerprint`` and
-    :data:`INDEX_INPUTS`."""
+    :data:`INDEX_INPUTS`; a :data:`REVIEW_MARKER` there (a regenerated video's ``awaiting`` marker, so
+    that no other run asks about it mid-review) is copied to the entry, no part of its key or fingerprint."""
     product_id, variant, fingerprint, inputs = _indexed_fields(result)
     price = result.get("price")
+    review = (result.get("metadata") or {}).get(REVIEW_MARKER)
     return IndexEntry(
         product_id=product_id,
         variant=variant,
@@ -557,6 +569,10 @@ def entry_from_upload(
         paid_at=iso_utc(paid_at),
         prompt=result.get("prompt"),
         inputs=inputs,
+        # The marker names the video it was copied to: this job's (a review counts only for its job).
+        review={**review, "job_id": str(result["id"]) if result.get("id") else None}
+        if isinstance(review, Mapping)
+        else None,
     )
 
 
@@ -569,6 +585,7 @@ __all__ = [
     "LIST_PAGE_KEYS",
     "MAX_DOCUMENT_BYTES",
     "MAX_ENTRY_BYTES",
+    "REVIEW_MARKER",
     "Hold",
     "IndexEntry",
     "IndexLocation",

@@ -66,8 +66,6 @@ import tempfile
 import threading
 import time
 import tracemalloc
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +85,7 @@ from _common import ROOT, TEST_KEY, table, write_results
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, api_healthy, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import (
     SOURCE_BUCKET,
@@ -509,14 +507,6 @@ class Deployment:
     process's own (the emulator's thread and the sampler)."""
 
 
-def _api_healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @contextmanager
 def running_deployment(
     home: Path, postgres: PostgresServer, s3: SeaweedFS, emulator: Any, args: argparse.Namespace
@@ -560,7 +550,12 @@ def running_deployment(
         }
         for name, argv in components.items():
             group.start(name, argv, env.env(), cwd=ROOT)
-        wait_until(lambda: _api_healthy(api_port), timeout=180, what="the api-server", alive=group.check_alive)
+        wait_until(
+            lambda: api_healthy(f"http://127.0.0.1:{api_port}"),
+            timeout=180,
+            what="the api-server",
+            alive=group.check_alive,
+        )
         conn = postgres.connect("airflow")
         try:
             cursor = conn.cursor()

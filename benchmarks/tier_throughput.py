@@ -66,8 +66,6 @@ import tempfile
 import textwrap
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,7 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import ROOT, TEST_KEY, percentile, table, write_results
 
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, api_healthy, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
@@ -384,14 +382,6 @@ def postgres_db(postgres: PostgresServer, database: str) -> None:
         conn.close()
 
 
-def _api_healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class StateSampler(threading.Thread):
     """Every task instance's state changes, sampled every 0.2 s: (task_id, map_index) -> [(time, state, try)]."""
 
@@ -436,7 +426,12 @@ def run_variant(
             base = env.env()
             for name, argv in dep.components.items():
                 group.start(name, argv, component_env(base, name), cwd=ROOT)
-            wait_until(lambda: _api_healthy(dep.api_port), timeout=180, what="the api-server", alive=group.check_alive)
+            wait_until(
+                lambda: api_healthy(f"http://127.0.0.1:{dep.api_port}"),
+                timeout=180,
+                what="the api-server",
+                alive=group.check_alive,
+            )
             conn = postgres.connect(dep.database)
             cursor = conn.cursor()
 

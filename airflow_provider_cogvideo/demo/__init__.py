@@ -40,19 +40,49 @@ from airflow_provider_cogvideo.manifest import RowStatus
 from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
-from airflow_provider_cogvideo.testing.processes import ProcessGroup, log_tail
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, api_healthy, served_settings
+from airflow_provider_cogvideo.testing.processes import ProcessGroup, log_tail, wait_until
 from airflow_provider_cogvideo.testing.products import SAMPLE_PRODUCTS, ensure_bucket, sample_products, seed_products
-from airflow_provider_cogvideo.testing.seaweedfs import aws_connection_json, running_seaweedfs
+from airflow_provider_cogvideo.testing.seaweedfs import aws_connection_json, free_ports, running_seaweedfs
 
 PIPELINE_DAG_ID = "product_video_pipeline"
+REVIEW_DAG_ID = "product_video_review"
 OUTPUT_BUCKET = "product-videos"  # the pipeline's default output_bucket
+PUBLISHED_PREFIX = "published/"  # the review DAG's default publish_prefix (in the same bucket)
 DEMO_DIR_NAME = ".demo"
+DEMO_NOTE = "Make the background a warm sunset beach and the product spin faster"
+"""The demo reviewer's note on the one video it rejects: it reaches the regenerated video's prompt."""
 
 
 def pipeline_dag_file() -> Path:
     """The pipeline DAG shipped in this package: the demo and the tests run the file users copy, not a twin."""
     return Path(__file__).resolve().with_name(f"{PIPELINE_DAG_ID}.py")
+
+
+def review_dag_file() -> Path:
+    """The review DAG shipped next to the pipeline DAG (it is scheduled on the pipeline's runs)."""
+    return Path(__file__).resolve().with_name(f"{REVIEW_DAG_ID}.py")
+
+
+def review_by_rest(
+    reviewer: Any, expected: int, rejected_product: str, note: str, *, timeout: float = 300.0
+) -> list[str]:
+    """What the demo's reviewer does through the REST API: once the ``expected`` first-round reviews
+    wait, approve every video but ``rejected_product``'s, reject that one with ``note``, then approve
+    its regenerated video. The lines it prints, one per answer."""
+    said = []
+    first = reviewer.wait_for(REVIEW_DAG_ID, expected, task_id="video.review_1", timeout=timeout)
+    for review in first:
+        product = (review.label or "").split(" / ")[0]
+        option, given = ("Reject", note) if product == rejected_product else ("Approve", None)
+        reviewer.answer(REVIEW_DAG_ID, review, option, given)
+        said.append(f"  round 1  {review.label}: {option}" + (f" — “{note}”" if given else ""))
+    second, *more = reviewer.wait_for(REVIEW_DAG_ID, 1, task_id="video.review_2", timeout=timeout)
+    if more:
+        raise RuntimeError(f"{len(more) + 1} second-round reviews wait; only {rejected_product} was rejected")
+    reviewer.answer(REVIEW_DAG_ID, second, "Approve")
+    said.append(f"  round 2  {second.label}: Approve (its regenerated video)")
+    return said
 
 
 def _say(text: str = "") -> None:
@@ -216,6 +246,46 @@ def _reencoded_notes(airflow_log: Path) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
+def _review_run(
+    env: AirflowEnvironment,
+    processes: ProcessGroup,
+    api_url: str,
+    manifest_uri: str,
+    manifest: dict[str, Any],
+    demo_dir: Path,
+) -> list[str] | None:
+    """The review DAG over the pipeline run's new videos, with an api-server for the scripted reviewer
+    (``dag.test()`` never answers a human-in-the-loop task itself); the answers said, or None when the
+    run failed (its log's tail printed)."""
+    from airflow_provider_cogvideo.testing.reviewer import Reviewer
+
+    uploaded = sorted(row["product_id"] for row in manifest["products"] if row["status"] == RowStatus.UPLOADED)
+    if not uploaded:
+        return []
+    _say(f"\nStarting the api-server at {api_url} for the review (Required actions: {api_url}/required_actions)")
+    port = api_url.rsplit(":", 1)[1]
+    processes.start("api-server", env.command("api-server", "--host", "127.0.0.1", "--port", port), env.env())
+    alive = lambda: processes.check_alive("api-server")  # noqa: E731
+    wait_until(lambda: api_healthy(api_url), timeout=180, what="the api-server", alive=alive)
+    review_log = demo_dir / "review.log"
+    _say(f"Running {REVIEW_DAG_ID} with `airflow dags test` over {manifest_uri}; log {_shown(review_log)}")
+    processes.start(
+        "review", env.command("dags", "test", REVIEW_DAG_ID, "-c", json.dumps({"manifest": manifest_uri})), env.env()
+    )
+    try:
+        lines = review_by_rest(Reviewer(api_url), len(uploaded), uploaded[-1], DEMO_NOTE)
+    except RuntimeError as exc:
+        _say(f"The review did not go as planned: {exc}")
+        _say(log_tail(processes.logs["review"], 40))
+        return None
+    returncode = processes.processes["review"].wait()
+    if returncode != 0:
+        _say(f"The review run failed (exit code {returncode}):")
+        _say(log_tail(processes.logs["review"], 40))
+        return None
+    return lines
+
+
 def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: float = 4.0) -> int:
     """The whole demo; every process and thread it starts is stopped before it returns or raises."""
     # The emulator (Starlette, uvicorn) loads when the demo runs, not when this package is imported.
@@ -242,17 +312,21 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
             f"({len(seeded.reencoded)} WebP to re-encode, {len(seeded.rejected_keys)} corrupt to reject)"
         )
 
+        api_port, worker_log_port, trigger_log_port = free_ports(3)
+        api_url = f"http://127.0.0.1:{api_port}"
         env = AirflowEnvironment(
             home=demo_dir / "airflow",
             connections={
                 "cogvideo_default": connection_json(emulator),
                 "aws_default": json.dumps(aws_connection_json(s3)),
             },
+            # The api-server the reviewer answers through, sharing the demo's metadata DB.
+            config=served_settings(api_url, worker_log_port=worker_log_port, trigger_log_port=trigger_log_port),
             # dag.test() runs one task at a time: poll each job every second instead of the adaptive
             # schedule (first poll 45 s after a cogvideox-3 submit), so the demo takes a minute, not several.
             extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": "1"},
         )
-        env.install_dags(pipeline_dag_file())
+        env.install_dags(pipeline_dag_file(), review_dag_file())
         with open(demo_dir / "setup.log", "w") as setup_log:
             _say(f"Airflow home         {_shown(env.home)}   (airflow db migrate ...)")
             env.migrate(log=setup_log)
@@ -280,6 +354,15 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
             return 1
 
         manifest_uri, manifest = _latest_manifest(client)
+        review_lines = _review_run(env, processes, api_url, manifest_uri, manifest, demo_dir)
+        if review_lines is None:
+            return 1
+        manifest_uri, manifest = _latest_manifest(client)  # rewritten with the decisions
+        published = client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=PUBLISHED_PREFIX).get("Contents", [])
+        published_events = env.query(
+            "SELECT COUNT(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
+            "cogvideo_published_videos",
+        )[0][0]
         manifest_copy = demo_dir / "manifest.json"  # the S3 server stops with the demo
         manifest_copy.write_text(json.dumps(manifest, indent=2))
         uploaded = [row for row in manifest["products"] if row["status"] == "uploaded"]
@@ -313,9 +396,23 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
         _say(f"{'':<{width}}  {'':>7}  {'':<12}  {_shown(local[row['product_id']])}")
     for row in failed:
         _say(f"{row['product_id']:<{width}}  FAILED: {row.get('error')}")
+    _say(f"\nReview ({REVIEW_DAG_ID}, answered through Airflow's REST API as a reviewer would):")
+    for line in review_lines:
+        _say(line)
+    _say(
+        f"Published:   s3://{OUTPUT_BUCKET}/{PUBLISHED_PREFIX} holds {len(published)} object(s) (videos and covers "
+        f"of the approved products); {published_events} asset event(s) on cogvideo_published_videos"
+    )
+    for item in sorted(published, key=lambda o: o["Key"]):
+        if item["Key"].endswith(".mp4"):
+            _say(f"             s3://{OUTPUT_BUCKET}/{item['Key']}")
     _say(f"\nManifest:    {_shown(manifest_copy)}  (a copy of {manifest_uri})")
     currency = manifest.get("currency") or ""
-    _say(f"Total cost:  {manifest['total_price']:.2f} {currency} (list price; emulated, nothing billed)")
+    regenerations = (manifest.get("review") or {}).get("paid") or 0.0
+    _say(
+        f"Total cost:  {manifest['total_price']:.2f} {currency} + {regenerations:.2f} for the review's regeneration "
+        "(list price; emulated, nothing billed)"
+    )
     _say(f"Videos:      {_shown(demo_dir / 'videos')}/  (open with any video player, e.g. xdg-open or open)")
     _say(f"Gallery:     {gallery_uri}  (the pipeline's review page; its presigned links need the S3 server)")
     _say(f"             local copy {_shown(gallery_copy)}  (open it in a browser: plays from {_shown(local_dir)}/)")
@@ -325,4 +422,12 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
     return 0 if not failed else 1
 
 
-__all__ = ["OUTPUT_BUCKET", "PIPELINE_DAG_ID", "pipeline_dag_file", "run_demo"]
+__all__ = [
+    "OUTPUT_BUCKET",
+    "PIPELINE_DAG_ID",
+    "REVIEW_DAG_ID",
+    "pipeline_dag_file",
+    "review_by_rest",
+    "review_dag_file",
+    "run_demo",
+]

@@ -17,13 +17,16 @@ Scheduled ``@daily`` over a catalog, it pays only for what changed since the vid
 * ``manifest`` (runs whatever happened) writes ``manifests/<day>/<run_id>.json`` and the review
   gallery ``gallery/<day>/<run_id>.html`` to the output bucket (one row and card per product, with
   its status: :class:`~airflow_provider_cogvideo.manifest.RowStatus`), holds the products left
-  ambiguous, and compacts the index.
+  ambiguous, and compacts the index. Its asset event (``RUN_VIDEOS``) names the manifest: the review
+  DAG (``product_video_review.py``, next to this file) runs on it, so reviews that wait for people never
+  hold this ``@daily``, ``max_active_runs=1`` DAG back.
 
 ``<day>`` is the run's logical date, or for a run triggered without one, the day it was triggered for.
 
 Params: ``dry_run`` (validate and price, send nothing; the manifest lists what would be reused and
-what paid), ``max_total_price`` (the run's budget; unset = no limit), ``regenerate`` (product ids, or
-``all``, to pay for again), ``release_held`` (held product ids, or ``all``, a person has checked).
+what paid), ``max_total_price`` (the run's budget, regenerations after reviews included; unset = no
+limit), ``regenerate`` (product ids, or ``all``, to pay for again), ``release_held`` (held product ids,
+or ``all``, a person has checked), ``review`` (``required``, ``publish_all`` or ``off``).
 
 The generation tasks run in the pool ``cogvideo`` (``cogvideo pool --tier V0`` creates it with
 ``include_deferred`` on, so rendering jobs keep their slot). Parsing this file touches no
@@ -38,19 +41,14 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task_group
 
+from airflow_provider_cogvideo.demo.pipeline_settings import GENERATION, POLL_INTERVAL, POOL, RUN_VIDEOS
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.operators.run_plan import CogVideoRunPlanOperator
 from airflow_provider_cogvideo.operators.run_record import CogVideoRunRecordOperator
+from airflow_provider_cogvideo.review import ReviewMode
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 
-GENERATION: dict[str, Any] = {"model": os.environ.get("COGVIDEO_PIPELINE_MODEL", "cogvideox-3")}
-"""The model and options of every video: given to the generate step and to ingestion, whose
-fingerprints of the videos name them (change one and the catalog is made again)."""
-POOL = os.environ.get("COGVIDEO_PIPELINE_POOL", "cogvideo")
-# Fixed seconds between polls, for renders of seconds (the emulator in `make demo` and the integration
-# test); unset, the adaptive schedule suits real renders of minutes.
-POLL_INTERVAL = float(os.environ.get("COGVIDEO_PIPELINE_POLL_INTERVAL") or 0) or None
 UPLOADS_AT_ONCE = max(1, int(os.environ.get("COGVIDEO_PIPELINE_UPLOADS_AT_ONCE") or 2))
 """Uploads running at once per run. They are off the tier's critical path: when a wave of renders
 ends together, unthrottled uploads take the workers' CPU from the submits that refill the tier."""
@@ -93,6 +91,12 @@ with DAG(
         "regenerate": Param(None, type=SELECTION, description='Product ids to pay for again, or "all".'),
         "release_held": Param(
             None, type=SELECTION, description='Held product ids (checked in the console) to pay for again, or "all".'
+        ),
+        "review": Param(
+            "required",
+            enum=[mode.value for mode in ReviewMode],
+            description="New videos: each waits for a reviewer (required), is published unreviewed "
+            "(publish_all), or stays unpublished (off). The review DAG product_video_review does it.",
         ),
     },
     tags=["cogvideo", "example"],
@@ -149,5 +153,7 @@ with DAG(
         gallery_key=f"gallery/{RUN_KEY}.html",
         video_index=VIDEO_INDEX,
         dry_run="{{ params.dry_run }}",
+        review="{{ params.review }}",
+        outlets=[RUN_VIDEOS],  # the review DAG runs on it
     )
     record << product.expand_kwargs(plan.output)

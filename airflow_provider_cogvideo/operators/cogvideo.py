@@ -212,6 +212,9 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
     template_fields_renderers = {"metadata": "json", "image": "json", "extra_body": "json", "spend_plan": "json"}
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
+    budget_task_ids: list[str] | None = None
+    """The task ids whose instances share ``max_total_price`` (None: this task's own); a subclass that
+    spreads one budget over several tasks sets it (the review loop's regenerations)."""
 
     def __init__(
         self,
@@ -318,7 +321,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             budget, plan = checked_budget(self.max_total_price), checked_spend_plan(self.spend_plan)
         except CogVideoValidationError as exc:
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
-        return SpendLedger(context["ti"], jobs.state, budget, plan)
+        return SpendLedger(context["ti"], jobs.state, budget, plan, peers=self.budget_task_ids)
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:

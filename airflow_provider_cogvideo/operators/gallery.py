@@ -46,6 +46,7 @@ DEFAULT_URL_EXPIRES = timedelta(days=7)
 URL_EXPIRES_RANGE = (1.0, 7 * 24 * 3600.0)
 """Seconds a presigned URL may be valid: SigV4 refuses more than 7 days."""
 PAGE_CONTENT_TYPE = "text/html; charset=utf-8"
+MANIFEST_CONTENT_TYPE = "application/json"
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 """A manifest read from S3: tens of thousands of products' rows."""
 
@@ -60,6 +61,29 @@ def checked_media(media: Any) -> str:
 def checked_url_expires(url_expires: float | timedelta) -> int:
     """Seconds a presigned URL is valid: 1 s to 7 days."""
     return int(bounded("url_expires", seconds(url_expires), URL_EXPIRES_RANGE))
+
+
+def read_manifest(client: Any, uri: str) -> Any:
+    """The JSON document at ``uri`` (``s3://bucket/key``, at most 64 MiB), or ``AirflowFailException``."""
+    parsed = parse_s3_uri(uri)
+    if parsed is None:
+        raise AirflowFailException(f"manifest {uri!r} is not an s3://bucket/key URI")
+    raw = read_capped(client, parsed[0], parsed[1], _MAX_MANIFEST_BYTES)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise AirflowFailException(f"manifest {uri} is not JSON: {exc}") from None
+
+
+def write_manifest(client: Any, bucket: str, key: str, document: Mapping[str, Any]) -> str:
+    """Store a run manifest as JSON; its ``s3://`` URI."""
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(document, indent=2, default=str).encode("utf-8"),
+        ContentType=MANIFEST_CONTENT_TYPE,
+    )
+    return s3_uri(bucket, key)
 
 
 def write_gallery(
@@ -232,14 +256,7 @@ class S3VideoGalleryOperator(BaseOperator):
     def _document(self) -> Mapping[str, Any]:
         manifest = self.manifest
         if isinstance(manifest, str) and manifest.startswith("s3://"):
-            parsed = parse_s3_uri(manifest)
-            if parsed is None:
-                raise AirflowFailException(f"manifest {manifest!r} is not an s3://bucket/key URI")
-            raw = read_capped(self.s3_hook.get_conn(), parsed[0], parsed[1], _MAX_MANIFEST_BYTES)
-            try:
-                manifest = json.loads(raw)
-            except ValueError as exc:
-                raise AirflowFailException(f"manifest {self.manifest} is not JSON: {exc}") from None
+            manifest = read_manifest(self.s3_hook.get_conn(), manifest)
         if isinstance(manifest, list):
             manifest = {"products": manifest}
         if not isinstance(manifest, Mapping) or not isinstance(manifest.get("products", []), list):

@@ -53,6 +53,7 @@ from airflow_provider_cogvideo.catalog_plan import (
     Listed,
     Selection,
     choose,
+    entry_row,
     held_row,
     index_inputs,
     index_overlaps,
@@ -173,7 +174,9 @@ class S3ProductImagesOperator(BaseOperator):
         the videos' own prefix, given to the transfer too): a product whose video is already there,
         made from the same inputs, is not handed on to be paid but listed as ``reused`` (XCom
         ``catalog``); decided from the listing, without reading its image or sidecar. A product an
-        earlier run left ``ambiguous`` is listed as ``held``. Needs ``generation``.
+        earlier run left ``ambiguous`` is listed as ``held``; one whose video a review rejected, as
+        ``rejected_by_review`` (not paid again until its inputs change or ``regenerate`` names it). Needs
+        ``generation``.
     :param generation: what makes the video besides the image and prompt, as given to the generate
         operator: ``model`` and every option (``duration``, ``quality``, ``extra_body``...). With it each
         item carries its ``fingerprint`` (:func:`~airflow_provider_cogvideo.fingerprint.video_fingerprint`).
@@ -307,10 +310,12 @@ class S3ProductImagesOperator(BaseOperator):
         ti.xcom_push(key=XCOM_READS, value=dict(self._requests))
         counts = Counter(row["status"] for row in run.rows)
         self.log.info(
-            "%d item(s) to pay, %d reused, %d held, %d waiting, %d rejected (%d re-encoded into %s); S3 requests: %s",
+            "%d item(s) to pay, %d reused, %d held, %d rejected by review, %d waiting, %d image(s) rejected (%d "
+            "re-encoded into %s); S3 requests: %s",
             len(run.paid),
             counts["reused"],
             counts["held"],
+            counts["rejected_by_review"],
             counts["waiting"],
             len(run.rejected),
             sum(1 for p in run.paid if p["metadata"].get("reencoded")),
@@ -388,8 +393,8 @@ class S3ProductImagesOperator(BaseOperator):
                 regenerate=run.regenerate,
                 release_held=run.release_held,
             )
-            if choice is Choice.REUSE and isinstance(found, IndexEntry):
-                run.rows.append(found.reused_row(title=known_title(found, run.catalog.get(pid)), image=image))
+            if choice in (Choice.REUSE, Choice.REJECTED) and isinstance(found, IndexEntry):  # nothing read or paid
+                run.rows.append(entry_row(found, title=known_title(found, run.catalog.get(pid)), image=image))
             elif choice is Choice.HOLD and isinstance(found, Hold) and run.index is not None:
                 # a hold records no fields: the title is the one its last paid video recorded, if any
                 title = known_title(run.index.latest(pid, variant), run.catalog.get(pid))
@@ -414,8 +419,8 @@ class S3ProductImagesOperator(BaseOperator):
                 if fingerprint
                 else None
             )
-            if entry is not None:
-                run.rows.append(entry.reused_row(title=prepared.fields.get("title"), image=image))
+            if entry is not None:  # reused, or rejected by review: not paid either way
+                run.rows.append(entry_row(entry, title=prepared.fields.get("title"), image=image))
             else:
                 metadata = {**prepared.fields, "source_image": image, "variant": variant}
                 if prepared.reencoded:

@@ -10,7 +10,10 @@ It runs whatever happened upstream (``trigger_rule="all_done"``) and, from the t
    it again until a person clears it), compacts the index with the entries this run's uploads wrote
    (they need no read-back), then clears the hold of every product uploaded or reused this run that
    had one (a run with ``release_held`` took it: paid and safely stored now, or its video was found);
-5. fails the task (``AirflowFailException``, after everything is written) when the plan refused the
+5. sets the ``extra`` of its outlet assets' events to ``{"manifest", "gallery", "review"}`` (the
+   manifest's and the gallery's ``s3://`` URIs and the ``review`` mode): the review DAG is scheduled on
+   that asset and reads the run from its manifest (:mod:`~airflow_provider_cogvideo.operators.review_plan`);
+6. fails the task (``AirflowFailException``, after everything is written) when the plan refused the
    run for its budget, so that the run does not look like a success.
 
 In a DAG::
@@ -39,7 +42,6 @@ mapping or an unmapped task's list: a mapped task's list values could not be tol
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -56,7 +58,9 @@ from airflow_provider_cogvideo.operators.gallery import (
     checked_media,
     checked_url_expires,
     write_gallery,
+    write_manifest,
 )
+from airflow_provider_cogvideo.review import checked_mode
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, s3_uri
 from airflow_provider_cogvideo.validation import as_bool, is_unset
 from airflow_provider_cogvideo.video_index import (
@@ -83,7 +87,6 @@ if TYPE_CHECKING:
 
 RETURN_KEY = "return_value"
 """A task's return value's XCom key (Airflow's ``XCOM_RETURN_KEY``)."""
-MANIFEST_CONTENT_TYPE = "application/json"
 
 
 def all_values(pulled: Any) -> list[Any]:
@@ -124,13 +127,16 @@ class CogVideoRunRecordOperator(BaseOperator):
     :param media: how the gallery page reaches its media, ``"presigned"`` or ``"relative"``
         (:class:`~airflow_provider_cogvideo.operators.gallery.S3VideoGalleryOperator`'s ``media``).
     :param url_expires: validity of the gallery's presigned URLs (seconds or a ``timedelta``), 1 s to 7 days.
+    :param review: what happens to the run's new videos, recorded in the manifest (``review.mode``) and
+        the outlet events for the review DAG: ``required`` (each waits for a reviewer), ``publish_all`` or
+        ``off`` (:class:`~airflow_provider_cogvideo.review.ReviewMode`); unset: no review loop.
     :param aws_conn_id: ``aws`` connection for ``S3Hook``.
 
     Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
     the DAG fails when it is parsed.
     """
 
-    template_fields: Sequence[str] = ("s3_bucket", "manifest_key", "gallery_key", "video_index", "dry_run")
+    template_fields: Sequence[str] = ("s3_bucket", "manifest_key", "gallery_key", "video_index", "dry_run", "review")
     ui_color = "#e8f0ff"
 
     def __init__(
@@ -147,6 +153,7 @@ class CogVideoRunRecordOperator(BaseOperator):
         dry_run: bool | str = False,
         media: str = "presigned",
         url_expires: float | timedelta = DEFAULT_URL_EXPIRES,
+        review: str | None = None,
         aws_conn_id: str | None = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -164,6 +171,7 @@ class CogVideoRunRecordOperator(BaseOperator):
         self.dry_run = dry_run
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)
+        self.review = review
         self.aws_conn_id = aws_conn_id
 
     @cached_property
@@ -178,6 +186,7 @@ class CogVideoRunRecordOperator(BaseOperator):
             gallery_key = checked_key(self.gallery_key, "gallery_key")
             location = None if is_unset(self.video_index) else IndexLocation.parse(self.video_index, "video_index")
             dry_run = as_bool("dry_run", self.dry_run)
+            review = None if is_unset(self.review) else checked_mode(self.review)
         except CogVideoValidationError as exc:
             raise AirflowFailException(str(exc)) from None
         pulled = self._pull(context["ti"])
@@ -197,13 +206,9 @@ class CogVideoRunRecordOperator(BaseOperator):
             spend=pulled["spend"],
             reads=pulled["reads"],
         )
-        manifest_uri = s3_uri(self.s3_bucket, manifest_key)
-        self.s3_hook.get_conn().put_object(
-            Bucket=self.s3_bucket,
-            Key=manifest_key,
-            Body=json.dumps(document, indent=2, default=str).encode("utf-8"),
-            ContentType=MANIFEST_CONTENT_TYPE,
-        )
+        document["video_index"] = location.uri if location is not None else None
+        document["review"] = {"mode": review.value} if review is not None else None
+        manifest_uri = write_manifest(self.s3_hook.get_conn(), self.s3_bucket, manifest_key, document)
         gallery = write_gallery(
             document,
             s3_bucket=self.s3_bucket,
@@ -216,10 +221,24 @@ class CogVideoRunRecordOperator(BaseOperator):
         self.log.info("%s; manifest %s", summary_line(document), manifest_uri)
         if location is not None and not document["plan"]:
             self._update_index(location, document, pulled["uploads"], run_id=str(context.get("run_id")))
+        self._announce(context, manifest_uri, document)
         refusal = budget_refusal(document, pulled["estimate"])
         if refusal:
             raise AirflowFailException(f"{refusal}; manifest {manifest_uri}")
         return {**document["counts"], "manifest": manifest_uri, "gallery_url": gallery["url"]}
+
+    def _announce(self, context: Context, manifest_uri: str, document: Mapping[str, Any]) -> None:
+        """The run's asset events say where its record is (module docstring, step 5)."""
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        extra = {
+            "manifest": manifest_uri,
+            "gallery": document["gallery"],
+            "review": (document["review"] or {}).get("mode"),
+        }
+        for outlet in self.outlets:
+            events[outlet].extra = dict(extra)
 
     def _pull(self, ti: Any) -> dict[str, Any]:
         """Every XCom the record reads: one pull per (task, key), never one per product (module docstring)."""

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 # Inherited settings that would make the throwaway deployment read or write someone else's (or a test
 # session's) configuration, connections or DAGs.
-_ISOLATED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "COGVIDEO_PIPELINE_")
+_ISOLATED_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "COGVIDEO_PIPELINE_", "COGVIDEO_REVIEW_")
 _ISOLATED_NAMES = ("AIRFLOW_HOME", "AIRFLOW_CONFIG")
 
 
@@ -117,6 +117,18 @@ def closing_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
+def api_healthy(api_url: str) -> bool:
+    """Whether the api-server at ``api_url`` answers its health check."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def served_settings(api_url: str, *, worker_log_port: int, trigger_log_port: int) -> dict[tuple[str, str], str]:
     """The settings of a deployment whose components run as separate processes on this machine: the
     api-server at ``api_url`` (loopback) that workers reach through the Execution API, a fresh JWT
@@ -138,4 +150,4 @@ def served_settings(api_url: str, *, worker_log_port: int, trigger_log_port: int
     }
 
 
-__all__ = ["AirflowEnvironment", "closing_sqlite", "served_settings"]
+__all__ = ["AirflowEnvironment", "api_healthy", "closing_sqlite", "served_settings"]

@@ -93,6 +93,7 @@ from airflow_provider_cogvideo.transfers.results import checked_url, parse_resul
 from airflow_provider_cogvideo.validation import bounded, is_unset
 from airflow_provider_cogvideo.video_index import (
     INDEX_INPUTS,
+    REVIEW_MARKER,
     IndexLocation,
     entry_from_upload,
     indexed_key,
@@ -340,7 +341,7 @@ class CogVideoToS3Operator(CogVideoHookMixin, BaseOperator):
         location = self._index_location()
         video_key = format_key(self.s3_key, fields, "s3_key") if self.s3_key else indexed_key(location, result)
         image_key = self._cover_key(fields, video_key)
-        metadata = s3_metadata(result, self.log.warning, leave_out=(INDEX_INPUTS,))
+        metadata = s3_metadata(result, self.log.warning, leave_out=(INDEX_INPUTS, REVIEW_MARKER))
 
         # Every refusal is decided before a byte is downloaded.
         video_target = self._target(video_key, job_id)

@@ -18,8 +18,6 @@ import secrets
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -29,11 +27,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipeline_dag_file
+from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipeline_dag_file, review_dag_file
 from airflow_provider_cogvideo.emulator import EmulatorConfig, EmulatorHandle, running_emulator
 from airflow_provider_cogvideo.emulator.faults import FaultConfig
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, api_healthy
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import CORRUPT_PRODUCT_ID, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
@@ -75,14 +73,6 @@ class Deployment:
         return json.loads(value) if isinstance(value, (str, bytes)) else value  # a JSON column: text in SQLite
 
 
-def _api_healthy(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _seed(s3: SeaweedFS) -> tuple[str, str]:
     """Sample products, with a ``<script>`` in one sidecar's title and a blocked word in another's."""
     client = s3.boto3_client()
@@ -119,9 +109,10 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
             ("core", "simple_auth_manager_all_admins"): "True",
         },
-        extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": "1"},
+        # One regeneration per product: review_1 -> regenerate_1 -> upload_1 -> review_2 (the last round).
+        extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": "1", "COGVIDEO_REVIEW_MAX_ROUNDS": "1"},
     )
-    env.install_dags(pipeline_dag_file())
+    env.install_dags(pipeline_dag_file(), review_dag_file())
     with ThreadPoolExecutor(1) as pool, ExitStack() as stack:
         migrated = pool.submit(env.migrate)  # seconds of work: done while the servers start
         s3 = stack.enter_context(running_seaweedfs(workdir / "s3"))
@@ -159,7 +150,7 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
         listed = client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="manifests/").get("Contents", [])
         assert listed, f"the run wrote no manifest:\n{output}"
         manifest = json.loads(client.get_object(Bucket=OUTPUT_BUCKET, Key=listed[0]["Key"])["Body"].read())
-        wait_until(lambda: _api_healthy(api_url), timeout=120, what="the api-server", alive=processes.check_alive)
+        wait_until(lambda: api_healthy(api_url), timeout=120, what="the api-server", alive=processes.check_alive)
         timings["api-server ready"] = time.monotonic() - started
         yield Deployment(
             env=env,

@@ -35,8 +35,6 @@ import re
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +46,7 @@ from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipel
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, parse_keys
 from airflow_provider_cogvideo.emulator import running_emulator as start_emulator
 from airflow_provider_cogvideo.testing import connection_json
-from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, served_settings
+from airflow_provider_cogvideo.testing.airflow_env import AirflowEnvironment, api_healthy, served_settings
 from airflow_provider_cogvideo.testing.processes import ProcessGroup, wait_until
 from airflow_provider_cogvideo.testing.products import ensure_bucket, sample_products, seed_products
 from airflow_provider_cogvideo.testing.seaweedfs import SeaweedFS, aws_connection_json, free_ports, running_seaweedfs
@@ -267,14 +265,6 @@ class Monitor(threading.Thread):
             conn.close()
 
 
-def _api_healthy(api_port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/api/v2/monitor/health", timeout=2) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _query(cursor: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     cursor.execute(sql, params)
     return cursor.fetchall()
@@ -383,7 +373,9 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
             assert _query(cursor, "SELECT slots, include_deferred FROM slot_pool WHERE pool = 'cogvideo'") == [
                 (TIER_SLOTS, True)
             ]
-            wait_until(lambda: _api_healthy(ports[0]), timeout=120, what="the api-server", alive=alive)
+            wait_until(
+                lambda: api_healthy(f"http://127.0.0.1:{ports[0]}"), timeout=120, what="the api-server", alive=alive
+            )
 
             def dag_parsed() -> bool:
                 errors = _query(cursor, "SELECT filename, stacktrace FROM import_error")

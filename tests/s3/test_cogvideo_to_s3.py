@@ -630,6 +630,7 @@ def test_an_indexed_video_is_stored_under_the_index_then_its_entry(
         "paid_by_run": RUN_ID,
         "prompt": "A red mug turns slowly",
         "inputs": INPUTS,
+        "review": None,
     }
     assert video_head["ContentLength"] == len(VIDEO)
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=video_key)["TagSet"]}

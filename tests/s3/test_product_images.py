@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,7 +22,14 @@ from airflow_provider_cogvideo.products import truncate_prompt
 from airflow_provider_cogvideo.sizes import MiB
 from airflow_provider_cogvideo.testing.result_files import ResultFileServer
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
-from airflow_provider_cogvideo.video_index import Hold, IndexLocation, compact, write_hold
+from airflow_provider_cogvideo.video_index import (
+    Hold,
+    IndexLocation,
+    compact,
+    load_index,
+    write_entry,
+    write_hold,
+)
 from tests.conftest import BOMB_SIDE
 from tests.s3.helpers import AWS_CONN_ID, COGVIDEO_CONN_ID, make_context, object_keys, pushed
 
@@ -426,6 +434,7 @@ def reused(bucket: str, upload: dict[str, Any], item: dict[str, Any], title: str
         "paid_by_run": run_id,
         "paid_at": upload["index_entry"]["body"]["paid_at"],
         "fingerprint": metadata["fingerprint"],
+        "review": None,
     }
 
 
@@ -564,6 +573,49 @@ def test_an_image_put_back_as_it_was_is_reused_after_reading(
         "incoming/mug.json",
         "incoming/mug.png",
     ]
+
+
+def test_a_video_rejected_by_review_is_neither_reused_nor_paid_again(
+    s3: Any, bucket: str, videos: str, result_server: ResultFileServer
+) -> None:
+    """A rejection recorded on the entry, for its job: listed as rejected_by_review, unread, unpaid;
+    read after all (same bytes, new ETag), still unpaid; paid again only when regenerate names it. An
+    approval rides along on the reused row."""
+    items, uploads = paid_catalog(s3, bucket, videos, result_server, {"lamp.png": "Desk lamp", "mug.png": "Red mug"})
+    location = IndexLocation.parse(index_uri(videos))
+    index = load_index(s3, location)
+    decisions = {"lamp": "approved", "mug": "rejected_by_review"}
+    for pid, state in decisions.items():
+        entry = index.find(pid, "default", items[pid]["metadata"]["fingerprint"])
+        assert entry is not None
+        note = [{"round": 1, "answer": "Reject", "state": state, "note": "too dark", "job_id": entry.job_id}]
+        review = {"state": state, "job_id": entry.job_id, "run_id": "review-1", "decisions": note, "published": None}
+        write_entry(s3, location, dataclasses.replace(entry, review=review))
+
+    context = make_context()
+    assert indexed(bucket, videos).execute(context) == []
+    lamp, mug = pushed(context, "catalog")
+    assert lamp == {**reused(videos, uploads["lamp"], items["lamp"], "Desk lamp", "run-1"), "review": lamp["review"]}
+    assert lamp["review"]["state"] == "approved"
+    reason = mug.pop("reason")
+    assert mug == {
+        **reused(videos, uploads["mug"], items["mug"], "Red mug", "run-1"),
+        "status": "rejected_by_review",
+        "review": mug["review"],
+    }
+    assert mug["review"]["state"] == "rejected_by_review" and "too dark" in reason and "review-1" in reason
+    assert pushed(context, "catalog_reads")["images"] == 0
+
+    put(s3, bucket, "incoming/mug.json", json.dumps({"style": "studio", "title": "Red mug"}, indent=2))
+    read = make_context()
+    assert indexed(bucket, videos).execute(read) == [], "read (a new sidecar ETag), found rejected, not paid"
+    assert [row["status"] for row in pushed(read, "catalog")] == ["reused", "rejected_by_review"]
+    assert pushed(read, "catalog_reads")["images"] == 1
+
+    regenerated = make_context()
+    (again,) = indexed(bucket, videos, regenerate="mug").execute(regenerated)
+    assert again["metadata"]["fingerprint"] == items["mug"]["metadata"]["fingerprint"]
+    assert [row["product_id"] for row in pushed(regenerated, "catalog")] == ["lamp"]
 
 
 def test_regenerate_pays_again_for_the_products_named(

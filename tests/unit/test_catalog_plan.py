@@ -18,12 +18,16 @@ from airflow_provider_cogvideo.catalog_plan import (
     Listed,
     Selection,
     choose,
+    entry_row,
     held_row,
     index_inputs,
     known_title,
     max_map_length,
     paid_cap,
+    rejected_by_review,
+    rejected_row,
     reuse_after_read,
+    reused_row,
     waiting_row,
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
@@ -84,6 +88,7 @@ def paid(
     fingerprint: str = FINGERPRINT,
     job: str = "job-1",
     paid_at: str = "2025-03-01T08:30:00.000000+00:00",
+    review: dict[str, Any] | None = None,
 ) -> IndexEntry:
     """A paid video of the mug: its video and cover stored, its entry written as the upload writes it."""
     video_key = LOCATION.video_key("mug", "default", fingerprint, job)
@@ -105,6 +110,7 @@ def paid(
         paid_at=paid_at,
         prompt="Red mug: studio. Product mug turns slowly.",
         inputs={"image": RECORDED_IMAGE, "sidecar": RECORDED_SIDECAR} if inputs is None else inputs,
+        review=review,
     )
     write_entry(s3, LOCATION, entry)
     return entry
@@ -335,6 +341,107 @@ def test_only_the_latest_entry_is_reused_from_the_listing(s3: Any) -> None:
     index = load_index(s3, LOCATION)
     assert decide(index) == (Choice.READ, None)
     assert reuse_after_read(index, "mug", "default", FINGERPRINT, regenerate=NOTHING) == old
+
+
+# ---------------------------------------------------------------- choose: review decisions
+
+
+def review(state: str, job: str = "job-1", *notes: str) -> dict[str, Any]:
+    """An entry's ``review``, as the review run records it: one decision per note."""
+    decisions = [
+        {
+            "round": n,
+            "answer": "Reject",
+            "state": state,
+            "note": note,
+            "by": "ana",
+            "at": "t",
+            "job_id": job,
+            "video": "v",
+        }
+        for n, note in enumerate(notes, start=1)
+    ]
+    return {
+        "state": state,
+        "job_id": job,
+        "run_id": "review__1",
+        "until": None,
+        "decisions": decisions,
+        "published": None,
+    }
+
+
+REJECTED = review("rejected_by_review", "job-1", "too dark", "still too dark")
+
+
+def test_a_video_rejected_by_review_is_neither_reused_nor_read(s3: Any) -> None:
+    entry = paid(s3, review=REJECTED)
+    index = load_index(s3, LOCATION)
+    assert decide(index) == (Choice.REJECTED, entry)
+    assert rejected_by_review(entry)
+    # read after all (an image put back as it was): its entry is found, and still not reused nor paid
+    assert reuse_after_read(index, "mug", "default", FINGERPRINT, regenerate=NOTHING) == entry
+    assert entry_row(entry, title="Red mug", image="s3://c/mug.png")["status"] == "rejected_by_review"
+
+
+@pytest.mark.parametrize("regenerate", [Selection(products=frozenset({"mug"})), Selection(everything=True)])
+def test_regenerate_reads_and_pays_for_a_rejected_video(s3: Any, regenerate: Selection) -> None:
+    paid(s3, review=REJECTED)
+    index = load_index(s3, LOCATION)
+    assert decide(index, regenerate=regenerate) == (Choice.READ, None)
+    assert reuse_after_read(index, "mug", "default", FINGERPRINT, regenerate=regenerate) is None
+
+
+def test_a_rejected_product_whose_inputs_changed_is_read_and_paid(s3: Any) -> None:
+    """A new fingerprint is a new video and a new review: the rejection stays with the old one."""
+    paid(s3, review=REJECTED)
+    index = load_index(s3, LOCATION)
+    changed = Listed("incoming/mug.png", 2048, "etag-image-2")
+    assert decide(index, image=changed) == (Choice.READ, None)
+    assert decide(index, fingerprint=lambda f, s: fingerprint_of(f, s, model="cogvideox-2")) == (Choice.READ, None)
+    new_fingerprint = fingerprint_of(FIELDS, "c" * 64)
+    assert reuse_after_read(index, "mug", "default", new_fingerprint, regenerate=NOTHING) is None
+
+
+def test_a_rejection_of_another_job_of_the_same_fingerprint_does_not_count(s3: Any) -> None:
+    """The entry now names a newer video (regenerated after the reject): that one is unreviewed."""
+    entry = paid(s3, job="job-2", review=REJECTED)
+    assert not rejected_by_review(entry)
+    assert decide(load_index(s3, LOCATION)) == (Choice.REUSE, entry)
+    assert reused_row(entry, title="Red mug", image="s3://c/mug.png")["review"] is None
+    assert entry_row(entry, title="Red mug", image="s3://c/mug.png")["status"] == "reused"
+
+
+@pytest.mark.parametrize("state", ["approved", "held", "awaiting"])
+def test_a_video_approved_or_not_yet_decided_is_reused_with_its_review(s3: Any, state: str) -> None:
+    decided = review(state, "job-1")
+    entry = paid(s3, review=decided)
+    assert decide(load_index(s3, LOCATION)) == (Choice.REUSE, entry)
+    row = entry_row(entry, title="Red mug", image="s3://c/mug.png")
+    assert row == {**entry.reused_row("Red mug", "s3://c/mug.png"), "review": decided}
+    assert row["status"] == "reused" and row["price"] == 0.0
+
+
+def test_an_unreviewed_video_is_reused_with_no_review(s3: Any) -> None:
+    entry = paid(s3)
+    assert decide(load_index(s3, LOCATION)) == (Choice.REUSE, entry)
+    assert reused_row(entry, title=None, image=None) == {**entry.reused_row(None, None), "review": None}
+
+
+def test_rejected_row(s3: Any) -> None:
+    entry = paid(s3, review=REJECTED)
+    row = rejected_row(entry, title="Red mug", image="s3://catalog/incoming/mug.png")
+    reason = row.pop("reason")
+    assert row == {
+        **entry.reused_row("Red mug", "s3://catalog/incoming/mug.png"),
+        "status": "rejected_by_review",
+        "price": 0.0,
+        "review": REJECTED,
+    }
+    assert row["paid_price"] == 1.0 and row["video"] == f"s3://{BUCKET}/{entry.video.key}"
+    assert "review__1" in reason and "too dark" in reason and "still too dark" in reason
+    assert "regenerate" in reason
+    assert entry_row(entry, title="Red mug", image="s3://catalog/incoming/mug.png") == {**row, "reason": reason}
 
 
 # ---------------------------------------------------------------- reuse after reading

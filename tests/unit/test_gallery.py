@@ -23,6 +23,7 @@ import pytest
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.gallery import (
+    BASE_URL_NOTICE,
     DEFAULT_TEMPLATE,
     gallery_context,
     human_seconds,
@@ -402,6 +403,167 @@ def test_a_catalog_sized_page_loads_no_video_until_played() -> None:
 def test_long_texts_are_capped() -> None:
     card = gallery_context(manifest(products=[_row("a", "failed", error="x" * 10_000)]), presigned)["cards"][0]
     assert len(card["reason"]) < 4100 and card["reason"].endswith("(6000 more characters)")
+
+
+# ------------------------------------------------------------------ the review loop on the page
+
+AIRFLOW = "https://airflow.test/required_actions"
+NOTE_ATTACK = '<script>window.__gallery_pwned = 1</script>too dark & "blurry"'
+SHA = "ab12" * 16
+
+
+def _review(state: str | None, **fields: Any) -> dict[str, Any]:
+    return {"state": state, "round": 1, "link": f"{AIRFLOW}?dag_run_id=r&task_id={state}", **fields}
+
+
+def reviewed(**overrides: Any) -> dict[str, Any]:
+    """A required-review run: a product in each review state, as the manifest task records them."""
+    note = {"round": 0, "answer": "Reject", "state": "regenerating", "note": NOTE_ATTACK, "by": "alice"}
+    rejected = {**note, "at": "2026-12-01T10:05:00+00:00", "job_id": "81", "video": "s3://out/v/b-0.mp4"}
+    approved = {"round": 1, "answer": "Approve", "state": "approved", "note": None, "by": "bob", "job_id": "82"}
+    timeout = {"round": 0, "answer": "timeout", "state": "held", "note": None, "by": None, "at": None}
+    round_0 = {
+        "round": 0,
+        "video": "s3://out/v/b-0.mp4",
+        "cover": "s3://out/v/b-0.png",
+        "job_id": "81",
+        "prompt": "A cup",
+    }
+    published = {"video": "s3://out/published/b.mp4", "cover": None, "sha256": SHA}
+    b_review = _review("approved", decisions=[rejected, approved], published=published, videos=[round_0])
+    # Reused from an earlier run: only its state, decisions and published object.
+    f_review = {"state": "approved", "published": {"video": "s3://out/published/f.mp4", "sha256": "f" * 64}}
+    rows = [
+        _row("a-awaiting", "uploaded", video="s3://out/v/a.mp4", review=_review("awaiting", round=2)),
+        _row("b-approved", "uploaded", video="s3://out/v/b-1.mp4", prompt="A cup, brighter", review=b_review),
+        _row("c-rejected", "rejected_by_review", review=_review("rejected_by_review")),
+        _row("d-held", "uploaded", video="s3://out/v/d.mp4", review=_review("held", decisions=[timeout])),
+        _row("e-regenerating", "uploaded", review=_review("regenerating")),
+        _row("f-reused", "reused", video="s3://out/v/f.mp4", review=f_review),
+        _row("g-none", "uploaded", review=None),
+    ]
+    review = {
+        "mode": "required",
+        "run_id": "review__2026-12-01",
+        "link": f"{AIRFLOW}?dag_run_id=review__2026-12-01",
+        "base_url_set": True,
+        "counts": {"approved": 2, "awaiting": 1, "held": 1, "rejected_by_review": 1, "regenerating": 1},
+    }
+    return manifest(products=rows, counts=None, review={**review, **overrides})
+
+
+def _cards(document: dict[str, Any], media: Any = presigned) -> dict[str, Any]:
+    return {card["product_id"]: card for card in gallery_context(document, media)["cards"]}
+
+
+def _card_html(page: str, product_id: str) -> str:
+    return re.search(rf'<article [^>]*data-product-id="{product_id}"[^>]*>.*?</article>', page, re.DOTALL)[0]
+
+
+def test_each_card_shows_its_review_state_and_round() -> None:
+    page = render_gallery(reviewed(), presigned)
+    assert html5_errors(page) == []
+    badges = {
+        pid: re.search(r'<span class="review-badge">([^<]*)</span>', _card_html(page, pid))[1]
+        for pid in ("a-awaiting", "b-approved", "c-rejected", "d-held", "e-regenerating", "f-reused")
+    }
+    assert badges == {
+        "a-awaiting": "awaiting review",
+        "b-approved": "approved",
+        "c-rejected": "rejected by review",
+        "d-held": "held (no answer)",
+        "e-regenerating": "regenerating",
+        "f-reused": "approved",
+    }
+    assert '<span class="review-round">round 2</span>' in _card_html(page, "a-awaiting")
+    assert 'data-review-state="awaiting"' in _card_html(page, "a-awaiting")
+    assert 'class="review review-state-rejected_by_review"' in _card_html(page, "c-rejected")
+    unreviewed = _card_html(page, "g-none")
+    assert 'class="review-badge"' not in unreviewed and "data-review-state" not in unreviewed
+    assert 'class="review-round"' not in _card_html(page, "f-reused")  # a reused row's review has no round
+    assert 'class="review-badge"' not in render_gallery(manifest(), presigned)  # a manifest without reviews
+
+
+def test_a_card_links_to_its_required_action_only_while_awaiting_and_only_over_http() -> None:
+    page = render_gallery(reviewed(), presigned)
+    links = re.findall(r'<a class="review-link" href="([^"]+)">Review in Airflow</a>', page)
+    assert links == [f"{AIRFLOW}?dag_run_id=r&amp;task_id=awaiting"]  # the other states carry a link too: not shown
+    assert _cards(reviewed())["b-approved"]["review"]["link"] is None
+    for bad in ("javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,x", "/required_actions", "//evil.test"):
+        row = _row("x", "uploaded", review=_review("awaiting", link=bad))
+        document = manifest(products=[row], review={"mode": "required", "link": bad, "base_url_set": True})
+        page = render_gallery(document, presigned)
+        assert 'class="review-link"' not in page and 'class="review-run-link"' not in page, bad
+        assert bad.lower() not in page.lower(), bad
+        assert "answer it in Airflow's Required actions" in page  # still told where to answer
+        assert html5_errors(page) == []
+
+
+def test_a_reviewers_note_is_escaped_and_capped() -> None:
+    page = render_gallery(reviewed(), presigned)
+    assert "<script" not in page and "__gallery_pwned = 1</script>" not in page
+    escaped = "&lt;script&gt;window.__gallery_pwned = 1&lt;/script&gt;too dark &amp; &#34;blurry&#34;"
+    assert f'<p class="review-note">{escaped}</p>' in _card_html(page, "b-approved")
+    decision = re.findall(r'<li class="review-decision">(.*?)</li>', _card_html(page, "b-approved"), re.DOTALL)
+    assert decision[0].startswith('Round 0: <strong class="review-answer">Reject</strong> by alice at 2026-12-01T10:05')
+    assert decision[1] == 'Round 1: <strong class="review-answer">Approve</strong> by bob → approved'
+    assert '<strong class="review-answer">timeout</strong> → held (no answer)</li>' in _card_html(page, "d-held")
+    long = _row("x", "uploaded", review={"state": "held", "decisions": [{"answer": "Reject", "note": "n" * 9000}]})
+    [note] = [d["note"] for d in _cards(manifest(products=[long]))["x"]["review"]["decisions"]]
+    assert len(note) < 4100 and note.endswith("(5000 more characters)")
+
+
+def test_the_published_object_and_earlier_rounds_are_shown() -> None:
+    page = render_gallery(reviewed(), presigned)
+    card = _card_html(page, "b-approved")
+    assert f'sha256 <code class="review-published-sha256">{SHA}</code>' in card
+    assert '<code class="review-published-video">s3://out/published/b.mp4</code>' in card
+    assert f'<code class="review-published-sha256">{"f" * 64}</code>' in _card_html(page, "f-reused")
+    # The rejected round-0 video plays next to the latest one (loaded only when played), with its prompt.
+    earlier = re.search(r'<figure class="review-round-video">.*?</figure>', card, re.DOTALL)[0]
+    src, poster = (html.escape(presigned(f"s3://out/v/b-0.{ext}")) for ext in ("mp4", "png"))
+    assert f'<video controls preload="none" playsinline src="{src}" poster="{poster}">' in earlier
+    assert "Round 0 · job <code>81</code>" in earlier and '<span class="review-round-prompt">A cup</span>' in earlier
+    assert card.count("<video ") == 2  # the latest round's video and the earlier one
+    # An earlier video the page cannot load is named, not played.
+    unlinked = render_gallery(reviewed(), lambda uri: "javascript:alert(1)")
+    assert "<video" not in unlinked and "· <code>s3://out/v/b-0.mp4</code>" in unlinked
+
+
+def test_the_top_of_the_page_shows_the_review_mode_counts_and_run_link() -> None:
+    page = render_gallery(reviewed(), presigned)
+    top = re.search(r'<section class="review-run".*?</section>', page, re.DOTALL)[0]
+    assert "Review: <strong>required: each new video waits for a reviewer</strong>" in top
+    assert "review run <code>review__2026-12-01</code>" in top
+    assert f'<a class="review-run-link" href="{AIRFLOW}?dag_run_id=review__2026-12-01">' in top
+    counts = gallery_context(reviewed(), presigned)["page"]["review"]["counts"]
+    assert counts == [
+        ("awaiting review", "1"),
+        ("approved", "2"),
+        ("rejected by review", "1"),
+        ("held (no answer)", "1"),
+        ("regenerating", "1"),
+    ]  # in the loop's order
+    assert "<div><dt>held (no answer)</dt><dd>1</dd></div>" in top
+    assert 'class="review-notice"' not in page
+    assert 'class="review-run"' not in render_gallery(manifest(), presigned)  # no review: nothing shown
+
+
+def test_without_airflows_base_url_the_page_says_where_to_review() -> None:
+    document = reviewed(link=None, base_url_set=False)
+    for row in document["products"]:
+        if row["review"]:
+            row["review"]["link"] = None
+    page = render_gallery(document, presigned)
+    assert html5_errors(page) == []
+    notice = BASE_URL_NOTICE.replace("'", "&#39;")  # autoescaped
+    assert f'<p class="review-notice">{notice}</p>' in page
+    assert BASE_URL_NOTICE.startswith("[api] base_url is not set in Airflow's configuration")
+    assert 'class="review-link"' not in page and 'class="review-run-link"' not in page
+    assert "answer it in Airflow's Required actions" in _card_html(page, "a-awaiting")
+    # A mode that asks nobody has no reviews to link to: no notice.
+    for mode in ("publish_all", "off"):
+        assert 'class="review-notice"' not in render_gallery(reviewed(mode=mode, base_url_set=False), presigned)
 
 
 # ------------------------------------------------------------------ the operator, on moto's S3

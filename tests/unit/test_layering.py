@@ -40,6 +40,8 @@ LAYERS: dict[str, int] = {
     "airflow_provider_cogvideo.manifest": 3,
     "airflow_provider_cogvideo.video_index": 3,
     "airflow_provider_cogvideo.catalog_plan": 4,
+    "airflow_provider_cogvideo.review": 3,
+    "airflow_provider_cogvideo.review_run": 4,
     "airflow_provider_cogvideo.polling": 3,
     "airflow_provider_cogvideo.prepare": 3,
     "airflow_provider_cogvideo.hooks.submit_policy": 1,

@@ -70,6 +70,15 @@ REUSED = {
     "paid_at": "2026-11-30T00:05:12.000000+00:00",
 }
 HELD = {"product_id": "bowl", "variant": "default", "status": "held", "request_id": "req-bowl", "check": "look"}
+REJECTED = {
+    "product_id": "pot",
+    "variant": "default",
+    "status": "rejected_by_review",
+    "video": "s3://out/videos/pot/default/0123-82.mp4",
+    "price": 0.0,
+    "reason": "rejected by review in run review__1",
+    "review": {"state": "rejected_by_review", "job_id": "82", "decisions": [{"note": "too dark"}]},
+}
 WAITING = {"product_id": "jar", "variant": "default", "status": "waiting", "reason": "over this run's cap of 2"}
 REFUSED_IMAGE = {
     "product_id": "Widget-9",
@@ -87,9 +96,10 @@ def rows_by_id(document: dict[str, Any]) -> dict[tuple[Any, Any], dict[str, Any]
     return {(row["product_id"], row.get("variant")): row for row in document["products"]}
 
 
-def test_the_statuses_are_the_nine_of_the_contract_and_the_gallery_labels_each() -> None:
+def test_the_statuses_are_the_ten_of_the_contract_and_the_gallery_labels_each() -> None:
     assert [s.value for s in RowStatus] == [
-        "uploaded", "reused", "waiting", "held", "failed", "ambiguous", "not_submitted", "refused", "planned"
+        "uploaded", "reused", "waiting", "held", "rejected_by_review", "failed", "ambiguous", "not_submitted",
+        "refused", "planned",
     ]  # fmt: skip
     assert set(STATUS_LABELS) == set(RowStatus)
     assert RowStatus.REFUSED == "refused" and {"refused": 1}[RowStatus.REFUSED] == 1  # plain text finds it
@@ -106,7 +116,7 @@ def test_a_run_with_every_status_of_a_real_run() -> None:
             error("cup", "submit answer lost", status="ambiguous", request_id="req-cup"),
             error("lamp", "generate said something earlier"),
         ],
-        catalog=[REUSED, HELD, WAITING],
+        catalog=[REUSED, HELD, REJECTED, WAITING],
         refused=[REFUSED_IMAGE],
         estimate={"price": 5.0, "currency": "CNY", "budget": 10.0, "refused": False, "paid": 5},
         spend=[{"paid": 1.0}, {"paid": 1.5, "reserved": 0.0}, {"paid": 1.0}, "not a record"],
@@ -121,6 +131,7 @@ def test_a_run_with_every_status_of_a_real_run() -> None:
         ("mug", "uploaded"),
         ("vase", "reused"),
         ("bowl", "held"),
+        ("pot", "rejected_by_review"),
         ("jar", "waiting"),
         ("Widget-9", "refused"),
     ]
@@ -140,6 +151,7 @@ def test_a_run_with_every_status_of_a_real_run() -> None:
         "prompt": "mug turning",
         "request": {"model": "cogvideox-3", "quality": "speed"},
         "price": 1.0,
+        "sent_image": "s3://products/incoming/mug.png",
     }
     assert (rows["mug", "square"]["video"], rows["mug", "square"]["price"]) == (
         "s3://out/videos/mug/square/abc-job-mug.mp4",
@@ -153,6 +165,7 @@ def test_a_run_with_every_status_of_a_real_run() -> None:
     assert rows["gone", "default"]["error"] == NO_RECORD and "no error record was left" in NO_RECORD
     assert rows["vase", "default"] == REUSED and rows["vase", "default"] is not REUSED  # as given, copied
     assert rows["bowl", "default"] == HELD and rows["jar", "default"] == WAITING
+    assert rows["pot", "default"] == REJECTED, "as ingestion gave it, review and all"
     assert rows["Widget-9", None] == {
         "product_id": "Widget-9",  # ingestion's id, not the URI's stem ("widget-9-front")
         "status": "refused",
@@ -164,6 +177,7 @@ def test_a_run_with_every_status_of_a_real_run() -> None:
         "reused": 1,
         "waiting": 1,
         "held": 1,
+        "rejected_by_review": 1,
         "failed": 2,
         "ambiguous": 1,
         "not_submitted": 0,
@@ -269,7 +283,7 @@ def test_half_written_values_are_skipped_and_nothing_is_an_empty_record() -> Non
 def test_count_rows_keeps_an_unknown_status_visible() -> None:
     counts = count_rows([{"status": "uploaded"}, {"status": "archived"}, {}])
     assert (counts["uploaded"], counts["archived"], counts["None"], counts["failed"]) == (1, 1, 1, 0)
-    assert list(counts)[:9] == [s.value for s in RowStatus]
+    assert list(counts)[:10] == [s.value for s in RowStatus]
 
 
 @pytest.mark.parametrize("counts", [True, False], ids=["counts", "rows counted"])
@@ -288,3 +302,13 @@ def test_summary_line_of_a_run(counts: bool) -> None:
         "Total cost of this run: 1.00 CNY (list price) for 1 videos (submits sent: 2.00); 1 reused, 2 waiting "
         "for a later run, 1 held; 1 failed, 1 ambiguous, 0 not submitted, 1 image(s) refused"
     )
+
+
+def test_summary_line_names_products_rejected_by_review_when_there_are_any() -> None:
+    document = build(items=[], catalog=[REUSED, REJECTED, {**REJECTED, "product_id": "pan"}])
+    assert summary_line(document) == (
+        "Total cost of this run: 0.00  (list price) for 0 videos (submits sent: 0.00); 1 reused, 0 waiting for a "
+        "later run, 0 held, 2 rejected by review; 0 failed, 0 ambiguous, 0 not submitted, 0 image(s) refused"
+    )
+    dry_run = build(plan=True, items=[], catalog=[REJECTED])
+    assert "0 held, 1 rejected by review; nothing was sent" in summary_line(dry_run)

@@ -160,11 +160,57 @@ def test_entry_and_hold_round_trip_through_json() -> None:
         {"cover": "videos/x.jpg"},
         {"price": "1.0"},
         {"inputs": []},
+        {"review": "approved"},
+        {"review": ["approved"]},
     ],
     ids=lambda c: next(iter(c)),
 )
 def test_a_malformed_entry_is_none(change: dict[str, Any]) -> None:
     assert IndexEntry.from_json({**make_entry(1).to_json(), **change}) is None
+
+
+REVIEW = {
+    "state": "rejected_by_review",
+    "job_id": "job-1",
+    "run_id": "review__2025-03-02",
+    "until": None,
+    "decisions": [
+        {
+            "round": 1,
+            "answer": "Reject",
+            "state": "rejected_by_review",
+            "note": "too dark",
+            "by": "ana",
+            "at": "2025-03-02T09:00:00+00:00",
+            "job_id": "job-1",
+            "video": "s3://product-videos/videos/sku-1/default/x-job-1.mp4",
+        }
+    ],
+    "published": None,
+}
+
+
+def test_an_entry_round_trips_with_its_review_and_an_old_one_without() -> None:
+    reviewed = dataclasses.replace(make_entry(1), review=REVIEW)
+    assert reviewed.to_json()["review"] == REVIEW
+    assert IndexEntry.from_json(json.loads(json.dumps(reviewed.to_json()))) == reviewed
+    assert make_entry(1).review is None and make_entry(1).to_json()["review"] is None
+    old = {k: v for k, v in make_entry(1).to_json().items() if k != "review"}  # written before reviews existed
+    assert IndexEntry.from_json(old) == make_entry(1)
+
+
+def test_a_review_is_kept_through_the_index_and_its_compacted_document(s3: Any, calls: Counter[str]) -> None:
+    reviewed = dataclasses.replace(put_video(s3, make_entry(1)), review=REVIEW)
+    unreviewed = put_video(s3, make_entry(2))
+    known = [(*write_entry(s3, LOCATION, entry), entry.to_json()) for entry in (reviewed, unreviewed)]
+    assert load_index(s3, LOCATION).find("sku-1", "default", fp(1)) == reviewed  # read from its object
+    compact(s3, LOCATION, known=known)
+    calls.clear()
+    index = load_index(s3, LOCATION)
+    assert calls == Counter({"GetObject": 1, "ListObjectsV2": 1}), "from the document alone"
+    assert index.find("sku-1", "default", fp(1)) == reviewed
+    assert index.find("sku-2", "default", fp(2)) == unreviewed and unreviewed.review is None
+    assert index.trusted(reviewed)
 
 
 @pytest.mark.parametrize("data", [None, [], "entry", {}])
@@ -466,6 +512,38 @@ def test_an_entry_from_an_upload_and_its_reused_row(s3: Any) -> None:
         "paid_at": "2025-03-01T08:30:00.000000+00:00",
         "fingerprint": fp(1),
     }
+
+
+@pytest.mark.parametrize(
+    ("metadata_review", "entry_review"),
+    [
+        ({"state": "awaiting", "job_id": "job-2", "run_id": "r", "until": "2025-03-02T10:00:00+00:00"}, "same"),
+        (None, None),
+        ("awaiting", None),
+        (["awaiting"], None),
+    ],
+    ids=["awaiting marker", "none", "text", "list"],
+)
+def test_an_entry_from_an_upload_copies_the_review_of_its_metadata(metadata_review: Any, entry_review: Any) -> None:
+    """A regenerated video's upload carries an ``awaiting`` marker: the entry keeps it (a copy), so no
+    other run asks about it mid-review; the key and the fingerprint are the same with or without it."""
+    metadata = {"product_id": "sku-1", "variant": "default", "fingerprint": fp(1), "index_inputs": {}}
+    video = StoredObject("k", 1, "e")
+
+    def entry(**more: Any) -> IndexEntry:
+        result = {"id": "job-2", "metadata": {**metadata, **more}}
+        return entry_from_upload(location=LOCATION, result=result, video=video, cover=None, run_id="r", paid_at=PAID_AT)
+
+    assert video_index.REVIEW_MARKER == "review"
+    with_review, without = entry(review=metadata_review), entry()
+    assert with_review.review == (metadata_review if entry_review == "same" else None)
+    if isinstance(metadata_review, dict):
+        assert with_review.review is not metadata_review
+    assert without.review is None
+    assert dataclasses.replace(with_review, review=None) == without
+    assert LOCATION.entry_key("sku-1", "default", with_review.fingerprint) == LOCATION.entry_key(
+        "sku-1", "default", fp(1)
+    )
 
 
 def test_an_upload_without_index_metadata_is_refused() -> None:

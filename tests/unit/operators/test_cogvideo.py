@@ -427,7 +427,14 @@ def test_a_mapped_instance_with_a_spend_plan_submits_without_reading_its_sibling
     defer(operator(max_total_price="3", spend_plan={"run_estimate": 3, "share": 1.0}), context)
     assert route.call_count == 1
     assert reads == []
-    assert ti.xcom["spend"] | {"at": 0} == {"paid": 1.0, "reserved": 0.0, "at": 0, "map_index": 41, "share": 1.0}
+    assert ti.xcom["spend"] | {"at": 0} == {
+        "paid": 1.0,
+        "reserved": 0.0,
+        "at": 0,
+        "map_index": 41,
+        "task_id": ti.task_id,
+        "share": 1.0,
+    }
 
 
 @pytest.mark.real_poll_floor
