@@ -135,7 +135,8 @@ class TaskStore:
         """What the server saw. Key ids only (never a secret); per-(key, model) as "key_id/model".
 
         Every created job is paid for: ``submits`` counts them and ``request_ids`` lists each one's
-        request id (one entry per paid job, in order), however its answer went. ``answer_faults``
+        request id (one entry per paid job, in order), however its answer went; ``prompts`` each one's
+        prompt. ``answer_faults``
         says how many of them got a spoiled answer, by fault; ``rejections`` counts refused requests.
         """
         now = time.monotonic()
@@ -153,4 +154,6 @@ class TaskStore:
                 "max_in_flight": self._max_total,
                 "max_in_flight_by_key_model": {f"{k}/{m}": n for (k, m), n in self._max_in_flight.items()},
                 "request_ids": list(self._request_ids),
+                # What each paid job was asked to show, in submit order (a product's text, no secret).
+                "prompts": [task.media.prompt for task in self._tasks.values()],
             }

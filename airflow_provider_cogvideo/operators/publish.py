@@ -98,7 +98,8 @@ class CogVideoPublishOperator(BaseOperator):
         if not isinstance(decision, Mapping) or decision.get("state") != ReviewState.APPROVED.value:
             # The review's branch skips this task already; inside a mapped task group Airflow (3.3.2)
             # does not always honour a branch per map index, so the decision is checked here too.
-            raise AirflowSkipException(f"not approved: {dict(decision or {}).get('state')!r}")
+            state = decision.get("state") if isinstance(decision, Mapping) else decision  # dict("...") would raise
+            raise AirflowSkipException(f"not approved: {state if state is None else str(state)[:80]!r}")
         if not isinstance(video, Mapping) or not isinstance(video.get("metadata"), Mapping):
             raise AirflowFailException("video must be a transfer result with metadata")
         if decision.get("job_id") != video.get("id"):

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, conf
 from airflow.sdk import BaseOperator
@@ -66,17 +66,20 @@ MAX_REVIEWS_RANGE = (1, 100_000)
 
 
 def required_actions_link(
-    base_url: str | None, dag_id: str, run_id: str, task_id: str | None = None, **query: Any
+    base_url: str | None, dag_id: str, run_id: str, task_id: str | None = None, map_index: int | None = None
 ) -> str | None:
-    """The Airflow UI's Required actions page of a run (or of one task's mapped instance), as
-    ``HITLOperator.generate_link_to_ui`` builds it; None without ``[api] base_url``."""
+    """The Airflow UI's Required actions page of a run, or of one task's mapped instance; None without
+    ``[api] base_url``. A mapped instance's page is ``.../tasks/<task>/mapped/<i>/required_actions``:
+    the ``?map_index=<i>`` form ``HITLOperator.generate_link_to_ui`` builds opens "No Task Instance
+    found" for a mapped task in the UI of Airflow 3.3.2 (checked in a browser by the tests)."""
     if not base_url:
         return None
     path = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
     if task_id:
         path += f"/tasks/{quote(task_id, safe='')}"
-    tail = f"?{urlencode(query)}" if query else ""
-    return f"{base_url.rstrip('/')}{path}/required_actions{tail}"
+        if map_index is not None:
+            path += f"/mapped/{int(map_index)}"
+    return f"{base_url.rstrip('/')}{path}/required_actions"
 
 
 def manifest_of(context: Context, manifest: Any) -> str:

@@ -1,8 +1,8 @@
 """A reviewer, scripted: answers the review DAG's required actions through Airflow's public REST API,
 as a person's client would. The demo and the tests use it; its calls are the ones docs/review.md shows.
 
-* a token from the api-server (``GET /auth/token``: SimpleAuthManager with
-  ``simple_auth_manager_all_admins``, the throwaway deployments here; a real one logs in);
+* a token from the api-server: ``POST /auth/token`` with a username and password (SimpleAuthManager's
+  users), or ``GET /auth/token`` when ``simple_auth_manager_all_admins`` makes everyone an admin;
 * the waiting reviews of a run, ``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails?response_received=false``;
 * an answer, ``PATCH /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}/hitlDetails``
   with ``{"chosen_options": [...], "params_input": {"note": ...}}``.
@@ -36,14 +36,22 @@ class WaitingReview:
 class Reviewer:
     """A scripted reviewer of one api-server (module docstring)."""
 
-    def __init__(self, api_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_url: str, *, username: str | None = None, password: str | None = None, timeout: float = 30.0
+    ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self._login = {"username": username, "password": password} if username else None
         self._token: str | None = None
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
         if self._token is None and not path.startswith("/auth/"):
-            self._token = self._request("GET", "/auth/token")["access_token"]
+            login = (
+                self._request("POST", "/auth/token", self._login)
+                if self._login
+                else self._request("GET", "/auth/token")
+            )
+            self._token = login["access_token"]
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")

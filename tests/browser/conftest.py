@@ -41,6 +41,8 @@ BLOCKED_WORD = "forbidden-shimmer"
 """In one product's sidecar: the emulator's content filter refuses its prompt (400 / 1301, not retried)."""
 SCRIPT_TITLE = '<script>window.__gallery_pwned = 1; document.title = "pwned"</script>Aurora <b>Mug</b>'
 RENDER_SECONDS = 0.5
+REVIEWER, REVIEWER_PASSWORD = "reviewer", secrets.token_urlsafe(12)
+"""The one user of the deployment: the browser logs in as them, the scripted reviewer takes a token."""
 RESULT_URL_TTL = 3600.0  # signed result URLs: the generate task's extra link opens one while it is valid
 
 
@@ -53,6 +55,7 @@ class Deployment:
     s3: SeaweedFS
     emulator: EmulatorHandle
     run_id: str
+    manifest_uri: str
     manifest: dict[str, Any]
     failing_product: str
     script_product: str
@@ -107,12 +110,15 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             ("api", "port"): str(api_port),
             ("api", "workers"): "1",
             ("api_auth", "jwt_secret"): secrets.token_urlsafe(32),
-            ("core", "simple_auth_manager_all_admins"): "True",
+            # A reviewer who logs in (SimpleAuthManager's login form), as the review loop's users do.
+            ("core", "simple_auth_manager_users"): f"{REVIEWER}:admin",
+            ("core", "simple_auth_manager_passwords_file"): str(workdir / "passwords.json"),
         },
         # One regeneration per product: review_1 -> regenerate_1 -> upload_1 -> review_2 (the last round).
         extra_env={"COGVIDEO_PIPELINE_POLL_INTERVAL": "1", "COGVIDEO_REVIEW_MAX_ROUNDS": "1"},
     )
     env.install_dags(pipeline_dag_file(), review_dag_file())
+    (workdir / "passwords.json").write_text(json.dumps({REVIEWER: REVIEWER_PASSWORD}))
     with ThreadPoolExecutor(1) as pool, ExitStack() as stack:
         migrated = pool.submit(env.migrate)  # seconds of work: done while the servers start
         s3 = stack.enter_context(running_seaweedfs(workdir / "s3"))
@@ -149,6 +155,7 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
         client = s3.boto3_client()
         listed = client.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="manifests/").get("Contents", [])
         assert listed, f"the run wrote no manifest:\n{output}"
+        manifest_uri = f"s3://{OUTPUT_BUCKET}/{listed[0]['Key']}"
         manifest = json.loads(client.get_object(Bucket=OUTPUT_BUCKET, Key=listed[0]["Key"])["Body"].read())
         wait_until(lambda: api_healthy(api_url), timeout=120, what="the api-server", alive=processes.check_alive)
         timings["api-server ready"] = time.monotonic() - started
@@ -158,11 +165,21 @@ def deployment(workdir: Path) -> Iterator[Deployment]:
             s3=s3,
             emulator=emulator,
             run_id=run_id,
+            manifest_uri=manifest_uri,
             manifest=manifest,
             failing_product=failing_product,
             script_product=script_product,
             timings=timings,
         )
+
+
+def login(page: Any) -> None:
+    """Log into the Airflow UI as the deployment's reviewer through SimpleAuthManager's form; the page
+    then shows what it was sent to (the form comes back to ``next``)."""
+    page.locator("input[name=username]").fill(REVIEWER)
+    page.locator("input[name=password]").fill(REVIEWER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,11 @@
   console errors, readable on a phone;
 * Airflow 3's connection form for type ``cogvideo``: the extras appear as fields with their
   descriptions, and what the form saves is what the hook reads back;
-* a finished task's extra link, opened from its task instance page and followed.
+* a finished task's extra link, opened from its task instance page and followed;
+* the review loop: a reviewer opens a video's required action from the gallery's link, logs in,
+  approves one product and rejects another with a note; the rejected one is made again (one paid job,
+  its prompt carrying the note) and approved in a second round; the published objects are exactly the
+  approved videos' bytes, one asset event each.
 
 The deployment (``conftest.deployment``) is built once for the module: setup and the pipeline run take
 about a minute on an idle 2-core machine (three on a loaded one), then each test takes seconds.
@@ -14,6 +18,7 @@ about a minute on an idle 2-core machine (three on a loaded one), then each test
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -29,10 +34,19 @@ import pytest
 
 from airflow_provider_cogvideo import get_provider_info
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
-from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID
+from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, REVIEW_DAG_ID
 from airflow_provider_cogvideo.emulator.media import DEFAULT_FPS
 from airflow_provider_cogvideo.links import signed_url_expiry
-from tests.browser.conftest import CORRUPT, SCRIPT_TITLE, Deployment, WatchedPage
+from airflow_provider_cogvideo.testing.reviewer import Reviewer
+from tests.browser.conftest import (
+    CORRUPT,
+    REVIEWER,
+    REVIEWER_PASSWORD,
+    SCRIPT_TITLE,
+    Deployment,
+    WatchedPage,
+    login,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -202,6 +216,7 @@ def _check_the_connection_form(
     (conn_type,) = get_provider_info()["connection-types"]
     fields: dict[str, dict[str, Any]] = conn_type["conn-fields"]
     page.goto(f"{pipeline.api_url}/connections")
+    login(page)
     page.get_by_role("button", name="Add Connection").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("combobox").first.fill("cogvideo")
@@ -269,6 +284,7 @@ def test_extra_links_open_the_video(pipeline: Deployment, watched: WatchedPage) 
     assert signed_url_expiry(signed) > time.time(), "the emulator signs its result URLs"
 
     page.goto(_task_details(pipeline, "product.generate", index))
+    login(page)
     link = page.get_by_role("link", name="CogVideo video", exact=True)
     expect(link).to_be_visible()
     assert link.get_attribute("href") == signed  # the video itself, never the key-protected API URL
@@ -287,4 +303,127 @@ def test_extra_links_open_the_video(pipeline: Deployment, watched: WatchedPage) 
     tab = _follow(page, link)
     tab.wait_for_function("() => document.querySelector('video') && document.querySelector('video').readyState >= 1")
     assert tab.evaluate("() => document.querySelector('video').duration") == pytest.approx(clip_seconds(), abs=0.1)
+    assert watched.page_errors == []
+
+
+REVIEW_NOTE = "Show it on a marble counter at sunrise"
+
+
+@contextmanager
+def _review_run(pipeline: Deployment, log: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``airflow dags test product_video_review`` over the pipeline run's manifest, in the background
+    (``dag.test()`` waits while reviews wait for answers from the api-server); killed if still running."""
+    argv = pipeline.env.command("dags", "test", REVIEW_DAG_ID, "-c", json.dumps({"manifest": pipeline.manifest_uri}))
+    process = subprocess.Popen(argv, env=pipeline.env.env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _answer_in_the_ui(page: Any, option: str, note: str | None = None) -> None:
+    """Answer the required action the page shows (its form: the note, then Approve or Reject)."""
+    from playwright.sync_api import expect
+
+    button = page.get_by_role("button", name=option, exact=True)
+    expect(button).to_be_visible()
+    if note is not None:
+        # The param "note" is the form's field "element_note" (its label is not tied to the input by id).
+        page.locator("input[name='element_note']").fill(note)
+    button.click()
+    expect(button).to_be_disabled()  # answered: the form is closed to a second answer
+
+
+def test_review_loop_from_the_gallery(pipeline: Deployment, watched: WatchedPage, tmp_path) -> None:
+    page = watched.page
+    s3 = pipeline.s3.boto3_client()
+    uploaded = [row for row in pipeline.manifest["products"] if row["status"] == "uploaded"]
+    assert len(uploaded) == 2, "the deployment's run uploads two videos (one product is blocked, one corrupt)"
+    approved, rejected = uploaded
+    before = pipeline.emulator.stats()
+    reviewer = Reviewer(pipeline.api_url, username=REVIEWER, password=REVIEWER_PASSWORD)
+    gallery_url = pipeline.xcom("manifest")["gallery_url"]  # the page the run logged: rewritten in place
+
+    with open(tmp_path / "review.log", "wb") as log, _review_run(pipeline, log) as review:
+        waiting = reviewer.wait_for(REVIEW_DAG_ID, 2, task_id="video.review_1", timeout=240)
+        assert sorted(w.label for w in waiting) == sorted(f"{r['product_id']} / default" for r in uploaded)
+
+        # The first product: from its gallery card to its required action, through the login form.
+        page.goto(gallery_url)
+        link = page.locator(f'article[data-product-id="{approved["product_id"]}"] a.review-link')
+        assert link.get_attribute("href").startswith(f"{pipeline.api_url}/dags/{REVIEW_DAG_ID}/runs/")
+        link.click()
+        login(page)
+        _answer_in_the_ui(page, "Approve")
+
+        # The second: rejected with a note, from its own card (logged in now).
+        page.goto(gallery_url)
+        page.locator(f'article[data-product-id="{rejected["product_id"]}"] a.review-link').click()
+        _answer_in_the_ui(page, "Reject", REVIEW_NOTE)
+
+        # Its regenerated video waits in round 2: approved on the run's Required actions page.
+        (second,) = reviewer.wait_for(REVIEW_DAG_ID, 1, task_id="video.review_2", timeout=240)
+        assert second.label == f"{rejected['product_id']} / default"
+        run = quote(second.run_id, safe="")
+        page.goto(
+            f"{pipeline.api_url}/dags/{REVIEW_DAG_ID}/runs/{run}/tasks/video.review_2/mapped/{second.map_index}/required_actions"
+        )
+        _answer_in_the_ui(page, "Approve")
+        assert review.wait(timeout=240) == 0, (tmp_path / "review.log").read_text()[-4000:]
+
+    # Exactly one new paid job, and it was asked for what the reviewer wrote.
+    after = pipeline.emulator.stats()
+    assert after["submits"] == before["submits"] + 1
+    assert REVIEW_NOTE in after["prompts"][-1] and rejected["prompt"].split(":")[0] in after["prompts"][-1]
+
+    # The run's manifest now records both decisions; the rejected row names the round-2 video.
+    manifest = json.loads(
+        s3.get_object(Bucket=OUTPUT_BUCKET, Key=pipeline.manifest_uri.split("/", 3)[3])["Body"].read()
+    )
+    rows = {row["product_id"]: row for row in manifest["products"]}
+    first, again = rows[approved["product_id"]], rows[rejected["product_id"]]
+    assert [(d["round"], d["answer"], d["by"]) for d in first["review"]["decisions"]] == [(1, "Approve", REVIEWER)]
+    assert [(d["round"], d["answer"], d["note"]) for d in again["review"]["decisions"]] == [
+        (1, "Reject", REVIEW_NOTE),
+        (2, "Approve", None),
+    ]
+    assert again["video"] != rejected["video"] and again["review"]["videos"][0]["video"] == rejected["video"]
+    assert (first["review"]["state"], again["review"]["state"]) == ("approved", "approved")
+
+    # The published location holds exactly the approved videos (and covers), byte for byte.
+    def body(uri: str) -> bytes:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="published/").get("Contents", [])
+    assert sorted(o["Key"] for o in listed if o["Key"].endswith(".mp4")) == sorted(
+        f"published/{row['product_id']}/default.mp4" for row in (first, again)
+    )
+    assert len(listed) == 4, "two videos and their covers"
+    for row in (first, again):
+        published = row["review"]["published"]
+        assert body(published["video"]) == body(row["video"])
+        assert hashlib.sha256(body(published["video"])).hexdigest() == published["sha256"] == row["sha256"]
+
+    # One asset event per published product, each with its own URI and sha256.
+    events = pipeline.env.query(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
+        "cogvideo_published_videos",
+    )
+    extras = sorted((json.loads(extra) for (extra,) in events), key=lambda e: e["product_id"])
+    assert [(e["product_id"], e["uri"], e["sha256"]) for e in extras] == sorted(
+        (row["product_id"], row["review"]["published"]["video"], row["sha256"]) for row in (first, again)
+    )
+
+    # The gallery a reviewer reloads shows the outcome.
+    page.goto(gallery_url)
+    states = page.evaluate(
+        "() => [...document.querySelectorAll('article.card[data-review-state]')]"
+        ".map(c => [c.dataset.productId, c.dataset.reviewState])"
+    )
+    assert sorted(map(tuple, states)) == sorted(
+        [(approved["product_id"], "approved"), (rejected["product_id"], "approved")]
+    )
     assert watched.page_errors == []

@@ -141,6 +141,7 @@ def test_a_submit_within_its_share_reads_no_sibling_entry() -> None:
         "reserved": 0.0,
         "at": board[(3, "spend")]["at"],
         "map_index": 3,
+        "task_id": "generate",
         "share": 1.0,
     }
 
@@ -180,7 +181,14 @@ def test_a_confirmed_extra_submit_is_published_as_paid_beyond_the_share() -> Non
     assert first.reserve(1.0) is None
     assert board[(0, "spend")]["reserved"] == 1.0, "published before the siblings are read"
     first.confirm(1.0)
-    assert board[(0, "spend")] | {"at": 0} == {"paid": 2.0, "reserved": 0.0, "at": 0, "map_index": 0, "share": 1.0}
+    assert board[(0, "spend")] | {"at": 0} == {
+        "paid": 2.0,
+        "reserved": 0.0,
+        "at": 0,
+        "map_index": 0,
+        "task_id": "generate",
+        "share": 1.0,
+    }
     second = SpendLedger(CountingTI(board, 1), paid_store(1.0), budget=5.0, plan=SpendPlan(3.0, 1.0))
     assert second.reserve(1.0) is None, "3 + 1 (the first's extra) + 1 = 5"
     second.release()
@@ -298,3 +306,96 @@ def test_bad_spend_plan_is_refused_naming_the_field(api, plan: Any, refusal: str
 def test_an_unset_spend_plan_is_no_plan(unset: Any) -> None:
     assert checked_spend_plan(unset) is None
     assert checked_spend_plan({"run_estimate": 2, "share": 1}) == SpendPlan(run_estimate=2.0, share=1.0)
+
+
+# ---------------------------------------------------------------- peers: one budget over several tasks
+
+
+class PeerTI:
+    """A mapped instance of one of several tasks that share a budget (a review run's regenerations,
+    one task per round): every task's spend entries on one board, pulled per task id as the task SDK
+    answers ``xcom_pull`` without ``map_indexes`` (every instance's value, in map-index order)."""
+
+    def __init__(self, board: dict[tuple[str, int, str], Any], task_id: str, map_index: int) -> None:
+        self.board = board
+        self.task_id = task_id
+        self.map_index = map_index
+        self.pulled: list[str] = []
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.board[(self.task_id, self.map_index, key)] = json.loads(json.dumps(value))
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int | None = None) -> Any:
+        assert map_indexes is None, "the ledger reads every instance of a task"
+        self.pulled.append(task_ids)
+        return [v for (t, _, k), v in sorted(self.board.items()) if t == task_ids and k == key]
+
+
+ROUNDS = ["video.regenerate_1", "video.regenerate_2"]
+
+
+def spent(task_id: str, map_index: int, paid: float, *, tagged: bool = True) -> dict[str, Any]:
+    value = {"paid": paid, "reserved": 0.0, "at": 1.0, "map_index": map_index}
+    return {**value, "task_id": task_id} if tagged else value
+
+
+def peer_board() -> dict[tuple[str, int, str], Any]:
+    """Round 1 regenerated products 0 and 1; round 2 regenerated product 1, and product 0's first try
+    of round 2 paid 5 (its own entry: counted by the ledger from its own store, never as a sibling)."""
+    return {
+        ("video.regenerate_1", 0, "spend"): spent("video.regenerate_1", 0, 1.0),
+        ("video.regenerate_1", 1, "spend"): spent("video.regenerate_1", 1, 2.0),
+        ("video.regenerate_2", 1, "spend"): spent("video.regenerate_2", 1, 4.0),
+        ("video.regenerate_2", 0, "spend"): spent("video.regenerate_2", 0, 5.0),
+    }
+
+
+def test_peers_see_every_rounds_spend_the_same_product_of_another_round_included() -> None:
+    """regenerate_2 of product 0 shares map index 0 with regenerate_1 of product 0: that is another
+    task's instance (a sibling whose spend counts), not its own entry."""
+    ti = PeerTI(peer_board(), "video.regenerate_2", 0)
+    ledger = SpendLedger(ti, FakeStateStore(), budget=100.0, peers=ROUNDS)
+    assert ledger.run_spend(before=(0.0, 0)) == 1.0 + 2.0 + 4.0, "all but its own 5"
+    assert ti.pulled == ROUNDS, "one read per task id"
+
+
+def test_without_peers_only_the_tasks_own_instances_count_as_before() -> None:
+    ti = PeerTI(peer_board(), "video.regenerate_2", 0)
+    ledger = SpendLedger(ti, FakeStateStore(), budget=100.0)
+    assert ledger.run_spend(before=(0.0, 0)) == 4.0
+    assert ti.pulled == ["video.regenerate_2"]
+
+
+def test_entries_written_before_they_named_their_task_are_read_as_the_pulled_tasks() -> None:
+    board = {
+        ("video.regenerate_1", 0, "spend"): spent("video.regenerate_1", 0, 1.0, tagged=False),
+        ("video.regenerate_2", 0, "spend"): spent("video.regenerate_2", 0, 5.0, tagged=False),
+    }
+    ledger = SpendLedger(PeerTI(board, "video.regenerate_2", 0), FakeStateStore(), budget=100.0, peers=ROUNDS)
+    assert ledger.run_spend(before=(0.0, 0)) == 1.0
+
+
+def test_a_round_is_refused_what_the_earlier_rounds_spent() -> None:
+    board = {("video.regenerate_1", 0, "spend"): spent("video.regenerate_1", 0, 1.0)}
+    ti = PeerTI(board, "video.regenerate_2", 0)
+    shared = SpendLedger(ti, FakeStateStore(), budget=1.5, peers=ROUNDS)
+    assert shared.reserve(1.0) == (
+        "the run's budget max_total_price=1.5 would be exceeded: 1 already spent or reserved by this run's "
+        "submits, and this job costs 1"
+    )
+    assert board[("video.regenerate_2", 0, "spend")]["reserved"] == 0.0, "the refused reservation is withdrawn"
+    alone = SpendLedger(PeerTI(board, "video.regenerate_2", 0), FakeStateStore(), budget=1.5)
+    assert alone.reserve(1.0) is None, "on its own the task would not see round 1's spend"
+
+
+def test_a_published_entry_names_its_task() -> None:
+    board: dict = {}
+    ledger = SpendLedger(PeerTI(board, "video.regenerate_1", 2), paid_store(1.0), budget=None, peers=ROUNDS)
+    ledger.publish()
+    assert board[("video.regenerate_1", 2, "spend")] | {"at": 0} == {
+        "paid": 1.0,
+        "reserved": 0.0,
+        "at": 0,
+        "map_index": 2,
+        "task_id": "video.regenerate_1",
+    }
