@@ -17,7 +17,11 @@ teams run in production:
   generation tasks: Airflow finds them without a heartbeat, retries them on the other worker, and
   the retries reconnect to their jobs through ``task_state_store`` instead of paying again;
 * through all that: exactly one paid job per product, never more than 5 in flight, no 1302, every
-  video in S3 with the sha256 the manifest and the object tag say, the manifest listing every product.
+  video in S3 with the sha256 the manifest and the object tag say, the manifest listing every product;
+* the review DAG, scheduled on the run's asset event, asks about every video and nobody answers: each
+  review times out (``REVIEW_TIMEOUT``, resolved by the scheduler's sweep: no triggerer, no worker while
+  it waits) into the DAG's default, ``hold``: nothing published, nothing paid, every product recorded
+  ``held`` for the next run to ask again.
 
 When the worker is killed matters, because one moment of a generation task cannot be made safe by
 any client: between recording "submitting" and storing the answer's job id (the API cannot look
@@ -42,7 +46,13 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipeline_dag_file
+from airflow_provider_cogvideo.demo import (
+    OUTPUT_BUCKET,
+    PIPELINE_DAG_ID,
+    REVIEW_DAG_ID,
+    pipeline_dag_file,
+    review_dag_file,
+)
 from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, EmulatorHandle, parse_keys
 from airflow_provider_cogvideo.emulator import running_emulator as start_emulator
 from airflow_provider_cogvideo.testing import connection_json
@@ -54,7 +64,7 @@ from tests.harness.distributed import bytecode_cache_env, celery_settings, compo
 from tests.harness.postgres import PostgresServer, running_postgres
 from tests.harness.redis_server import RedisServer, running_redis
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(540)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(660)]
 
 PRODUCTS = 20
 TIER_SLOTS = 5  # tier V0
@@ -62,6 +72,7 @@ RENDER_SECONDS = 10.0  # +-20 %: four waves of renders; long enough for a trigge
 POLL_SECONDS = 2
 MODEL = "cogvideox-3"
 GENERATE, UPLOAD = "product.generate", "product.upload"
+REVIEW_TIMEOUT = 20  # seconds each review waits for an answer nobody gives
 POOL_STATES = ("queued", "running", "deferred")  # what a pool with include_deferred counts
 WORKERS = ("worker-1", "worker-2")
 TRIGGERERS = ("triggerer-1", "triggerer-2")
@@ -93,6 +104,8 @@ SPEED = {
     ("scheduler", "job_heartbeat_sec"): "1",
     ("dag_processor", "refresh_interval"): "5",
     ("dag_processor", "min_file_process_interval"): "30",
+    # How often the scheduler ends reviews past their response timeout [15 s].
+    ("scheduler", "trigger_timeout_check_interval"): "2",
     # Two workers of 4 processes: room for the 5 generation tasks' hand-offs and the uploads.
     ("celery", "worker_concurrency"): "4",
     # Each worker imports the provider's task modules once, before its pool forks (docs/deploy.md).
@@ -148,6 +161,8 @@ def _deployment(
             "COGVIDEO_PIPELINE_POLL_INTERVAL": str(POLL_SECONDS),
             "COGVIDEO_PIPELINE_MODEL": MODEL,
             "COGVIDEO_PIPELINE_SCHEDULE": "none",
+            "COGVIDEO_REVIEW_TIMEOUT_SECONDS": str(REVIEW_TIMEOUT),  # the default: hold
+            "COGVIDEO_REVIEW_MAX_ROUNDS": "1",
             # Every component and task process compiles boto3, Pillow... once, not at each start.
             **bytecode_cache_env(),
         },
@@ -343,7 +358,7 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
     s3 = seaweedfs.boto3_client()
     ports = free_ports(3)
     env = _deployment(tmp_path / "airflow", ports, postgres, redis, emulator, seaweedfs)
-    env.install_dags(pipeline_dag_file())
+    env.install_dags(pipeline_dag_file(), review_dag_file())
     # The schema migration is the slowest step of the set-up (30 s on 2 busy cores): seed meanwhile.
     migration = _Background(env.migrate)
     seeded = seed_products(s3, sample_products(PRODUCTS), corrupt=False)
@@ -381,7 +396,10 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
                 errors = _query(cursor, "SELECT filename, stacktrace FROM import_error")
                 if errors:
                     raise AssertionError(f"the pipeline DAG failed to import: {errors}")
-                return bool(_query(cursor, "SELECT 1 FROM serialized_dag WHERE dag_id = %s", PIPELINE_DAG_ID))
+                parsed = _query(
+                    cursor, "SELECT dag_id FROM serialized_dag WHERE dag_id IN (%s, %s)", PIPELINE_DAG_ID, REVIEW_DAG_ID
+                )
+                return len(parsed) == 2
 
             wait_until(dag_parsed, timeout=120, what="the DAG to be parsed", alive=alive)
             wait_until(
@@ -477,6 +495,17 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
             monitor.join()
             monitor.record(take_snapshot(cursor))
             assert final == "success", f"the run ended {final}:\n{_task_states(cursor)}"
+
+            # The review DAG, queued by the run's asset event: nobody answers, every review times out.
+            def review_finished() -> str | None:
+                rows = _query(cursor, "SELECT state FROM dag_run WHERE dag_id = %s", REVIEW_DAG_ID)
+                return rows[0][0] if rows and rows[0][0] in ("success", "failed") else None
+
+            review_final = wait_until(
+                review_finished, timeout=240, interval=1.0, what="the review run to time out", alive=alive
+            )
+            mark("reviews timed out")
+            assert review_final == "success", f"the review run ended {review_final}:\n{_task_states(cursor)}"
         except BaseException:
             monitor.stopped.set()
             with capsys.disabled():
@@ -538,7 +567,31 @@ def test_pipeline_survives_a_lost_triggerer_and_a_lost_worker(
         assert body[4:8] == b"ftyp", f"{row['video']} is not an MP4"
         assert row["cover"] and s3.head_object(Bucket=bucket, Key=row["cover"].split("/", 3)[3])["ContentLength"] > 0
 
-    # The tier held and nothing was paid twice: one job per product, <= 5 in flight, no 1302.
+    # Nobody answered: each review ended by its timeout with the default (hold), so nothing was made again
+    # or published, and the run's record says each product is held for the next review.
+    review_tasks = _query(
+        cursor, "SELECT task_id, state, count(*) FROM task_instance WHERE dag_id = %s GROUP BY task_id, state",
+        REVIEW_DAG_ID,
+    )  # fmt: skip
+    assert sorted(review_tasks) == sorted(
+        [("pending", "success", 1), ("record", "success", 1), ("video.review_1", "success", PRODUCTS)]
+        + [(task, "skipped", PRODUCTS) for task in ("video.publish_1", "video.regenerate_1", "video.upload_1")]
+        + [(task, "skipped", PRODUCTS) for task in ("video.review_2", "video.publish_2")]
+    ), review_tasks
+    decisions = [
+        value if isinstance(value, dict) else json.loads(value)
+        for (value,) in _query(
+            cursor,
+            "SELECT value FROM xcom WHERE dag_id = %s AND task_id = 'video.review_1' AND key = 'return_value'",
+            REVIEW_DAG_ID,
+        )
+    ]
+    assert sorted((d["answer"], d["state"], d["by"]) for d in decisions) == [("timeout", "held", None)] * PRODUCTS
+    assert s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="published/").get("KeyCount") == 0
+    assert manifest["review"]["counts"]["held"] == PRODUCTS and manifest["review"]["counts"]["published"] == 0
+    assert {row["review"]["state"] for row in manifest["products"]} == {"held"}
+
+    # The tier held and nothing was paid twice (nor by a review): one job per product, <= 5 in flight, no 1302.
     stats = emulator.stats()
     key_id = parse_keys(DEFAULT_TEST_KEY)[0].key_id
     retried = sorted(i for i, n in tries.items() if n > 1)
