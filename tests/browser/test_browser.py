@@ -427,3 +427,22 @@ def test_review_loop_from_the_gallery(pipeline: Deployment, watched: WatchedPage
         [(approved["product_id"], "approved"), (rejected["product_id"], "approved")]
     )
     assert watched.page_errors == []
+
+    # The next day: the pipeline reuses both approved videos (nothing paid), and its review asks nobody.
+    pipeline.env.run("dags", "test", PIPELINE_DAG_ID, timeout=300)
+    listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix="manifests/")["Contents"]
+    newest = max(listed, key=lambda o: o["LastModified"])["Key"]
+    next_day = json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=newest)["Body"].read())
+    reused = {row["product_id"]: row for row in next_day["products"] if row["status"] == "reused"}
+    assert set(reused) == {approved["product_id"], rejected["product_id"]}
+    assert reused[rejected["product_id"]]["video"] == again["video"], "the approved round-2 video, not round 1's"
+    assert {row["review"]["state"] for row in reused.values()} == {"approved"}
+    assert pipeline.emulator.stats()["submits"] == after["submits"]
+    pipeline.env.run(
+        "dags", "test", REVIEW_DAG_ID, "-c", json.dumps({"manifest": f"s3://{OUTPUT_BUCKET}/{newest}"}), timeout=300
+    )
+    assert reviewer.waiting(REVIEW_DAG_ID) == []
+    asked = pipeline.env.query(
+        "SELECT COUNT(*) FROM hitl_detail h JOIN task_instance t ON t.id = h.ti_id WHERE t.dag_id = ?", REVIEW_DAG_ID
+    )
+    assert asked == [(3,)], "the three answers of the first review run, none since"
