@@ -127,19 +127,33 @@ class CogVideoReviewOperator(HITLBranchOperator):
     ``note``, ``by``, ``at``).
 
     :param video: the video under review: a transfer result (``s3_uri``, ``cover_s3_uri``, ``sha256``,
-        ``id``, ``prompt``, ``metadata`` with ``product_id``, ``variant``, ``title``).
+        ``id``, ``prompt``, ``metadata`` with ``product_id``, ``variant``, ``title``): the review plan's
+        item ``video`` in round 1, the previous round's upload ``.output`` after it. Anything without
+        ``metadata`` fails the task.
     :param round_number: 1 for a run's video, r + 1 for the video regenerated after round r's reject.
-    :param publish_task_id: the task Approve leads to.
-    :param regenerate_task_id: the task Reject leads to; None in the last round.
+    :param publish_task_id: the task Approve leads to, by its full id (``video.publish_1`` inside the task
+        group ``video``); it must be a direct downstream of this task.
+    :param regenerate_task_id: the task Reject leads to (full id, a direct downstream of this task); None
+        in the last round, where a Reject follows neither branch and ends the product ``rejected_by_review``.
     :param earlier_task_ids: the earlier rounds' review tasks, whose decisions (of this map index) the
         body shows. Task ids, not XComArgs: a branch skips every *direct* downstream task it does not
         follow, so a later round must not be a direct downstream of an earlier round's review.
     :param auto_decision: ``"approve"`` to publish without asking (the pipeline's ``review`` param set to
-        ``publish_all``); unset asks.
-    :param review_timeout: how long the reviewer has (1 s to 30 days; unset: no limit).
-    :param timeout_default: ``"hold"`` (the default) or ``"approve"``, what no answer becomes.
+        ``publish_all``: the decision is recorded as approved by "review off"); unset asks; any other
+        value fails the task.
+    :param review_timeout: how long the reviewer has, in seconds or a ``timedelta``, 1 s to 30 days; unset:
+        no limit. Then ``timeout_default`` decides.
+    :param timeout_default: what no answer within ``review_timeout`` becomes: ``"hold"`` (nothing
+        published or paid; the next review run asks again) or ``"approve"`` (published, the answer
+        recorded as ``timeout``). A timeout never leads to a regeneration.
     :param video_link_template: a credential-free link to a video, with ``{bucket}`` and ``{key}``
-        (e.g. the S3 console's); unset: the body names the ``s3://`` URI only.
+        (e.g. the S3 console's); unset: the body names the ``s3://`` URI only. A link with
+        ``user:password@`` or a signing or token query parameter is left out of the body.
+
+    The reviewer's form is one field, ``note`` (a DAG's ``params`` are not passed on to it). The
+    ``HITLOperator`` arguments ``subject``, ``body``, ``options``, ``params`` and ``response_timeout``
+    are the operator's own, and it declares no ``defaults`` (a timeout is ``timeout_default``'s);
+    ``assigned_users`` and ``notifiers`` pass through.
     """
 
     template_fields: Sequence[str] = ("video", "auto_decision")
@@ -183,6 +197,12 @@ class CogVideoReviewOperator(HITLBranchOperator):
         self.auto_decision = auto_decision
         self.timeout_default = checked_timeout_default(timeout_default)
         self.video_link_template = video_link_template
+
+    @property
+    def serialized_params(self) -> dict[str, dict[str, Any]]:
+        """The reviewer's form: the note only. Airflow 3.1 merges the DAG's params into a task's (3.2+
+        filters them out for human-in-the-loop tasks), and a review form must not show them."""
+        return {key: value for key, value in super().serialized_params.items() if key == NOTE_PARAM}
 
     def _video(self) -> dict[str, Any]:
         if not isinstance(self.video, Mapping) or not isinstance(self.video.get("metadata"), Mapping):
