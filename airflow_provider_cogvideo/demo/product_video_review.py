@@ -42,12 +42,15 @@ from airflow_provider_cogvideo.operators.regenerate import CogVideoRegenerateOpe
 from airflow_provider_cogvideo.operators.review import CogVideoReviewOperator
 from airflow_provider_cogvideo.operators.review_plan import XCOM_REVIEW_RUN, CogVideoReviewPlanOperator
 from airflow_provider_cogvideo.operators.review_record import CogVideoReviewRecordOperator
+from airflow_provider_cogvideo.review import DEFAULT_REVISION_TEMPLATE
 from airflow_provider_cogvideo.transfers.cogvideo_to_s3 import CogVideoToS3Operator
 
 MAX_REVIEW_ROUNDS = int(os.environ.get("COGVIDEO_REVIEW_MAX_ROUNDS") or 2)
 """Regenerations after a reject, per product and run (each is a paid job and a new review)."""
 REVIEW_TIMEOUT = timedelta(seconds=float(os.environ.get("COGVIDEO_REVIEW_TIMEOUT_SECONDS") or 3 * 24 * 3600))
 TIMEOUT_DEFAULT = os.environ.get("COGVIDEO_REVIEW_TIMEOUT_DEFAULT", "hold")
+REVISION_TEMPLATE = DEFAULT_REVISION_TEMPLATE
+"""How a reject's notes join the product's prompt (``{prompt}``, ``{note}``): edit it here."""
 GROUP = "video"
 LABEL = "{{ task.video['metadata']['product_id'] }} / {{ task.video['metadata']['variant'] }}"
 """A review's or a publication's row label (Required actions, grid): product id / variant."""
@@ -127,6 +130,7 @@ with DAG(
                 image=image,
                 prompt=prompt,
                 decision_task_ids=_ids("review")[:n],
+                revision_template=REVISION_TEMPLATE,
                 max_total_price=budget,
                 budget_task_ids=_ids("regenerate"),
                 pool=POOL,
