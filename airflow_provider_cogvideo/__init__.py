@@ -116,6 +116,11 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_cogvideo.operators.gallery",
                     "airflow_provider_cogvideo.operators.run_plan",
                     "airflow_provider_cogvideo.operators.run_record",
+                    "airflow_provider_cogvideo.operators.review_plan",
+                    "airflow_provider_cogvideo.operators.review",
+                    "airflow_provider_cogvideo.operators.regenerate",
+                    "airflow_provider_cogvideo.operators.publish",
+                    "airflow_provider_cogvideo.operators.review_record",
                 ],
             }
         ],

@@ -275,6 +275,29 @@ GENERATED: dict[str, dict[str, Callable[[], str]]] = {
             "airflow_provider_cogvideo.operators.run_record:CogVideoRunRecordOperator"
         ),
     },
+    "docs/operators/review_plan.md": {
+        "params:CogVideoReviewPlanOperator": _params(
+            "airflow_provider_cogvideo.operators.review_plan:CogVideoReviewPlanOperator"
+        ),
+    },
+    "docs/operators/review.md": {
+        "params:CogVideoReviewOperator": _params("airflow_provider_cogvideo.operators.review:CogVideoReviewOperator"),
+    },
+    "docs/operators/regenerate.md": {
+        "params:CogVideoRegenerateOperator": _params(
+            "airflow_provider_cogvideo.operators.regenerate:CogVideoRegenerateOperator"
+        ),
+    },
+    "docs/operators/publish.md": {
+        "params:CogVideoPublishOperator": _params(
+            "airflow_provider_cogvideo.operators.publish:CogVideoPublishOperator"
+        ),
+    },
+    "docs/operators/review_record.md": {
+        "params:CogVideoReviewRecordOperator": _params(
+            "airflow_provider_cogvideo.operators.review_record:CogVideoReviewRecordOperator"
+        ),
+    },
     "docs/operators/gallery.md": {
         "params:S3VideoGalleryOperator": _params("airflow_provider_cogvideo.operators.gallery:S3VideoGalleryOperator"),
     },

@@ -55,12 +55,23 @@ class CogVideoPublishOperator(BaseOperator):
     round}``.
 
     :param video: the approved video: a transfer result (``s3_uri``, ``cover_s3_uri``, ``sha256``,
-        ``id``, ``metadata`` with ``product_id`` and ``variant``).
-    :param decision: the review task's decision (``state`` must be ``approved``).
-    :param publish_bucket: the bucket to publish to (may be the videos' own).
-    :param publish_prefix: the prefix of the published keys, e.g. ``published/``.
-    :param partition_events: add the partition key ``<product_id>/<variant>`` to each event (Airflow 3.3+).
+        ``id``, ``metadata`` with ``product_id`` and ``variant``), the one its review task was given.
+    :param decision: the review task's decision (its ``.output``): its ``state`` must be ``approved``
+        (any other skips the task: nothing is published) and its ``job_id`` the video's ``id`` (another
+        fails the task).
+    :param publish_bucket: the bucket to publish to (may be the videos' own). The copy is server-side:
+        the connection reads the source (``GetObject``, ``GetObjectTagging``) and writes here
+        (``PutObject``, ``PutObjectTagging``).
+    :param publish_prefix: the prefix of the published keys, e.g. ``published/`` (a ``/`` is added when
+        it lacks one; its fixed text is checked against :data:`~airflow_provider_cogvideo.s3.KEY_RULES`
+        when the operator is built).
+    :param partition_events: add the partition key ``<product_id>/<variant>`` to each event (Airflow
+        3.3+; ignored before): only for consumers with a partitioned timetable, as a consumer scheduled
+        plainly on the asset is not queued by a partitioned event.
     :param aws_conn_id: ``aws`` connection for ``S3Hook``.
+
+    Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
+    the DAG fails when it is parsed.
     """
 
     template_fields: Sequence[str] = ("video", "decision", "publish_bucket", "publish_prefix")

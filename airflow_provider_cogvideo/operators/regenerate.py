@@ -64,18 +64,26 @@ def rejection_notes(decisions: Any) -> str:
 class CogVideoRegenerateOperator(CogVideoGenerateOperator):
     """Generate a rejected product's video again, the reviewers' notes in the prompt (module docstring).
 
-    :param video: the reviewed product's first video (a transfer result): its ``metadata`` (product,
-        variant, input fingerprint and inputs) is the regenerated video's, so the index files it under the
-        same fingerprint.
-    :param decision_task_ids: the review tasks of this and earlier rounds: the notes of their decisions
-        (of this map index) that rejected are folded into ``prompt``. Task ids, not XComArgs: only the
-        last round's review may be a direct upstream (a branch skips the others' direct downstream).
-    :param revision_template: how the notes join the prompt, with ``{prompt}`` and ``{note}``
-        (:data:`~airflow_provider_cogvideo.review.DEFAULT_REVISION_TEMPLATE`).
+    :param video: the reviewed product's first video (a transfer result: the review plan's item
+        ``video``): its ``metadata`` (product, variant, input fingerprint and inputs) is the regenerated
+        video's, so the index files it under the same fingerprint. Without ``metadata`` the task fails.
+    :param decision_task_ids: the review tasks of round 1 to this one, in round order, by full id
+        (``video.review_1``): the notes of their decisions (of this map index) that rejected are folded
+        into ``prompt``, and the task runs only when the last of them rejected (else it skips, paying
+        nothing). Task ids, not XComArgs: only the last round's review may be a direct upstream (a
+        branch skips the others' direct downstream).
+    :param revision_template: how the notes join the prompt
+        (:data:`~airflow_provider_cogvideo.review.DEFAULT_REVISION_TEMPLATE` by default): text with
+        ``{prompt}`` and ``{note}`` and no other placeholder, whose own text leaves room for 200
+        characters of notes and a prompt within the API's 512 (checked when the operator is built).
     :param budget_task_ids: the task ids whose instances share ``max_total_price`` (every round's
         regenerate task); unset: this task's own instances.
 
-    Every other parameter is :class:`~airflow_provider_cogvideo.operators.cogvideo.CogVideoGenerateOperator`'s.
+    Every other parameter is :class:`~airflow_provider_cogvideo.operators.cogvideo.CogVideoGenerateOperator`'s:
+    ``prompt`` is the product's own prompt (the review plan's item ``prompt``; the notes are added
+    here), ``image`` the image its first video was made from, and the model and options those of the
+    pipeline's generate step, so the video differs only by the notes. ``max_total_price`` is what the
+    pipeline run left (the review plan's item ``budget``).
     """
 
     template_fields: Sequence[str] = (*CogVideoGenerateOperator.template_fields, "video")

@@ -106,16 +106,23 @@ class CogVideoReviewPlanOperator(BaseOperator):
     (``video``, ``image``, ``prompt``, ``budget``, ``auto``) the review group is mapped over.
 
     :param manifest: the pipeline run's manifest ``s3://`` URI (``"{{ params.manifest }}"``); unset:
-        taken from the triggering asset event's ``extra``.
-    :param review_task_id: the first round's review task (its Required actions link per item).
-    :param max_review_rounds: regenerations after a reject (the DAG's unrolled rounds), 0 to 5.
-    :param review_timeout: how long each round waits for an answer (1 s to 30 days).
+        taken from the newest triggering asset event's ``extra`` (``manifest``). Neither: the task skips.
+    :param review_task_id: the first round's review task, by its full id (``video.review_1`` inside the
+        task group ``video``): each gallery card links to its mapped instance's required action.
+    :param max_review_rounds: regenerations after a reject, 0 to 5: the rounds the DAG unrolls (each
+        entry is marked ``awaiting`` for ``max_review_rounds + 1`` timeouts).
+    :param review_timeout: how long each round waits for an answer, in seconds or a ``timedelta``, 1 s to
+        30 days: the review tasks' ``review_timeout``.
     :param max_reviews: the most videos one run asks about (1 to 100,000, and never more than
         ``[core] max_map_length``, nor :data:`DEFERRED_REVIEWS_CAP` before Airflow 3.3); the others are
         asked by the next run.
-    :param media: ``presigned`` or ``relative``, how the rewritten gallery reaches its media.
-    :param url_expires: validity of the gallery's presigned URLs.
+    :param media: how the rewritten gallery page reaches its media, ``"presigned"`` or ``"relative"``
+        (:class:`~airflow_provider_cogvideo.operators.gallery.S3VideoGalleryOperator`'s ``media``).
+    :param url_expires: validity of the gallery's presigned URLs (seconds or a ``timedelta``), 1 s to 7 days.
     :param aws_conn_id: ``aws`` connection for ``S3Hook``.
+
+    Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
+    the DAG fails when it is parsed.
     """
 
     template_fields: Sequence[str] = ("manifest",)

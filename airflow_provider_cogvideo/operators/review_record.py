@@ -47,14 +47,23 @@ if TYPE_CHECKING:
 
 class CogVideoReviewRecordOperator(BaseOperator):
     """Record a review run's decisions in the index, the manifest and the gallery (module docstring).
+    Runs whatever happened upstream (``trigger_rule`` defaults to ``all_done``) and returns the count
+    of every review state, ``published``, ``regenerated``, ``paid`` and ``manifest``.
 
-    :param plan_task_id: the review plan task (its items and XCom ``review_run``).
-    :param review_task_ids: every round's review task.
-    :param upload_task_ids: every round's upload of a regenerated video.
-    :param publish_task_ids: every round's publish task.
-    :param media: ``presigned`` or ``relative``, how the rewritten gallery reaches its media.
-    :param url_expires: validity of the gallery's presigned URLs.
+    :param plan_task_id: the review plan task: its items and its XCom ``review_run`` (without it the
+        task skips: nothing was reviewed).
+    :param review_task_ids: every round's review task, by full id (``video.review_1``, ...): their
+        decisions.
+    :param upload_task_ids: every round's upload of a regenerated video: the later rounds' videos and
+        what the regenerations paid.
+    :param publish_task_ids: every round's publish task: what was published.
+    :param media: how the rewritten gallery page reaches its media, ``"presigned"`` or ``"relative"``
+        (:class:`~airflow_provider_cogvideo.operators.gallery.S3VideoGalleryOperator`'s ``media``).
+    :param url_expires: validity of the gallery's presigned URLs (seconds or a ``timedelta``), 1 s to 7 days.
     :param aws_conn_id: ``aws`` connection for ``S3Hook``.
+
+    Needs the ``amazon`` extra: without it the constructor raises ``CogVideoMissingExtraError``, so
+    the DAG fails when it is parsed.
     """
 
     ui_color = "#e8f0ff"

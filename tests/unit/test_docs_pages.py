@@ -25,6 +25,11 @@ from airflow_provider_cogvideo.hooks.connection import KNOWN_EXTRAS
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.gallery import S3VideoGalleryOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
+from airflow_provider_cogvideo.operators.publish import CogVideoPublishOperator
+from airflow_provider_cogvideo.operators.regenerate import CogVideoRegenerateOperator
+from airflow_provider_cogvideo.operators.review import CogVideoReviewOperator
+from airflow_provider_cogvideo.operators.review_plan import CogVideoReviewPlanOperator
+from airflow_provider_cogvideo.operators.review_record import CogVideoReviewRecordOperator
 from airflow_provider_cogvideo.operators.run_plan import CogVideoRunPlanOperator
 from airflow_provider_cogvideo.operators.run_record import CogVideoRunRecordOperator
 from airflow_provider_cogvideo.sensors.cogvideo import CogVideoTaskSensor
@@ -42,6 +47,11 @@ OPERATOR_PAGES: dict[type, str] = {
     S3VideoGalleryOperator: "operators/gallery.md",
     CogVideoRunPlanOperator: "operators/run_plan.md",
     CogVideoRunRecordOperator: "operators/run_record.md",
+    CogVideoReviewPlanOperator: "operators/review_plan.md",
+    CogVideoReviewOperator: "operators/review.md",
+    CogVideoRegenerateOperator: "operators/regenerate.md",
+    CogVideoPublishOperator: "operators/publish.md",
+    CogVideoReviewRecordOperator: "operators/review_record.md",
 }
 """Operators, sensors and transfers: a parameters table with a "templated" column."""
 
@@ -53,7 +63,7 @@ OTHER_PAGES: dict[Callable[..., Any], str] = {
 }
 """The hook (constructor and ``generate()``) and the triggers' kwargs."""
 
-PAGES = ["connection.md", "triggers.md", "hooks/cogvideo.md", "development.md", *OPERATOR_PAGES.values()]
+PAGES = ["connection.md", "triggers.md", "hooks/cogvideo.md", "development.md", "review.md", *OPERATOR_PAGES.values()]
 
 
 def _page(name: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_cogvideo.demo import pipeline_dag_file
+from airflow_provider_cogvideo.demo import pipeline_dag_file, review_dag_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "dags_examples"
 
@@ -49,3 +49,45 @@ def test_pipeline_shape() -> None:
     assert upload.upstream_task_ids == {"product.generate"}
     assert upload.max_active_tis_per_dagrun == 2
     assert dag.get_task("manifest").trigger_rule == "all_done"
+
+
+def test_review_dag_shape() -> None:
+    """The review DAG runs on the pipeline's runs, and each review's branches are its only direct
+    downstream: a branch decides, for every direct downstream task, whether it runs or is skipped, so
+    a later round must never be one (as giving it an earlier review's ``.output`` would make it): that
+    review's Approve, timeout or last reject would decide for a round it does not lead to."""
+    from airflow.sdk import AssetAll
+
+    from airflow_provider_cogvideo.demo.pipeline_settings import PUBLISHED_VIDEOS, RUN_VIDEOS
+
+    dagbag = _dagbag(review_dag_file())
+    assert dagbag.import_errors == {}
+    dag = dagbag.dags["product_video_review"]
+    condition = dag.timetable.asset_condition  # the schedule: RUN_VIDEOS only
+    assert isinstance(condition, AssetAll) and list(condition.objects) == [RUN_VIDEOS], condition
+
+    rounds = sorted(int(t.task_id.rsplit("_", 1)[1]) for t in dag.tasks if t.task_id.startswith("video.review_"))
+    assert len(rounds) >= 2 and rounds == list(range(1, len(rounds) + 1)), rounds
+    last = rounds[-1]
+    assert not dag.has_task(f"video.regenerate_{last}"), "the last round's reject regenerates nothing"
+    for n in rounds:
+        review = dag.get_task(f"video.review_{n}")
+        branches = {f"video.publish_{n}"} | ({f"video.regenerate_{n}"} if n < last else set())
+        assert {review.publish_task_id, review.regenerate_task_id} - {None} == branches
+        assert review.downstream_task_ids == branches, (
+            f"video.review_{n}'s direct downstream must be its branches {sorted(branches)}, "
+            f"is {sorted(review.downstream_task_ids)}: its branch would decide for the others too"
+        )
+        publish = dag.get_task(f"video.publish_{n}")
+        assert PUBLISHED_VIDEOS in publish.outlets
+        if n < last:
+            regenerate = dag.get_task(f"video.regenerate_{n}")
+            assert regenerate.pool == "cogvideo"
+            assert regenerate.deferrable is True
+    assert dag.get_task("record").trigger_rule == "all_done"
+
+    pipeline = _dagbag(pipeline_dag_file()).dags["product_video_pipeline"]
+    manifest = pipeline.get_task("manifest")
+    assert RUN_VIDEOS in manifest.outlets
+    assert manifest.review == "{{ params.review }}"
+    assert manifest.params.get_param("review").schema["enum"] == ["required", "publish_all", "off"]
