@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
+import typing
 import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -97,20 +98,24 @@ class ReviewState(str, enum.Enum):
     """Rejected in an earlier round: its next video is being made."""
 
 
-def checked_mode(value: Any) -> ReviewMode:
+_E = typing.TypeVar("_E", bound=enum.Enum)
+
+
+def _checked_choice(field: str, choices: type[_E], value: Any) -> _E:
     try:
-        return ReviewMode(value)
+        return choices(value)
     except ValueError:
-        allowed = ", ".join(mode.value for mode in ReviewMode)
-        raise CogVideoValidationError("review", f"must be one of {allowed}, got {value!r}") from None
+        allowed = ", ".join(choice.value for choice in choices)
+        raise CogVideoValidationError(field, f"must be one of {allowed}, got {value!r}") from None
+
+
+def checked_mode(value: Any) -> ReviewMode:
+    """The pipeline's ``review`` param."""
+    return _checked_choice("review", ReviewMode, value)
 
 
 def checked_timeout_default(value: Any) -> TimeoutDefault:
-    try:
-        return TimeoutDefault(value)
-    except ValueError:
-        allowed = ", ".join(choice.value for choice in TimeoutDefault)
-        raise CogVideoValidationError("review_timeout_default", f"must be one of {allowed}, got {value!r}") from None
+    return _checked_choice("review_timeout_default", TimeoutDefault, value)
 
 
 def checked_rounds(value: Any) -> int:

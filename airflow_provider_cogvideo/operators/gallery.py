@@ -26,7 +26,6 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -35,6 +34,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
 from airflow_provider_cogvideo.gallery import MediaUrl, relative_media, render_gallery
+from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, parse_s3_uri, read_capped, s3_uri
 from airflow_provider_cogvideo.validation import bounded, seconds
 
@@ -168,7 +168,7 @@ def write_gallery(
     }
 
 
-class S3VideoGalleryOperator(BaseOperator):
+class S3VideoGalleryOperator(S3HookMixin, BaseOperator):
     """Render a run manifest as a review gallery page and write it to S3 (:func:`write_gallery` as a task).
 
     :param manifest: the run manifest: a dict with ``products`` (the rows) and the run's totals (an
@@ -231,12 +231,6 @@ class S3VideoGalleryOperator(BaseOperator):
         self.title = title
         self.website_url = website_url
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def s3_hook(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         return write_gallery(

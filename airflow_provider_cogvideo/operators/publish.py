@@ -31,6 +31,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.extras import require_extra_for_operator
+from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.review import ReviewState
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, head_or_none, parse_s3_uri, s3_uri
 from airflow_provider_cogvideo.transfers.idempotency import SHA256_TAG
@@ -49,7 +50,7 @@ def published_key(prefix: str, product_id: str, variant: str, source_key: str, *
     return checked_key(f"{prefix}{slug(product_id)}/{slug(variant)}{ext}", "published key")
 
 
-class CogVideoPublishOperator(BaseOperator):
+class CogVideoPublishOperator(S3HookMixin, BaseOperator):
     """Copy an approved video and its cover to the published location and emit its asset event
     (module docstring). Returns ``{product_id, variant, video, cover, sha256, cover_sha256, job_id,
     round}``.
@@ -100,9 +101,7 @@ class CogVideoPublishOperator(BaseOperator):
 
     @cached_property
     def s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+        return self.s3_hook.get_conn()
 
     def execute(self, context: Context) -> dict[str, Any]:
         video, decision = self.video, self.decision

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -41,6 +40,7 @@ from airflow_provider_cogvideo.operators.gallery import (
     write_gallery,
     write_manifest,
 )
+from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.review import (
     ReviewMode,
     checked_mode,
@@ -101,7 +101,7 @@ def manifest_of(context: Context, manifest: Any) -> str:
     return str(newest.extra["manifest"])
 
 
-class CogVideoReviewPlanOperator(BaseOperator):
+class CogVideoReviewPlanOperator(S3HookMixin, BaseOperator):
     """Pick a pipeline run's videos to review, mark them, link them (module docstring). Returns the items
     (``video``, ``image``, ``prompt``, ``budget``, ``auto``) the review group is mapped over.
 
@@ -151,12 +151,6 @@ class CogVideoReviewPlanOperator(BaseOperator):
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def s3_hook(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def _cap(self) -> int:
         cap = min(self.max_reviews, max_map_length())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException
@@ -32,6 +31,7 @@ from airflow_provider_cogvideo.operators.gallery import (
 )
 from airflow_provider_cogvideo.operators.review_plan import XCOM_REVIEW_RUN, store_run_record
 from airflow_provider_cogvideo.operators.run_record import RETURN_KEY, all_values
+from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.review_run import (
     outcomes,
     recorded_rows,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class CogVideoReviewRecordOperator(BaseOperator):
+class CogVideoReviewRecordOperator(S3HookMixin, BaseOperator):
     """Record a review run's decisions in the index, the manifest and the gallery (module docstring).
     Runs whatever happened upstream (``trigger_rule`` defaults to ``all_done``) and returns the count
     of every review state, ``published``, ``regenerated``, ``paid`` and ``manifest``.
@@ -90,12 +90,6 @@ class CogVideoReviewRecordOperator(BaseOperator):
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def s3_hook(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]

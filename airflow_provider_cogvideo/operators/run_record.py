@@ -44,7 +44,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -60,6 +59,7 @@ from airflow_provider_cogvideo.operators.gallery import (
     write_gallery,
     write_manifest,
 )
+from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.review import checked_mode
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, s3_uri
 from airflow_provider_cogvideo.validation import as_bool, is_unset
@@ -100,7 +100,7 @@ def all_values(pulled: Any) -> list[Any]:
     return list(pulled) if isinstance(pulled, (list, tuple)) else []
 
 
-class CogVideoRunRecordOperator(BaseOperator):
+class CogVideoRunRecordOperator(S3HookMixin, BaseOperator):
     """Write a pipeline run's manifest and gallery page, hold its ambiguous products and compact its video
     index (see the module docstring). Runs whatever happened upstream (``trigger_rule`` defaults to
     ``all_done``) and returns ``manifest`` (its ``s3://`` URI), ``gallery_url`` (the page's logged
@@ -173,12 +173,6 @@ class CogVideoRunRecordOperator(BaseOperator):
         self.url_expires = checked_url_expires(url_expires)
         self.review = review
         self.aws_conn_id = aws_conn_id
-
-    @cached_property
-    def s3_hook(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.aws_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:  # rendered values: refused before anything is written
