@@ -3,6 +3,7 @@
 * :class:`EmulatorProcess`: the CogVideoX emulator in a separate process (``cogvideo emulator``), so
   its CPU never counts against the code being measured;
 * :func:`machine_info` / :func:`write_results`: every result file says where, when and how it was made;
+* :func:`process_cpu` / :func:`machine_cpu`: CPU seconds of process trees and of the machine, from ``/proc``;
 * :func:`percentile`, :func:`table`: small formatting helpers.
 
 Binds 127.0.0.1 only; every process started here is stopped by its own handle.
@@ -183,12 +184,62 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _all_stats() -> dict[int, list[str]]:
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat_fields(int(entry))) is not None:
+            stats[int(entry)] = fields
+    return stats
+
+
+def process_cpu(pids: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Per named process: ``own`` CPU seconds (utime + stime) and ``tree``: its own plus every live
+    descendant's, each with the CPU of the children it has reaped (cutime + cstime), so a task
+    process that ended counts once its supervisor waited for it."""
+    stats = _all_stats()
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    out = {}
+    for name, root in pids.items():
+        if root not in stats:
+            continue
+        own = (int(stats[root][11]) + int(stats[root][12])) / CLK_TCK
+        tree, todo = 0.0, [root]
+        while todo:
+            pid = todo.pop()
+            f = stats[pid]
+            tree += sum(int(f[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+            todo.extend(children.get(pid, ()))
+        out[name] = {"own": own, "tree": tree}
+    return out
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    total = sum(values[:8])
+    return (total - values[3] - values[4]) / CLK_TCK, total / CLK_TCK
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     """``benchmarks/results/<name>.json`` with machine, date (UTC) and the command line."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv]),
         "machine": machine_info(),
         **payload,

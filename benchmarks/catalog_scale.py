@@ -80,7 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # This checkout's package, in this process and in every Airflow component (cwd below).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import ROOT, TEST_KEY, table, write_results
+from _common import ROOT, TEST_KEY, machine_cpu, process_cpu, table, write_results
 
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.demo import PIPELINE_DAG_ID, pipeline_dag_file
@@ -104,59 +104,10 @@ BENCH_CONN = "aws_bench"  # the in-process replays' S3 connection (AIRFLOW_CONN_
 MEDIA_MAX_SIDE = 160  # emulator clips: see tier_throughput.MEDIA_MAX_SIDE
 PLACEHOLDER_BYTES = 1024  # (c): each placeholder video and cover
 PREPARE_WORKERS = 16  # (c): PUTs at once while preparing a catalog
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 STARTED = ("queued", "running", "deferred", "success", "failed", "up_for_retry")
 """A task instance in one of these states has been queued at least once."""
 EXPANSION_OBSERVE_S = 60.0
 """The expansion probe watches the scheduler this long once the pool is filled."""
-
-
-# ------------------------------------------------------------------------------------ CPU from /proc
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def _all_stats() -> dict[int, list[str]]:
-    stats = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat_fields(int(entry))) is not None:
-            stats[int(entry)] = fields
-    return stats
-
-
-def process_cpu(pids: dict[str, int]) -> dict[str, dict[str, float]]:
-    """Per named process: ``own`` CPU seconds (utime + stime) and ``tree``: its own plus every live
-    descendant's, each with the CPU of the children it has reaped (cutime + cstime), so a task
-    process that ended counts once its supervisor waited for it."""
-    stats = _all_stats()
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(pid)
-    out = {}
-    for name, root in pids.items():
-        if root not in stats:
-            continue
-        own = (int(stats[root][11]) + int(stats[root][12])) / CLK_TCK
-        tree, todo = 0.0, [root]
-        while todo:
-            pid = todo.pop()
-            f = stats[pid]
-            tree += sum(int(f[i]) for i in (11, 12, 13, 14)) / CLK_TCK
-            todo.extend(children.get(pid, ()))
-        out[name] = {"own": own, "tree": tree}
-    return out
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot (``/proc/stat``)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    total = sum(values[:8])
-    return (total - values[3] - values[4]) / CLK_TCK, total / CLK_TCK
 
 
 # ------------------------------------------------------------------------- S3 requests, in process

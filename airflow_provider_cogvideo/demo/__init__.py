@@ -201,8 +201,19 @@ def _local_gallery(s3_client: Any, manifest: dict[str, Any], demo_dir: Path) -> 
                 paths[uri] = f"{folder}/{name}"
     page = demo_dir / "gallery.html"
     run = manifest.get("dag_run")
-    page.write_text(render_gallery(manifest, mapped_media(paths), title=f"Product videos (local copy): {run}"))
+    offline = _without_review_links(manifest)  # the api-server they lead to stops with the demo
+    page.write_text(render_gallery(offline, mapped_media(paths), title=f"Product videos (local copy): {run}"))
     return page
+
+
+def _without_review_links(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` without its links to the review's required actions (the local copy is offline)."""
+    rows = [
+        {**row, "review": {**row["review"], "link": None}} if isinstance(row.get("review"), dict) else row
+        for row in manifest["products"]
+    ]
+    review = manifest.get("review")
+    return {**manifest, "products": rows, "review": {**review, "link": None} if isinstance(review, dict) else review}
 
 
 def _screenshot(page: Path, target: Path, cards: int) -> bool:
@@ -423,6 +434,7 @@ def run_demo(workdir: Path, *, products: int = len(SAMPLE_PRODUCTS), duration: f
 
 
 __all__ = [
+    "DEMO_NOTE",
     "OUTPUT_BUCKET",
     "PIPELINE_DAG_ID",
     "REVIEW_DAG_ID",

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from airflow_provider_cogvideo.demo import run_demo
+from airflow_provider_cogvideo.demo import DEMO_NOTE, run_demo
 from airflow_provider_cogvideo.testing.products import SAMPLE_PRODUCTS, corrupt_image, render_product_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
@@ -40,11 +40,27 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path: Path, capsys: pytest.Captur
     videos = sorted((tmp_path / ".demo" / "videos").glob("*.mp4"))
     assert [v.stem for v in videos] == sorted(p.product_id for p in SAMPLE_PRODUCTS[:products])
     assert all(v.read_bytes()[4:8] == b"ftyp" for v in videos)
-    assert "Total cost:  5.00 CNY" in out
+    assert "Total cost:  5.00 CNY + 1.00 for the review's regeneration" in out
+    # The review, answered through the REST API: the last product rejected with a note, then approved.
+    last = sorted(p.product_id for p in SAMPLE_PRODUCTS[:products])[-1]
+    assert f"round 1  {last} / default: Reject — “{DEMO_NOTE}”" in out
+    assert f"round 2  {last} / default: Approve (its regenerated video)" in out
+    assert (
+        f"holds {2 * products} object(s) (videos and covers of the approved products); {products} asset event(s)" in out
+    )
     # The manifest outlives the local S3 server: a local copy, the path printed.
     manifest = json.loads((tmp_path / ".demo" / "manifest.json").read_text())
     assert f"Manifest:    {tmp_path / '.demo' / 'manifest.json'}  (a copy of s3://product-videos/manifests/" in out
     assert manifest["uploaded"] == products and manifest["refused"] == 1
+    assert manifest["review"]["counts"] == {
+        "awaiting": 0,
+        "approved": products,
+        "rejected_by_review": 0,
+        "held": 0,
+        "published": products,
+    }
+    (again,) = [row for row in manifest["products"] if row["product_id"] == last]
+    assert DEMO_NOTE in again["prompt"] and [d["answer"] for d in again["review"]["decisions"]] == ["Reject", "Approve"]
 
     # The gallery: in S3 (the demo checks the pipeline wrote it), and a local copy that plays from
     # .demo/videos/ by relative paths (the local S3 server is gone), rendered to a screenshot.
