@@ -234,13 +234,19 @@ def machine_cpu() -> tuple[float, float]:
     return (total - values[3] - values[4]) / CLK_TCK, total / CLK_TCK
 
 
+def _interpreter() -> str:
+    """This interpreter as typed from the repository's root (``.venv/bin/python``, or another venv's)."""
+    path = Path(sys.executable)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     """``benchmarks/results/<name>.json`` with machine, date (UTC) and the command line."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv]),
+        "command": " ".join(shlex.quote(a) for a in [_interpreter(), *sys.argv]),
         "machine": machine_info(),
         **payload,
     }

@@ -55,11 +55,15 @@ from airflow_provider_cogvideo.video_index import IndexLocation, load_index, wri
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFERRED_REVIEWS_CAP = 100
-"""Before Airflow 3.3 each waiting review is a ``HITLTrigger`` in the triggerer, polling the Execution
-API every 5 s for days: 100 of them are 20 requests a second and a tenth of a triggerer's default
-``[triggerer] capacity`` (1000), which the generate tasks' own triggers need. One run asks about at
-most this many there (docs/review.md); the others are asked by the next run."""
+DEFAULT_MAX_REVIEWS = 1000
+"""Reviews one run asks about by default on Airflow 3.3, where a waiting review costs nothing but a
+row (``awaiting_input``: no trigger, no worker, no pool slot)."""
+DEFAULT_MAX_DEFERRED_REVIEWS = 100
+"""The default before Airflow 3.3, where each waiting review is a ``HITLTrigger`` polling every 5 s
+from the triggerer for as long as it waits: measured on Airflow 3.1.3, 200 waiting reviews took 29
+CPU-seconds a minute of the triggerer (half a core; benchmarks/README.md section 9), so 1,000 would take
+two and a half cores, and a fifth of a triggerer's default ``[triggerer] capacity`` (1000) per 200,
+capacity the generate tasks' own triggers need. Set ``max_reviews`` to choose otherwise."""
 XCOM_REVIEW_RUN = "review_run"
 """Where the review run's record lives (``manifest``, ``gallery``, ``video_index``, ``bucket``, ``mode``)."""
 MAX_REVIEWS_RANGE = (1, 100_000)
@@ -113,9 +117,10 @@ class CogVideoReviewPlanOperator(S3HookMixin, BaseOperator):
         entry is marked ``awaiting`` for ``max_review_rounds + 1`` timeouts).
     :param review_timeout: how long each round waits for an answer, in seconds or a ``timedelta``, 1 s to
         30 days: the review tasks' ``review_timeout``.
-    :param max_reviews: the most videos one run asks about (1 to 100,000, and never more than
-        ``[core] max_map_length``, nor :data:`DEFERRED_REVIEWS_CAP` before Airflow 3.3); the others are
-        asked by the next run.
+    :param max_reviews: the most videos one run asks about, 1 to 100,000 and never more than ``[core]
+        max_map_length``; the others are asked by the next run. Unset: 1000 on Airflow 3.3, 100 before
+        (:data:`DEFAULT_MAX_DEFERRED_REVIEWS`: there each waiting review is a trigger polling from the
+        triggerer, about 0.15 CPU-second a minute each).
     :param media: how the rewritten gallery page reaches its media, ``"presigned"`` or ``"relative"``
         (:class:`~airflow_provider_cogvideo.operators.gallery.S3VideoGalleryOperator`'s ``media``).
     :param url_expires: validity of the gallery's presigned URLs (seconds or a ``timedelta``), 1 s to 7 days.
@@ -135,7 +140,7 @@ class CogVideoReviewPlanOperator(S3HookMixin, BaseOperator):
         review_task_id: str = "video.review_1",
         max_review_rounds: int = 2,
         review_timeout: timedelta | float = timedelta(days=3),
-        max_reviews: int = 1000,
+        max_reviews: int | None = None,
         media: str = "presigned",
         url_expires: float | timedelta = DEFAULT_URL_EXPIRES,
         aws_conn_id: str | None = "aws_default",
@@ -147,20 +152,24 @@ class CogVideoReviewPlanOperator(S3HookMixin, BaseOperator):
         self.review_task_id = review_task_id
         self.max_review_rounds = checked_rounds(max_review_rounds)
         self.review_timeout = checked_review_timeout(review_timeout)
-        self.max_reviews = int(bounded("max_reviews", max_reviews, MAX_REVIEWS_RANGE, integer=True))
+        self.max_reviews = (
+            None if max_reviews is None else int(bounded("max_reviews", max_reviews, MAX_REVIEWS_RANGE, integer=True))
+        )
         self.media = checked_media(media)
         self.url_expires = checked_url_expires(url_expires)
         self.aws_conn_id = aws_conn_id
 
     def _cap(self) -> int:
-        cap = min(self.max_reviews, max_map_length())
-        if reviews_wait_in_triggerer() and cap > DEFERRED_REVIEWS_CAP:
+        chosen = self.max_reviews
+        if chosen is None:
+            chosen = DEFAULT_MAX_DEFERRED_REVIEWS if reviews_wait_in_triggerer() else DEFAULT_MAX_REVIEWS
+        elif reviews_wait_in_triggerer() and chosen > DEFAULT_MAX_DEFERRED_REVIEWS:
             self.log.warning(
-                "Airflow before 3.3: each waiting review polls from the triggerer; at most %d reviews this run",
-                DEFERRED_REVIEWS_CAP,
+                "Airflow before 3.3: each of up to %d waiting reviews is a trigger polling every 5 s (about 0.15 "
+                "CPU-second a minute each in the triggerer)",
+                chosen,
             )
-            cap = DEFERRED_REVIEWS_CAP
-        return cap
+        return min(chosen, max_map_length())
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         uri = manifest_of(context, self.manifest)
