@@ -28,7 +28,7 @@ presigned URL. The reviewer watches the video in the run's gallery (whose cards 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -53,6 +53,9 @@ from airflow_provider_cogvideo.validation import is_unset
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+LOST_ANSWER_WINDOW = timedelta(minutes=10)
+"""How recent an answer to an earlier try must be for a retry to decide with it (``_answer_of_a_lost_try``):
+more than a retry's delay, less than a person takes to clear a decided review and ask again."""
 SIGNING_WORDS = ("signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid", "token=")
 """Query parameters of a presigned or token link: a body is stored for good, so such a link is never put in it."""
 MAX_BODY_TEXT = 600
@@ -217,6 +220,8 @@ class CogVideoReviewOperator(HITLBranchOperator):
                 raise AirflowFailException(f"auto_decision must be 'approve' or unset, got {self.auto_decision!r}")
             answer = {"chosen_options": [APPROVE], "params_input": {}, "responded_by_user": {"name": "review off"}}
             return self._decide(context, video, answer, None)
+        if (answered := self._answer_of_a_lost_try(context)) is not None:
+            return self._decide(context, video, answered, None)
         metadata = video["metadata"]
         product = f"{metadata.get('product_id')} ({metadata.get('variant')})"
         self.subject = f"Review the video of {product}, round {self.round_number}"
@@ -227,6 +232,44 @@ class CogVideoReviewOperator(HITLBranchOperator):
             link=console_link(self.video_link_template, video.get("s3_uri")),
         )
         return super().execute(context)
+
+    def _answer_of_a_lost_try(self, context: Context) -> dict[str, Any] | None:
+        """A reviewer's answer to an earlier try of this task that the try never received, or None.
+
+        Airflow 3.3.2 loses an answer given within about a second of the task parking itself in
+        ``awaiting_input``: the answer queues the task to resume, then the executor's report that the
+        parking process exited arrives, the scheduler takes the queued task for one killed externally,
+        and the retry (``HITLOperator.execute``) would clear the stored answer and ask again. A script
+        answering at once hits it (two of three in a run under a real scheduler). So a retry first
+        reads the answer still stored for this task instance and, when it came within
+        :data:`LOST_ANSWER_WINDOW`, decides with it instead of asking again. (A review cleared by hand
+        within that window of its answer is therefore not asked again either.)"""
+        ti = context["ti"]
+        if int(getattr(ti, "try_number", 1) or 1) <= 1:
+            return None
+        try:
+            from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+            stored = get_hitl_detail_content_detail(ti_id=ti.id)
+        except Exception:  # no request stored yet (a first ask), or an Airflow without this call
+            return None
+        responded_at = getattr(stored, "responded_at", None)
+        if not getattr(stored, "response_received", False) or not stored.chosen_options or responded_at is None:
+            return None
+        if datetime.now(timezone.utc) - responded_at > LOST_ANSWER_WINDOW:
+            return None
+        user = stored.responded_by_user
+        self.log.warning(
+            "A reviewer answered try %d of this review (%s) but the try never received it: deciding with it",
+            int(ti.try_number) - 1,
+            stored.chosen_options,
+        )
+        return {
+            "chosen_options": list(stored.chosen_options),
+            "params_input": dict(stored.params_input or {}),
+            "responded_at": responded_at,
+            "responded_by_user": {"id": user.id, "name": user.name} if user is not None else None,
+        }
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         video = self._video()

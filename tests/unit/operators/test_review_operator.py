@@ -298,3 +298,76 @@ def test_earlier_decisions_are_pulled_for_this_map_index_only() -> None:
     assert pull_decisions({"ti": ti}, ["video.review_1", "video.review_2"]) == [{"round": 1, "note": "ours"}]
     assert ti.pulls == [("video.review_1", 3), ("video.review_2", 3)]
     assert pull_decisions({"ti": ti}, []) == []
+
+
+class _Stored:
+    """What ``get_hitl_detail_content_detail`` returns for a task instance's stored request."""
+
+    def __init__(self, options: list[str] | None, at: datetime | None, note: str | None = None) -> None:
+        self.response_received = options is not None
+        self.chosen_options = options
+        self.responded_at = at
+        self.params_input = {"note": note} if note is not None else {}
+        self.responded_by_user = type("User", (), {"id": "7", "name": "ana"})() if options else None
+
+
+class _TI:
+    def __init__(self, try_number: int) -> None:
+        self.id = "0190c1f0-0000-7000-8000-000000000001"
+        self.try_number = try_number
+        self.map_index = 0
+
+    def xcom_pull(self, **kw: Any) -> Any:
+        return None
+
+
+def retried(monkeypatch: pytest.MonkeyPatch, stored: Any, *, try_number: int = 2) -> tuple[Any, list, list]:
+    """``execute`` of a review on ``try_number``: its result (or "asked"), the branches, the stored reads."""
+    from airflow.sdk.execution_time import hitl
+
+    reads: list[Any] = []
+
+    def read(ti_id: Any) -> Any:
+        reads.append(ti_id)
+        if isinstance(stored, Exception):
+            raise stored
+        return stored
+
+    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", read)
+    op, branches = reviewer()
+    asked = []
+    monkeypatch.setattr(HITLBranchOperator, "execute", lambda self, context: asked.append(context) or "asked")
+    result = op.execute({"ti": _TI(try_number)})
+    return result, branches, reads
+
+
+def test_a_retry_decides_with_the_answer_its_lost_try_never_received(monkeypatch) -> None:
+    """Airflow 3.3.2 retries a review answered within a second of parking (the executor's report of
+    the parking process comes after the answer queued it), and the retry would clear the answer and
+    ask again: the retry decides with the stored answer instead."""
+    recent = datetime.now(timezone.utc) - timedelta(seconds=40)
+    decision, branches, reads = retried(monkeypatch, _Stored(["Reject"], recent, note="warmer light"))
+    assert reads == ["0190c1f0-0000-7000-8000-000000000001"]
+    assert branches == [REGENERATE]
+    assert (decision["answer"], decision["state"], decision["note"], decision["by"]) == (
+        "Reject",
+        "regenerating",
+        "warmer light",
+        "ana",
+    )
+
+
+@pytest.mark.parametrize(
+    ("stored", "try_number"),
+    [
+        (_Stored(["Approve"], datetime.now(timezone.utc)), 1),  # a first try always asks
+        (_Stored(None, None), 2),  # nobody answered the lost try
+        (_Stored(["Approve"], datetime.now(timezone.utc) - timedelta(hours=2)), 2),  # an old answer: a clear
+        (RuntimeError("no HITL detail for this task instance"), 2),  # nothing stored, or an older Airflow
+    ],
+    ids=["first-try", "unanswered", "old-answer", "nothing-stored"],
+)
+def test_otherwise_a_retry_asks_again(monkeypatch, stored: Any, try_number: int) -> None:
+    result, branches, reads = retried(monkeypatch, stored, try_number=try_number)
+    assert result == "asked" and branches == []
+    assert len(reads) == (0 if try_number == 1 else 1)
