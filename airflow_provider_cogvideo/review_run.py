@@ -30,6 +30,7 @@ from airflow_provider_cogvideo.review import (
     final_state,
     needs_review,
 )
+from airflow_provider_cogvideo.s3 import s3_uri
 from airflow_provider_cogvideo.video_index import (
     DEFAULT_VARIANT,
     INDEX_INPUTS,
@@ -57,8 +58,8 @@ def video_of(entry: IndexEntry, *, title: Any, image: Any, review: Mapping[str, 
         "prompt": entry.prompt,
         "price": entry.price,
         "price_currency": entry.currency,
-        "s3_uri": f"s3://{bucket}/{entry.video.key}",
-        "cover_s3_uri": f"s3://{bucket}/{entry.cover.key}" if entry.cover else None,
+        "s3_uri": s3_uri(bucket, entry.video.key),
+        "cover_s3_uri": s3_uri(bucket, entry.cover.key) if entry.cover else None,
         "sha256": entry.video.sha256,
         "size": entry.video.size,
         "metadata": {

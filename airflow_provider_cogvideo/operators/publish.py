@@ -33,8 +33,8 @@ from airflow.sdk import BaseOperator
 from airflow_provider_cogvideo.extras import require_extra_for_operator
 from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.review import ReviewState
-from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, head_or_none, parse_s3_uri, s3_uri
-from airflow_provider_cogvideo.transfers.idempotency import SHA256_TAG
+from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, parse_s3_uri, s3_uri
+from airflow_provider_cogvideo.transfers.idempotency import SHA256_TAG, existing_object
 from airflow_provider_cogvideo.video_index import DEFAULT_VARIANT, slug
 
 if TYPE_CHECKING:
@@ -148,11 +148,10 @@ class CogVideoPublishOperator(S3HookMixin, BaseOperator):
         """Copy ``source`` to ``target`` server-side; its sha256 (the source's tag), which must be
         ``expected`` when that is given."""
         bucket, key = source
-        head = head_or_none(self.s3_client, bucket, key)
-        if head is None:
+        found = existing_object(self.s3_client, bucket, key)
+        if found is None:
             raise AirflowFailException(f"{s3_uri(bucket, key)} is gone: nothing to publish")
-        tags = self.s3_client.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
-        sha256 = {tag["Key"]: tag["Value"] for tag in tags}.get(SHA256_TAG)
+        sha256 = found.sha256
         if not sha256 or (expected and sha256 != expected):
             raise AirflowFailException(
                 f"{s3_uri(bucket, key)} records sha256 {sha256!r}, the approved video's is {expected!r}: "
@@ -162,9 +161,9 @@ class CogVideoPublishOperator(S3HookMixin, BaseOperator):
             Bucket=self.publish_bucket,
             Key=target,
             CopySource={"Bucket": bucket, "Key": key},
-            CopySourceIfMatch=head["ETag"],
+            CopySourceIfMatch=found.etag,
             MetadataDirective="REPLACE",
-            ContentType=head.get("ContentType") or "application/octet-stream",
+            ContentType=found.content_type or "application/octet-stream",
             Metadata={
                 "sha256": sha256,
                 "product-id": str(published["product_id"])[:200],

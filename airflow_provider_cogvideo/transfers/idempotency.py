@@ -51,11 +51,15 @@ class Plan(enum.Enum):
 
 @dataclass(frozen=True)
 class Existing:
-    """What the target key holds now: its size, the job id in its metadata, its recorded sha256."""
+    """What a key holds now: its size, the job id in its metadata, its recorded sha256, its ETag and
+    content type."""
 
     size: int
     job_id: str | None
     sha256: str | None
+    etag: str = ""
+    """What a copy conditional on this very object names (``CopySourceIfMatch``: publishing)."""
+    content_type: str | None = None
 
 
 def existing_object(client: Any, bucket: str, key: str) -> Existing | None:
@@ -68,6 +72,8 @@ def existing_object(client: Any, bucket: str, key: str) -> Existing | None:
         size=int(head["ContentLength"]),
         job_id=(head.get("Metadata") or {}).get(META_JOB_ID),
         sha256={t["Key"]: t["Value"] for t in tags}.get(SHA256_TAG),
+        etag=str(head.get("ETag", "")),
+        content_type=head.get("ContentType"),
     )
 
 
