@@ -417,9 +417,14 @@ def estimate_price(model: str | None, base_url: str = "") -> PriceEstimate | Non
     caps = MODEL_CAPABILITIES.get(canonical_model(model or ""))
     if caps is None:
         return None
-    if "z.ai" in base_url and caps.price_usd is not None:
+    if endpoint_currency(base_url) == "USD" and caps.price_usd is not None:
         return PriceEstimate(caps.price_usd, "USD")
     return PriceEstimate(caps.price_cny, "CNY")
+
+
+def endpoint_currency(base_url: str) -> str:
+    """The currency an endpoint bills in: USD on api.z.ai, CNY on BigModel (and anything else)."""
+    return "USD" if "z.ai" in base_url else "CNY"
 
 
 __all__ = [
@@ -431,5 +436,6 @@ __all__ = [
     "PriceEstimate",
     "canonical_model",
     "capabilities_for",
+    "endpoint_currency",
     "estimate_price",
 ]

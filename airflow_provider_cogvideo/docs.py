@@ -1,7 +1,7 @@
 """The documentation's generated sections: written once in the code, copied into the pages.
 
 * Tables of the code's tables: models (:data:`~airflow_provider_cogvideo.capabilities.MODEL_CAPABILITIES`),
-  errors, the submit policy, metrics.
+  ad formats (:data:`~airflow_provider_cogvideo.formats.AD_FORMATS`), errors, the submit policy, metrics.
 * Parameter tables of the operators, the sensor, the transfer and the hook, from their docstrings
   (``:param name:``, and ``:type name:`` where the annotation says less), ``inspect.signature``
   defaults and ``template_fields``. A class docstring's other paragraphs (not its summary) come
@@ -29,6 +29,7 @@ from typing import Any
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
 from airflow_provider_cogvideo.errors import API_ERROR_CODES
+from airflow_provider_cogvideo.formats import AD_FORMATS, choose_format
 from airflow_provider_cogvideo.hooks.submit_policy import SUBMIT_POLICY
 from airflow_provider_cogvideo.metrics import METRICS
 from airflow_provider_cogvideo.sizes import MiB
@@ -61,6 +62,19 @@ def capability_table_markdown() -> str:
             f"| `{c.name}` | {images} | {cell(c.sizes)} | {cell(c.fps)} | {cell(c.durations)} | "
             f"{cell(c.qualities)} | {vidu} | {cell(c.image_formats)}, {c.image_max_bytes // MiB} MB | {price} |"
         )
+    return "\n".join(rows)
+
+
+def formats_table_markdown() -> str:
+    """The README's ad formats table, generated from :data:`~airflow_provider_cogvideo.formats.AD_FORMATS`
+    (the size column is what :func:`~airflow_provider_cogvideo.formats.choose_format` picks on ``cogvideox-3``)."""
+    header = ("format", "variant (key)", "aspect", "size on `cogvideox-3`", "platforms", "platform duration",
+              "max file", "notes")  # fmt: skip
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for f in AD_FORMATS.values():
+        size = choose_format(f.name, "cogvideox-3").size
+        cells = (f"`{f.name}`", f"`{f.variant}`", f.aspect, size, f.platforms, f.duration, f.max_file, f.notes)
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -247,6 +261,7 @@ def _params(import_path: str, *, templated: bool | None = None, prose: bool = Tr
 GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     "README.md": {
         "models-table": capability_table_markdown,
+        "ad-formats": formats_table_markdown,
         "errors-table": error_table_markdown,
         "submit-policy": submit_policy_markdown,
         "metrics-table": metrics_table_markdown,

@@ -45,6 +45,8 @@ def video_fingerprint(
     image_digests: Sequence[str],
     variant: str,
     extra_body: Mapping[str, Any] | None = None,
+    prompt_writer: str | None = None,
+    image_preparation: str | None = None,
 ) -> str:
     """The fingerprint of the video these arguments would produce: equal fingerprints, same video.
 
@@ -53,18 +55,27 @@ def video_fingerprint(
     one (:func:`~.validation.is_unset`) counts as absent, since an absent option is what the
     request sends for it, and :data:`NOT_OPTIONS` are ignored. ``image_digests`` are the sha256 of
     each source image's bytes, in order (the first and last frame of a pair are not interchangeable).
-    ``extra_body`` None and ``{}`` are the same request."""
+    ``extra_body`` None and ``{}`` are the same request.
+
+    ``prompt_writer`` is the writer key (:func:`~.prompt_writer.writer_key`) when a model writes the
+    prompt: the video is then known by what the writing is made of, never by its text, so a run decides
+    from the listing alone. ``image_preparation`` names how the image was framed for a format
+    (``"pad 1080x1920"``): the pixels sent are the source's, cropped or padded. Each is left out when
+    unset, so a video made without them keeps the fingerprint it always had."""
     kept = {name: value for name, value in options.items() if name not in NOT_OPTIONS and not is_unset(value)}
-    return canonical_digest(
-        {
-            "model": canonical_model(model),
-            "options": kept,
-            "prompt": rendered_none(prompt),
-            "images": list(image_digests),
-            "variant": variant,
-            "extra_body": dict(extra_body or {}),
-        }
-    )
+    document: dict[str, Any] = {
+        "model": canonical_model(model),
+        "options": kept,
+        "prompt": rendered_none(prompt),
+        "images": list(image_digests),
+        "variant": variant,
+        "extra_body": dict(extra_body or {}),
+    }
+    if prompt_writer is not None:
+        document["prompt_writer"] = prompt_writer
+    if image_preparation is not None:
+        document["image_preparation"] = image_preparation
+    return canonical_digest(document)
 
 
 __all__ = ["NOT_OPTIONS", "canonical_digest", "video_fingerprint"]

@@ -97,11 +97,29 @@ def prepare_images(
 
 @dataclass(frozen=True)
 class PreparedRequest:
-    """A validated request, what makes it "the same job" on a retry, and its summary for logs/XCom."""
+    """A validated request, what makes it "the same job" on a retry, and its summary for logs/XCom;
+    ``images`` and ``generation`` are what the fingerprint was made of."""
 
     request: VideoGenerationRequest
     fingerprint: str
     summary: dict[str, Any]
+    images: tuple[WireImage, ...] = ()
+    generation: str | None = None
+
+    def with_prompt(self, prompt: str | None, **summary: Any) -> PreparedRequest:
+        """The same request with another prompt (a written one), validated and fingerprinted anew, its
+        images not read again; ``summary`` adds entries to the summary (how the prompt was written)."""
+        fields = {**self.request.model_dump(), "prompt": prompt}
+        if not fields.get("request_id"):
+            fields.pop("request_id", None)
+        request = VideoGenerationRequest.build(**fields)
+        return PreparedRequest(
+            request=request,
+            fingerprint=request_fingerprint(request.to_body(), [i.digest for i in self.images], self.generation),
+            summary={**request.describe([i.source for i in self.images]), **summary},
+            images=self.images,
+            generation=self.generation,
+        )
 
 
 def request_fingerprint(body: dict[str, Any], image_digests: Sequence[str], generation: str | None = None) -> str:
@@ -169,6 +187,8 @@ def prepare_request(
         request=request,
         fingerprint=request_fingerprint(request.to_body(), [i.digest for i in images], generation),
         summary=request.describe([i.source for i in images]),
+        images=tuple(images),
+        generation=generation,
     )
 
 

@@ -28,6 +28,11 @@ from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.validation import bounded
 
+RUN_METADATA = frozenset(
+    {"source_image", "variant", "reencoded", "fingerprint", "index_inputs", "prompt_writer", "format", "format_text"}
+)
+"""What ingestion adds to an item's ``metadata`` besides the product's fields (``index_inputs`` is
+:data:`~.video_index.INDEX_INPUTS`): none of it describes the product, so the prompt writer never sees it."""
 VARIANTS_RANGE = (1, 16)
 """``variants``: each is one paid video per product; a run's mapped items are products x variants."""
 
@@ -114,6 +119,11 @@ def without_signatures(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: [redact_url(x) for x in v] if isinstance(v, list) else redact_url(v) for k, v in fields.items()}
 
 
+def product_fields(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """An item's product fields: its ``metadata`` without :data:`RUN_METADATA`."""
+    return {k: v for k, v in metadata.items() if k not in RUN_METADATA} if isinstance(metadata, Mapping) else {}
+
+
 def checked_generation(generation: Mapping[str, Any] | None, *, required: bool) -> dict[str, Any] | None:
     """``generation`` as a dict with a ``model`` (required with a ``video_index``: a video's
     fingerprint names what made it)."""
@@ -140,11 +150,13 @@ def checked_variants(variants: Sequence[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "RUN_METADATA",
     "VARIANTS_RANGE",
     "PlaceholderValues",
     "checked_generation",
     "checked_variants",
     "parse_catalog",
+    "product_fields",
     "product_id_of",
     "render_prompt",
     "source_image_of",

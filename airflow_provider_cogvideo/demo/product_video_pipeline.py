@@ -26,7 +26,14 @@ Scheduled ``@daily`` over a catalog, it pays only for what changed since the vid
 Params: ``dry_run`` (validate and price, send nothing; the manifest lists what would be reused and
 what paid), ``max_total_price`` (the run's budget, regenerations after reviews included; unset = no
 limit), ``regenerate`` (product ids, or ``all``, to pay for again), ``release_held`` (held product ids,
-or ``all``, a person has checked), ``review`` (``required``, ``publish_all`` or ``off``).
+or ``all``, a person has checked), ``review`` (``required``, ``publish_all`` or ``off``), ``formats`` (ad
+formats, one video per product and format: ``["9:16", "16:9"]``, ``"tiktok,amazon"``; README "Ad formats").
+
+Prompts: off by default, each video's prompt is the template's. With ``PROMPT_WRITER`` on
+(``pipeline_settings``, env ``COGVIDEO_PIPELINE_PROMPT_WRITER=on`` or a JSON object of settings), each
+``generate`` task has a chat model on the same account rewrite it first (cached beside the video index,
+so every later run and retry sends the same text and a video is paid once per writer inputs); ``plan``
+counts each writing at its ceiling.
 
 The generation tasks run in the pool ``cogvideo`` (``cogvideo pool --tier V0`` creates it with
 ``include_deferred`` on, so rendering jobs keep their slot). Parsing this file touches no
@@ -41,7 +48,14 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task_group
 
-from airflow_provider_cogvideo.demo.pipeline_settings import GENERATION, POLL_INTERVAL, POOL, RUN_VIDEOS
+from airflow_provider_cogvideo.demo.pipeline_settings import (
+    FORMATS,
+    GENERATION,
+    POLL_INTERVAL,
+    POOL,
+    PROMPT_WRITER,
+    RUN_VIDEOS,
+)
 from airflow_provider_cogvideo.operators.cogvideo import CogVideoGenerateOperator
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.operators.run_plan import CogVideoRunPlanOperator
@@ -54,8 +68,14 @@ UPLOADS_AT_ONCE = max(1, int(os.environ.get("COGVIDEO_PIPELINE_UPLOADS_AT_ONCE")
 ends together, unthrottled uploads take the workers' CPU from the submits that refill the tier."""
 # "none" for manually triggered runs only (the distributed test and the tier benchmark trigger without a logical date).
 SCHEDULE = None if os.environ.get("COGVIDEO_PIPELINE_SCHEDULE", "@daily").lower() == "none" else "@daily"
-PRODUCT_ID = "{{ task.metadata['product_id'] if task.metadata is defined else task.result['metadata']['product_id'] }}"
-"""The label of a mapped product task in the grid: its product id."""
+_METADATA = "(task.metadata if task.metadata is defined else task.result['metadata'])"
+PRODUCT_ID = (
+    "{{ " + _METADATA + "['product_id'] }}{% if " + _METADATA + ".get('variant', 'default') != 'default' %}"
+    " / {{ " + _METADATA + "['variant'] }}{% endif %}"
+)
+"""The label of a mapped product task in the grid: its product id (and variant: ``sku-1 / 9x16``)."""
+FORMATS_TEXT = "{{ params.formats | join(',') if params.formats and params.formats is not string else params.formats }}"
+"""The ``formats`` param as the comma-separated text ingestion reads (a list param renders as its repr)."""
 RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 """The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""
 RUN_KEY = RUN_DAY + "/{{ run_id | replace(':', '_') | replace('+', '_') }}"
@@ -92,6 +112,11 @@ with DAG(
         "release_held": Param(
             None, type=SELECTION, description='Held product ids (checked in the console) to pay for again, or "all".'
         ),
+        "formats": Param(
+            FORMATS,
+            type=["null", "string", "array"],
+            description='Ad formats, one video each (e.g. ["9:16", "16:9"] or "tiktok,amazon"); unset: one video.',
+        ),
         "review": Param(
             "required",
             enum=[mode.value for mode in ReviewMode],
@@ -111,22 +136,30 @@ with DAG(
         generation=GENERATION,
         regenerate="{{ params.regenerate }}",
         release_held="{{ params.release_held }}",
+        formats=FORMATS_TEXT,
+        prompt_writer=PROMPT_WRITER,
     )
     plan = CogVideoRunPlanOperator(
         task_id="plan",
         products=ingest.output,
         model=GENERATION["model"],
         max_total_price="{{ params.max_total_price }}",
+        prompt_writer=PROMPT_WRITER,
     )
 
     @task_group
-    def product(image: str, prompt: str, metadata: dict[str, Any], spend_plan: dict[str, float]) -> None:
+    def product(
+        image: str, prompt: str, metadata: dict[str, Any], options: dict[str, Any], spend_plan: dict[str, float]
+    ) -> None:
         video = CogVideoGenerateOperator(
             task_id="generate",
             **GENERATION,
             image=image,
             prompt=prompt,
             metadata=metadata,
+            options=options,  # the item's ad format: its size
+            prompt_writer=PROMPT_WRITER,
+            video_index=VIDEO_INDEX,
             pool=POOL,
             # Rendering takes minutes: wait in the triggerer, holding no worker slot (run one).
             deferrable=True,

@@ -34,6 +34,7 @@ from airflow_provider_cogvideo.demo.pipeline_settings import (
     GENERATION,
     POLL_INTERVAL,
     POOL,
+    PROMPT_WRITER,
     PUBLISHED_VIDEOS,
     RUN_VIDEOS,
 )
@@ -96,7 +97,9 @@ with DAG(
     )
 
     @task_group(group_id=GROUP)
-    def video(video: dict[str, Any], image: str, prompt: str, budget: float | None, auto: str | None) -> None:
+    def video(
+        video: dict[str, Any], image: str, prompt: str, options: dict[str, Any], budget: float | None, auto: str | None
+    ) -> None:
         current: Any = video
         for n in range(1, MAX_REVIEW_ROUNDS + 2):
             last = n == MAX_REVIEW_ROUNDS + 1
@@ -129,6 +132,9 @@ with DAG(
                 video=video,
                 image=image,
                 prompt=prompt,
+                options=options,  # the video's ad format: the same size again
+                prompt_writer=PROMPT_WRITER,  # with a writer, the notes go to it
+                video_index=VIDEO_INDEX,
                 decision_task_ids=_ids("review")[:n],
                 revision_template=REVISION_TEMPLATE,
                 max_total_price=budget,

@@ -4,9 +4,10 @@
   background thread; ``cogvideo emulator`` serves one from the command line.
 * Wire behaviour follows the public API documentation and the official SDKs: both auth modes, per-model
   validation from the shared capability table, tier concurrency (429/1302), lazy task lifecycle,
-  real H.264 results (or synthetic payloads), fault injection (refusals, and answer faults after a
-  job was created) and an admin API under ``/_emulator/`` (``GET stats``, ``POST reset``,
-  ``GET|PUT|PATCH faults``), which needs a token (:data:`ADMIN_TOKEN_HEADER`) when bound off loopback.
+  real H.264 results (or synthetic payloads), a deterministic ``POST /chat/completions`` for the
+  prompt writer, fault injection (refusals, and answer faults after a job was created) and an admin
+  API under ``/_emulator/`` (``GET stats``, ``POST reset``, ``GET|PUT|PATCH faults``), which needs a
+  token (:data:`ADMIN_TOKEN_HEADER`) when bound off loopback.
 
 Importing this package imports neither PyAV nor Pillow; they load when media is first produced.
 """

@@ -3,7 +3,8 @@
 Handler order mirrors a gateway in front of a service: injected delay, authentication, injected
 error, then the request itself (and, for a submit that created its job, an injected answer fault).
 Every API answer is JSON; every API error has the nested ``{"error": {"code", "message"}}`` form and
-the status of the shared error table.
+the status of the shared error table. Besides the video API, ``POST /chat/completions`` answers the
+prompt writer's chat calls (:mod:`.chat`), through the same gate.
 
 The admin API is open unless the config has an ``admin_token`` (the server helpers give it one when
 they bind off loopback); then every admin request must carry it in :data:`ADMIN_TOKEN_HEADER`.
@@ -31,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from airflow_provider_cogvideo.capabilities import TIER_CONCURRENCY
 from airflow_provider_cogvideo.emulator.auth import authenticate
+from airflow_provider_cogvideo.emulator.chat import chat_answer, validate_chat
 from airflow_provider_cogvideo.emulator.config import ApiKey, EmulatorConfig
 from airflow_provider_cogvideo.emulator.faults import Faults, Operation
 from airflow_provider_cogvideo.emulator.files import UrlSigner, cdn_error, file_chunks, ranged_response
@@ -151,6 +153,23 @@ async def submit(request: Request) -> Response:
     if spoil == "lost":
         return _LostAnswer(answer)
     answer["id"] = emu.faults.malformed_id(task.id)
+    return JSONResponse(answer)
+
+
+async def chat(request: Request) -> Response:
+    """``POST /chat/completions``: same account and gate as the video API; the answer is made up from
+    the request alone (see :mod:`.chat`), the same in every emulator whatever its seed."""
+    emu = _emulator(request)
+    await _gate(request, "chat")
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise WireError("1210", "请求参数错误。The request body is not valid JSON") from None
+    req = validate_chat(body)
+    if emu.faults.blocked(req.all_text):
+        raise WireError("1301", "系统检测到输入或生成内容可能包含不安全或敏感内容。Unsafe or sensitive content")
+    answer = chat_answer(req, int(time.time()))
+    emu.tasks.count_chat(answer["usage"]["total_tokens"])
     return JSONResponse(answer)
 
 
@@ -306,6 +325,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     routes = [
         *(Route(p + path, submit, methods=["POST"]) for path in ("/videos/generations", "/videos/generations/")),
         *(Route(p + path, query, methods=["GET"]) for path in ("/async-result/{task_id}", "/async-result/{task_id}/")),
+        *(Route(p + path, chat, methods=["POST"]) for path in ("/chat/completions", "/chat/completions/")),
         Route(VIDEO_PATH, download_video, methods=["GET"]),
         Route(COVER_PATH, download_cover, methods=["GET"]),
         Route(f"{ADMIN_PREFIX}/stats", _admin(admin_stats), methods=["GET"]),

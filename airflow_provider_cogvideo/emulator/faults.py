@@ -20,8 +20,8 @@ from typing import Any, Literal, get_type_hints
 from airflow_provider_cogvideo.emulator.rng import draw
 from airflow_provider_cogvideo.emulator.wire import http_status_for, known_code
 
-Operation = Literal["submit", "poll", "download"]
-OPERATIONS: tuple[Operation, ...] = ("submit", "poll", "download")
+Operation = Literal["submit", "poll", "download", "chat"]
+OPERATIONS: tuple[Operation, ...] = ("submit", "poll", "download", "chat")
 
 # How the answer to a submit that created its job goes wrong (see Faults.answer_fault).
 AnswerFault = Literal["created_error", "lost", "malformed_id"]
@@ -46,10 +46,12 @@ MALFORMED_IDS: dict[str, Callable[[str], Any]] = {
 class FaultConfig:
     """What may go wrong. Rates are fractions in ``[0, 1]``; everything off by default."""
 
-    # Fraction of submits / polls / downloads answered with one of ``error_codes`` (picked at random).
+    # Fraction of submits / polls / downloads / chat calls answered with one of ``error_codes`` (picked
+    # at random).
     submit_error_rate: float = 0.0
     poll_error_rate: float = 0.0
     download_error_rate: float = 0.0
+    chat_error_rate: float = 0.0
     # "500" and "503" are plain server errors; any business code of the error table works too
     # (e.g. "1305" overload and "1303" frequency → 429, "1113" arrears → 429).
     error_codes: tuple[str, ...] = ("500", "503", "1305")
@@ -61,7 +63,8 @@ class FaultConfig:
     # (an extension: the documented FAIL body has no reason).
     fail_reason: str | None = None
     fail_code: str = "1301"
-    # Submits whose prompt contains any of these substrings (case-insensitive) get 400 / 1301.
+    # Submits whose prompt (and chat calls whose message text) contains any of these substrings
+    # (case-insensitive) get 400 / 1301.
     blocked_prompts: tuple[str, ...] = ()
     # Answer a fraction ``delay_rate`` of the ``delay_ops`` operations ``delay_seconds`` late.
     delay_seconds: float = 0.0
@@ -198,7 +201,12 @@ class Faults:
     def error_for(self, op: Operation) -> str | None:
         """The error code to answer this operation with, or None to answer normally."""
         cfg = self._config
-        rate = {"submit": cfg.submit_error_rate, "poll": cfg.poll_error_rate, "download": cfg.download_error_rate}[op]
+        rate = {
+            "submit": cfg.submit_error_rate,
+            "poll": cfg.poll_error_rate,
+            "download": cfg.download_error_rate,
+            "chat": cfg.chat_error_rate,
+        }[op]
         if rate <= 0 or self._roll(f"{op}.error") >= rate:
             return None
         return cfg.error_codes[int(self._roll(f"{op}.error_code") * len(cfg.error_codes))]

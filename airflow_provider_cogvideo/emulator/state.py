@@ -122,6 +122,12 @@ class TaskStore:
         with self._lock:
             self._counts[what] += 1
 
+    def count_chat(self, total_tokens: int) -> None:
+        """Count a chat answer sent with 200 and the tokens its usage reported."""
+        with self._lock:
+            self._counts["chat_calls"] += 1
+            self._counts["chat_tokens"] += total_tokens
+
     def reject(self, code: str) -> None:
         with self._lock:
             self._rejections[code] += 1
@@ -138,6 +144,7 @@ class TaskStore:
         request id (one entry per paid job, in order), however its answer went; ``prompts`` each one's
         prompt. ``answer_faults``
         says how many of them got a spoiled answer, by fault; ``rejections`` counts refused requests.
+        ``chat_calls`` counts chat answers sent with 200, ``chat_tokens`` the sum of their total tokens.
         """
         now = time.monotonic()
         with self._lock:
@@ -146,6 +153,8 @@ class TaskStore:
                 "submits": self._counts["submits"],
                 "polls": self._counts["polls"],
                 "downloads": self._counts["downloads"],
+                "chat_calls": self._counts["chat_calls"],
+                "chat_tokens": self._counts["chat_tokens"],
                 "rejections": dict(self._rejections),
                 "answer_faults": dict(self._answer_faults),
                 "tasks": len(self._tasks),

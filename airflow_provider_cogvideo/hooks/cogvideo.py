@@ -62,10 +62,12 @@ from airflow_provider_cogvideo.hooks.connection import (
     ui_field_behaviour,
 )
 from airflow_provider_cogvideo.hooks.downloads import MAX_DOWNLOAD_BYTES, Download, open_download
+from airflow_provider_cogvideo.hooks.prompt_writing import write_prompt
 from airflow_provider_cogvideo.hooks.submit_policy import ambiguous_as_such, resends
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, JobWatch
 from airflow_provider_cogvideo.prepare import prepare_request
+from airflow_provider_cogvideo.prompt_writer import WriterInputs, WrittenPrompt
 from airflow_provider_cogvideo.redact import scrub
 from airflow_provider_cogvideo.validation import checked_wait_settings
 
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     import httpx
 
 SUBMIT_PATH = "videos/generations"
+CHAT_PATH = "chat/completions"
 QUERY_PATH = "async-result/{job_id}"
 DEFAULT_GENERATE_TIMEOUT = 7200.0
 """How long :meth:`CogVideoHook.generate` waits for a job by default (seconds), as the operator."""
@@ -344,10 +347,10 @@ class CogVideoHook(BaseHook):
     def _call(
         self,
         request: Callable[[], httpx.Response],
-        read: Callable[[dict[str, Any]], TaskResult],
+        read: Callable[[dict[str, Any]], _R],
         *,
         retry: Callable[[BaseException], bool] | None,
-    ) -> TaskResult:
+    ) -> _R:
         """One ``request``, its answer ``read`` as a job, sent again while ``retry`` says so (None: one
         attempt). Reading is part of the attempt: an answer that cannot be read is retried as its
         error says (a query's, like a 5xx; a submit's, never)."""
@@ -426,6 +429,25 @@ class CogVideoHook(BaseHook):
             lambda answer: queried(answer, job_id),
             retry=_retryable if retry else None,
         )
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /chat/completions`` (the same account, auth and answer caps): the answer's JSON.
+
+        A chat call creates no job and costs a few tokens, so it is retried like a query; use
+        :meth:`write_prompt` to write a video prompt."""
+        self.settings  # noqa: B018
+        return self._call(
+            lambda: self._receive(self._client, "POST", CHAT_PATH, json=body), lambda answer: answer, retry=_retryable
+        )
+
+    def write_prompt(
+        self, writer: Any, inputs: WriterInputs, *, image: str | None = None, fallback: str | None = None
+    ) -> WrittenPrompt:
+        """Write the prompt for one video with a chat model (:mod:`~airflow_provider_cogvideo.prompt_writer`;
+        ``writer`` a ``PromptWriter`` or its dict; ``image`` a data URI or URL, read by vision models),
+        falling back to ``fallback`` (default ``inputs.prompt``) after ``attempts`` unusable answers or
+        a content-policy refusal; transient errors are retried, then raised (:mod:`.prompt_writing`)."""
+        return write_prompt(self, writer, inputs, image=image, fallback=fallback)
 
     def job_url(self, job_id: str) -> str:
         """The job's status URL on the API (needs the key: for logs and tooling, not for a browser)."""

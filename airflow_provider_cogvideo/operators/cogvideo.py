@@ -54,6 +54,7 @@ from airflow_provider_cogvideo.job_store import JobStore
 from airflow_provider_cogvideo.links import CogVideoVideoLink
 from airflow_provider_cogvideo.mixins import CogVideoHookMixin
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
+from airflow_provider_cogvideo.operators.prompt_writing import PromptWritingMixin, checked_writer
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, DEFAULT_TIMEOUT
 from airflow_provider_cogvideo.prepare import PreparedRequest, check_literal_options, prepare_request
 from airflow_provider_cogvideo.redact import redact_url
@@ -87,7 +88,7 @@ RATE_LIMIT_BACKOFF = Backoff(first=15.0, ceiling=300.0, jitter=(0.8, 1.2))
 pool's worth of refused tasks does not come back in one burst; a Retry-After up to 300 s wins."""
 
 
-class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
+class CogVideoGenerateOperator(PromptWritingMixin, CogVideoHookMixin, BaseOperator):
     r"""Generate a video with CogVideoX or Vidu, without holding a worker slot while it renders.
 
     Templated fields are rendered first, and text such as ``"{{ params.fps }}"`` is read as the
@@ -183,6 +184,19 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         instance's spend, and only one beyond it (a retry that pays again) reads them once, to draw on
         the slack. Numbers from 0 to 1e9, the share at most the estimate. Unset: every submit reads
         every instance's spend (fine for a few dozen mapped products).
+    :param options: the request's options as one dict, over the arguments of the same name: a mapped
+        item's format, e.g. ``{"size": "1080x1920"}`` (ingestion's item ``options``). Only the capability
+        table's options (``size``, ``fps``, ``duration``, ``quality``, ``aspect_ratio``, ``style``,
+        ``movement_amplitude``), checked like the arguments.
+    :param prompt_writer: write the prompt with a chat model on the same account before the submit
+        (off when unset): a dict of :class:`~airflow_provider_cogvideo.prompt_writer.PromptWriter`
+        settings (``model``, ``instructions``, ``temperature``, ``top_p``, ``max_tokens``, ``attempts``,
+        ``max_price_per_call``), e.g. ``{}`` for the defaults (``glm-4-plus``). ``prompt`` is what it
+        expands; each writing is kept under ``video_index`` and reused by every later try and run with
+        the same inputs (:mod:`~airflow_provider_cogvideo.operators.prompt_writing`). Needs the
+        ``amazon`` extra and ``video_index``.
+    :param video_index: ``s3://bucket/prefix/`` of the video index (the transfer's): written prompts are
+        kept under its ``.prompts/``. Needed with ``prompt_writer``.
     :param durable: keep the job in ``task_state_store`` (Airflow 3.3+) so retries reconnect to it or
         return it. ``False`` opts out, as ``ResumableJobMixin``'s ``durable`` does for Airflow's own
         providers: every try submits (and pays for) a new job.
@@ -208,8 +222,16 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         "regenerate",
         "max_total_price",
         "spend_plan",
+        "options",
+        "video_index",
     )
-    template_fields_renderers = {"metadata": "json", "image": "json", "extra_body": "json", "spend_plan": "json"}
+    template_fields_renderers = {
+        "metadata": "json",
+        "image": "json",
+        "extra_body": "json",
+        "spend_plan": "json",
+        "options": "json",
+    }
     operator_extra_links = (CogVideoVideoLink(),)
     ui_color = "#e8f0fe"
     budget_task_ids: list[str] | None = None
@@ -247,10 +269,21 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         regenerate: bool | str | None = None,
         max_total_price: float | str | None = None,
         spend_plan: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        prompt_writer: dict[str, Any] | None = None,
+        video_index: str | None = None,
         durable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        try:
+            self.prompt_writer = None if prompt_writer is None else checked_writer(prompt_writer).to_dict()
+        except AirflowFailException as exc:
+            raise ValueError(str(exc)) from None
+        if self.prompt_writer is not None and video_index is None:
+            raise ValueError("video_index is needed with prompt_writer: written prompts are kept beside the videos")
+        self.options = options
+        self.video_index = video_index
         self.prompt = prompt
         self.image = image
         self.model = model
@@ -290,6 +323,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             if metadata is not None and not isinstance(metadata, dict):
                 raise CogVideoValidationError("metadata", f"must be a dict, got {type(metadata).__name__}")
             fields = {name: rendered_none(getattr(self, name)) for name in VideoGenerationRequest.api_fields()}
+            fields.update(self._options())
             return prepare_request(
                 image=rendered_none(self.image),
                 aws_conn_id=self.aws_conn_id,
@@ -301,6 +335,13 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             raise AirflowFailException(f"Invalid CogVideo request: {exc}") from None
         except CogVideoMissingExtraError as exc:  # an image needs Pillow or the Amazon provider: retrying cannot help
             raise AirflowFailException(f"CogVideo request not sent: {exc}") from None
+
+    def _options(self) -> dict[str, Any]:
+        options = rendered_none(self.options) or {}
+        allowed = [name for name, _ in OPTION_COLUMNS]
+        if not isinstance(options, dict) or any(name not in allowed for name in options):
+            raise CogVideoValidationError("options", f"must be a dict of {allowed}, got {options!r}")
+        return {name: value for name, value in options.items() if rendered_none(value) is not None}
 
     def _model(self) -> str:
         return canonical_model(rendered_none(self.model) or DEFAULT_MODEL)
@@ -329,9 +370,10 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
             no_video_yet(context)
             prepared = self.build_request()
             if self._is_dry_run():
-                return self._dry_run(prepared)
+                return self._dry_run(self.with_written_prompt(prepared, None, dry_run=True))
             jobs = self._job_store(context)
-            self._ledger(context, jobs).publish()
+            (ledger := self._ledger(context, jobs)).publish()
+            prepared = self.with_written_prompt(prepared, ledger)
             return self._submit_or_resume(context, jobs, prepared, self._deadline(context), rate_limited=0)
 
     def _is_dry_run(self) -> bool:
@@ -468,6 +510,7 @@ class CogVideoGenerateOperator(CogVideoHookMixin, BaseOperator):
         with failure_recorded(context, about=self.metadata):
             resubmit = read_event(event, ResubmitEvent)
             prepared, jobs = self.build_request(), self._job_store(context)
+            prepared = self.with_written_prompt(prepared, self._ledger(context, jobs))
             return self._submit_or_resume(context, jobs, prepared, resubmit.deadline, resubmit.rate_limited)
 
     def on_kill(self) -> None:

@@ -64,9 +64,10 @@ from airflow_provider_cogvideo.catalog_plan import (
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
-from airflow_provider_cogvideo.fingerprint import video_fingerprint
+from airflow_provider_cogvideo.image_framing import DEFAULT_FIT, already_framed, framed_jpeg
 from airflow_provider_cogvideo.image_pixels import normalized_jpeg, sendable_as_is
 from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
+from airflow_provider_cogvideo.product_variants import ProductVariants
 from airflow_provider_cogvideo.products import (
     PlaceholderValues,
     checked_generation,
@@ -77,6 +78,7 @@ from airflow_provider_cogvideo.products import (
     truncate_prompt,
     without_signatures,
 )
+from airflow_provider_cogvideo.prompt_writer import PromptWriter
 from airflow_provider_cogvideo.s3 import (
     KEY_RULES,
     ObjectTooLargeError,
@@ -136,6 +138,9 @@ class _Prepared:
     sidecar_fields: dict[str, Any] | None
     sha256: str
     prompt: str | None
+    data: bytes
+    """The source image's bytes, framed per format (then dropped with the product)."""
+    size: tuple[int, int]
 
 
 class S3ProductImagesOperator(BaseOperator):
@@ -186,6 +191,21 @@ class S3ProductImagesOperator(BaseOperator):
         ids, a comma-separated text of them, or ``"all"``.
     :param release_held: held products to pay for again (a person checked the console and accepts the
         risk of a second job): a list of product ids, a comma-separated text, or ``"all"``.
+    :param formats: one video per ad format instead of ``variants``: 1 to 8 names of
+        :data:`~airflow_provider_cogvideo.formats.AD_FORMATS` (``["9:16", "16:9"]``, ``"tiktok,amazon"``),
+        each a variant of its own (key ``<variant>.mp4``: ``9x16``, ``tiktok``), sending the size (or
+        aspect ratio) the model renders it at, from an image framed to it. A format the model cannot
+        render fails the task before anything is paid, naming the sizes it can. Unset: ``variants``.
+    :param fit: how a photo is framed to a format it does not have: ``"pad"`` (default: the whole photo,
+        bars of its border's colour; in image-to-video the photo is the first frame, and a crop could cut
+        the product out of every frame) or ``"crop"`` (fills the frame, centre cut). The framed JPEG is
+        staged under ``staging_prefix`` as ``<product_id>/<variant>.jpg``; a photo that already has the
+        format's aspect ratio is sent as it is.
+    :param prompt_writer: the generate step's ``prompt_writer`` (unset: none): with it each item's
+        fingerprint names the writer key of its inputs (template prompt, fields, image, format, writer
+        settings; :mod:`~airflow_provider_cogvideo.product_variants`), carried in ``metadata`` for the
+        generate step, which writes the prompt, so turning the writer on makes each video once more
+        and later runs match from the listing.
 
     Which tool when: ``video_index`` is the one for a catalog re-run every day (it notices a replaced
     image, a changed sidecar or catalog row, template, model or option, and costs one listing).
@@ -207,6 +227,7 @@ class S3ProductImagesOperator(BaseOperator):
         "video_index",
         "regenerate",
         "release_held",
+        "formats",
     )
     template_fields_renderers = {"prompt_template": "py"}
     ui_color = "#fff2cc"
@@ -230,6 +251,9 @@ class S3ProductImagesOperator(BaseOperator):
         variants: Sequence[str] = (DEFAULT_VARIANT,),
         regenerate: Any = None,
         release_held: Any = None,
+        formats: Any = None,
+        fit: str = DEFAULT_FIT,
+        prompt_writer: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         require_extra_for_operator(type(self), kwargs.get("task_id"), "amazon", "images")
@@ -252,6 +276,20 @@ class S3ProductImagesOperator(BaseOperator):
         self.variants = checked_variants(variants)
         self.regenerate = regenerate
         self.release_held = release_held
+        self.formats = formats
+        self.fit = fit
+        self.prompt_writer = PromptWriter.from_value(prompt_writer)
+        if not isinstance(formats, str) or "{" not in formats:  # literal: checked when the DAG is parsed
+            self._product_variants()
+
+    def _product_variants(self) -> ProductVariants:
+        return ProductVariants.build(
+            generation=self.generation,
+            variants=self.variants,
+            formats=self.formats,
+            fit=self.fit,
+            writer=self.prompt_writer,
+        )
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> list[dict[str, Any]]:
@@ -265,6 +303,7 @@ class S3ProductImagesOperator(BaseOperator):
             location = None if is_unset(self.video_index) else IndexLocation.parse(str(self.video_index))
             regenerate = Selection.parse("regenerate", self.regenerate)
             release_held = Selection.parse("release_held", self.release_held)
+            self._made = self._product_variants()
         except CogVideoValidationError as exc:
             raise AirflowFailException(str(exc)) from None
         if location is not None and index_overlaps(location, self.s3_bucket, self.prefix):
@@ -377,11 +416,11 @@ class S3ProductImagesOperator(BaseOperator):
         """Reuse, hold, or read; then, read, reuse or pay (see :mod:`~airflow_provider_cogvideo.catalog_plan`)."""
         pid, image = candidate.product_id, self._uri(candidate.key)
         to_read: list[str] = []
-        for variant in self.variants:
+        for variant in self._made.names:
 
             def fingerprint_of(fields: Mapping[str, Any] | None, sha256: str, variant: str = variant) -> str:
                 merged = self._fields(pid, run.catalog, fields)
-                return self._fingerprint(variant, self._prompt(pid, merged, quiet=True), sha256) or ""
+                return self._made.fingerprint(variant, self._prompt(pid, merged, quiet=True), sha256, merged) or ""
 
             choice, found = choose(
                 run.index,
@@ -413,7 +452,7 @@ class S3ProductImagesOperator(BaseOperator):
             run.rejected.append({"product_id": pid, "image": image, "reason": str(exc)})
             return
         for variant in to_read:
-            fingerprint = self._fingerprint(variant, prepared.prompt, prepared.sha256)
+            fingerprint = self._made.fingerprint(variant, prepared.prompt, prepared.sha256, prepared.fields)
             entry = (
                 reuse_after_read(run.index, pid, variant, fingerprint, regenerate=run.regenerate)
                 if fingerprint
@@ -422,29 +461,65 @@ class S3ProductImagesOperator(BaseOperator):
             if entry is not None:  # reused, or rejected by review: not paid either way
                 run.rows.append(entry_row(entry, title=prepared.fields.get("title"), image=image))
             else:
-                metadata = {**prepared.fields, "source_image": image, "variant": variant}
-                if prepared.reencoded:
-                    metadata["reencoded"] = True
-                if fingerprint:
-                    metadata["fingerprint"] = fingerprint
-                if run.index is not None:  # what the entry records, as the listing showed it
-                    metadata[INDEX_INPUTS] = index_inputs(
-                        candidate.listed, prepared.sha256, sidecar, prepared.sidecar_fields
-                    )
-                run.paid.append({"image": prepared.image, "prompt": prepared.prompt, "metadata": metadata})
+                try:
+                    sent = self._framed(candidate, prepared, variant)
+                except _Rejected as exc:
+                    run.rejected.append({"product_id": pid, "image": image, "reason": str(exc)})
+                    continue
+                run.paid.append(self._item(run, candidate, sidecar, prepared, variant, fingerprint, sent))
 
-    def _fingerprint(self, variant: str, prompt: str | None, sha256: str) -> str | None:
-        """The video's fingerprint with this task's ``generation`` (None without one)."""
-        if self.generation is None:
-            return None
-        return video_fingerprint(
-            model=self.generation["model"],
-            options=self.generation,
-            prompt=prompt,
-            image_digests=[sha256],
-            variant=variant,
-            extra_body=self.generation.get("extra_body"),
+    def _item(
+        self,
+        run: CatalogRun,
+        candidate: CatalogImage,
+        sidecar: Listed | None,
+        prepared: _Prepared,
+        variant: str,
+        fingerprint: str | None,
+        sent: str,
+    ) -> dict[str, Any]:
+        """One item to pay: the image to send, the prompt, the request options and the metadata."""
+        extra = self._made.metadata(variant, prepared.prompt, prepared.sha256, prepared.fields)
+        metadata = {**prepared.fields, "source_image": self._uri(candidate.key), "variant": variant, **extra}
+        if prepared.reencoded:
+            metadata["reencoded"] = True
+        if fingerprint:
+            metadata["fingerprint"] = fingerprint
+        if run.index is not None:  # what the entry records, as the listing showed it
+            inputs = index_inputs(candidate.listed, prepared.sha256, sidecar, prepared.sidecar_fields)
+            if (recorded := self._made.recorded_format(variant)) is not None:
+                inputs["format"] = recorded
+            metadata[INDEX_INPUTS] = inputs
+        return {"image": sent, "prompt": prepared.prompt, "metadata": metadata, "options": self._made.options(variant)}
+
+    def _framed(self, candidate: CatalogImage, prepared: _Prepared, variant: str) -> str:
+        """The image to send for ``variant``: the product's, or, for a format it does not fit (or one it
+        was re-encoded for anyway), the source framed to the format, staged as ``<product>/<variant>.jpg``."""
+        choice = self._made.choice(variant)
+        if choice is None or (not prepared.reencoded and already_framed(*prepared.size, choice.width, choice.height)):
+            return prepared.image
+        label = self._uri(candidate.key)
+        try:
+            jpeg = framed_jpeg(
+                prepared.data,
+                choice.width,
+                choice.height,
+                fit=self._made.fit,
+                max_bytes=self.image_max_bytes,
+                label=label,
+            )
+            staged = checked_key(f"{self._staging}{candidate.product_id}/{variant}.jpg", "staged key")
+        except CogVideoValidationError as exc:
+            raise _Rejected(str(exc)) from None
+        self._client.put_object(
+            Bucket=self.s3_bucket,
+            Key=staged,
+            Body=jpeg,
+            ContentType="image/jpeg",
+            Metadata={"source-key": quote(candidate.key, safe="/"), "framing": self._made.preparation(variant) or ""},
         )
+        self._written_keys.append(staged)
+        return self._uri(staged)
 
     # ------------------------------------------------------------------ listing
     def _interval(self, context: Context) -> tuple[datetime, datetime] | None:
@@ -562,20 +637,22 @@ class S3ProductImagesOperator(BaseOperator):
             raise _Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
         sidecar_fields = self._sidecar(sidecar)
         fields = self._fields(candidate.product_id, catalog, sidecar_fields)
-        image_uri, reencoded, sha256 = self._checked_image(candidate)
+        image_uri, reencoded, data, size = self._checked_image(candidate)
         return _Prepared(
             image=image_uri,
             reencoded=reencoded,
             fields=fields,
             sidecar_fields=sidecar_fields,
-            sha256=sha256,
+            sha256=hashlib.sha256(data).hexdigest(),
             prompt=self._prompt(candidate.product_id, fields),
+            data=data,
+            size=size,
         )
 
-    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, str]:
-        """The S3 URI to send, whether it was re-encoded, and the sha256 of the image as it arrived
-        (its fingerprint's: a re-encode's bytes depend on the Pillow version); raises _Rejected if
-        unusable."""
+    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, bytes, tuple[int, int]]:
+        """The S3 URI to send, whether it was re-encoded, the image's bytes as they arrived (hashed for
+        its fingerprint: a re-encode's bytes depend on the Pillow version) and its size as stored;
+        raises _Rejected if unusable."""
         label = self._uri(candidate.key)
         try:
             data = self._read(candidate.key, MAX_SOURCE_BYTES)
@@ -586,9 +663,8 @@ class S3ProductImagesOperator(BaseOperator):
             raise _Rejected(f"too big to be a product photo: {exc}") from None
         except CogVideoValidationError as exc:
             raise _Rejected(exc.reason) from None
-        sha256 = hashlib.sha256(data).hexdigest()
         if not reasons:
-            return label, False, sha256
+            return label, False, data, (info.width, info.height)
         try:  # within the pixel budget: inspect_image refused anything bigger from its header
             jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
         except CogVideoValidationError as exc:
@@ -613,7 +689,7 @@ class S3ProductImagesOperator(BaseOperator):
             len(jpeg),
             self._uri(staged),
         )
-        return self._uri(staged), True, sha256
+        return self._uri(staged), True, data, (info.width, info.height)
 
     # ------------------------------------------------------------------ OpenLineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:

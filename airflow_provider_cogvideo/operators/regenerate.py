@@ -13,6 +13,10 @@ docstring of :mod:`~airflow_provider_cogvideo.review`). The video keeps the prod
 its index entry is written under the fingerprint of the product's *inputs*, so later runs find the
 reviewed video of an unchanged product, not one keyed by the note.
 
+With a ``prompt_writer`` (the pipeline's), the writer wins over the note template: the notes go to the
+writer with the product's prompt (a writing of its own, cached under a key that includes the notes), and
+the template's revision is sent only if the writer falls back.
+
 Spending counts against the generation run's budget: ``max_total_price`` is what that run left
 (the review plan computes it from the run's manifest) and ``budget_task_ids`` names every round's
 regenerate task, so the rounds share it (:class:`~airflow_provider_cogvideo.budget.SpendLedger`'s
@@ -106,6 +110,8 @@ class CogVideoRegenerateOperator(CogVideoGenerateOperator):
             raise ValueError(str(exc)) from None
         self.budget_task_ids = list(budget_task_ids) if budget_task_ids else None
         self._rejected = False
+        self._product_prompt: str | None = None
+        self._notes = ""
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)
@@ -121,7 +127,16 @@ class CogVideoRegenerateOperator(CogVideoGenerateOperator):
             current.get("round") == len(self.decision_task_ids)
             and current.get("state") == ReviewState.REGENERATING.value
         )
-        self.prompt = revised_prompt(self.prompt, rejection_notes(decisions), self.revision_template)
+        self._product_prompt, self._notes = self.prompt, rejection_notes(decisions)
+        self.prompt = revised_prompt(self.prompt, self._notes, self.revision_template)
+
+    # With a prompt writer, the notes go to the writer, which rewrites the product's prompt with them; the
+    # revision template's prompt is what is sent only if the writer gives up (its fallback).
+    def writer_note(self) -> str | None:
+        return self._notes or None
+
+    def writer_prompt(self) -> str | None:
+        return self._product_prompt
 
     def execute(self, context: Context) -> Any:
         if not self._rejected:
