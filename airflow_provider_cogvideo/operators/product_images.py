@@ -31,16 +31,10 @@ catalog) is an input dataset and every staged JPEG an output (``s3://bucket`` / 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import posixpath
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import BaseOperator
@@ -64,16 +58,13 @@ from airflow_provider_cogvideo.catalog_plan import (
 )
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra_for_operator
-from airflow_provider_cogvideo.image_framing import DEFAULT_FIT, already_framed, framed_jpeg
-from airflow_provider_cogvideo.image_pixels import normalized_jpeg, sendable_as_is
+from airflow_provider_cogvideo.image_framing import DEFAULT_FIT
 from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
+from airflow_provider_cogvideo.operators.catalog_reads import CatalogReadsMixin, Prepared, Rejected, sidecar_key
 from airflow_provider_cogvideo.product_variants import ProductVariants
 from airflow_provider_cogvideo.products import (
-    PlaceholderValues,
     checked_generation,
     checked_variants,
-    parse_catalog,
-    product_id_of,
     render_prompt,
     truncate_prompt,
     without_signatures,
@@ -81,14 +72,8 @@ from airflow_provider_cogvideo.products import (
 from airflow_provider_cogvideo.prompt_writer import PromptWriter
 from airflow_provider_cogvideo.s3 import (
     KEY_RULES,
-    ObjectTooLargeError,
-    checked_key,
     checked_key_template,
-    get_or_none,
-    head_or_none,
     key_problem,
-    read_capped,
-    s3_uri,
 )
 from airflow_provider_cogvideo.sizes import KiB, MiB, human_size
 from airflow_provider_cogvideo.validation import bounded, is_unset
@@ -107,14 +92,6 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
-)
-SIDECAR_EXTENSION = ".json"
-_MAX_SIDECAR_BYTES = 1 * MiB
-"""A sidecar holds one product's fields: a megabyte is thousands of prompts' worth."""
-_MAX_CATALOG_BYTES = 32 * MiB
-"""Tens of thousands of products with long descriptions; parsed, a catalog costs a few times this."""
 IMAGE_MAX_BYTES_RANGE = (64 * KiB, max(c.image_max_bytes for c in MODEL_CAPABILITIES.values()))
 """``image_max_bytes``: from what a JPEG of 512 pixels (the smallest re-encode) needs, to the largest
 image any model accepts."""
@@ -128,22 +105,7 @@ MAX_PRODUCTS_RANGE = (1, 10_000)
 several runs, each checked and priced on its own."""
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """A product whose image and sidecar were read: what goes to the generate step and the index."""
-
-    image: str
-    reencoded: bool
-    fields: dict[str, Any]
-    sidecar_fields: dict[str, Any] | None
-    sha256: str
-    prompt: str | None
-    data: bytes
-    """The source image's bytes, framed per format (then dropped with the product)."""
-    size: tuple[int, int]
-
-
-class S3ProductImagesOperator(BaseOperator):
+class S3ProductImagesOperator(CatalogReadsMixin, BaseOperator):
     """List product images in S3, validate/re-encode them, and build one generation request each.
 
     Out-of-range numbers fail when the DAG is parsed, naming the field.
@@ -335,7 +297,7 @@ class S3ProductImagesOperator(BaseOperator):
             rejected=rejected,
         )
         for candidate in candidates:
-            self._decide(run, candidate, sidecars.get(_sidecar_key(candidate.key)))
+            self._decide(run, candidate, sidecars.get(sidecar_key(candidate.key)))
         self._report(context, run)
         return run.paid
 
@@ -375,26 +337,6 @@ class S3ProductImagesOperator(BaseOperator):
             )
         if not run.paid and not run.rows:
             self.log.warning("No new product images under %s", self._uri(self.prefix))
-
-    def _uri(self, key: str) -> str:
-        return s3_uri(self.s3_bucket, key)
-
-    def _read(self, key: str, max_bytes: int) -> bytes:
-        return read_capped(self._client, self.s3_bucket, key, max_bytes)
-
-    def _exists(self, key: str) -> bool:
-        return head_or_none(self._client, self.s3_bucket, key) is not None
-
-    def _load_catalog(self) -> dict[str, dict[str, Any]]:
-        if not self.catalog_key:
-            return {}
-        try:
-            raw = self._read(self.catalog_key, _MAX_CATALOG_BYTES)
-            self._requests["catalog"] += 1
-            self._read_keys.append(self.catalog_key)
-            return parse_catalog(self.catalog_key, raw)
-        except (ValueError, UnicodeDecodeError, csv.Error) as exc:  # ObjectTooLargeError included
-            raise AirflowFailException(f"catalog {self._uri(self.catalog_key)} is unreadable: {exc}") from None
 
     def _load_index(self, location: IndexLocation | None) -> VideoIndex | None:
         if location is None:
@@ -448,7 +390,7 @@ class S3ProductImagesOperator(BaseOperator):
             return
         try:
             prepared = self._prepare(candidate, run.catalog, sidecar)
-        except _Rejected as exc:
+        except Rejected as exc:
             run.rejected.append({"product_id": pid, "image": image, "reason": str(exc)})
             return
         for variant in to_read:
@@ -463,7 +405,7 @@ class S3ProductImagesOperator(BaseOperator):
             else:
                 try:
                     sent = self._framed(candidate, prepared, variant)
-                except _Rejected as exc:
+                except Rejected as exc:
                     run.rejected.append({"product_id": pid, "image": image, "reason": str(exc)})
                     continue
                 run.paid.append(self._item(run, candidate, sidecar, prepared, variant, fingerprint, sent))
@@ -473,7 +415,7 @@ class S3ProductImagesOperator(BaseOperator):
         run: CatalogRun,
         candidate: CatalogImage,
         sidecar: Listed | None,
-        prepared: _Prepared,
+        prepared: Prepared,
         variant: str,
         fingerprint: str | None,
         sent: str,
@@ -492,122 +434,8 @@ class S3ProductImagesOperator(BaseOperator):
             metadata[INDEX_INPUTS] = inputs
         return {"image": sent, "prompt": prepared.prompt, "metadata": metadata, "options": self._made.options(variant)}
 
-    def _framed(self, candidate: CatalogImage, prepared: _Prepared, variant: str) -> str:
-        """The image to send for ``variant``: the product's, or, for a format it does not fit (or one it
-        was re-encoded for anyway), the source framed to the format, staged as ``<product>/<variant>.jpg``."""
-        choice = self._made.choice(variant)
-        if choice is None or (not prepared.reencoded and already_framed(*prepared.size, choice.width, choice.height)):
-            return prepared.image
-        label = self._uri(candidate.key)
-        try:
-            jpeg = framed_jpeg(
-                prepared.data,
-                choice.width,
-                choice.height,
-                fit=self._made.fit,
-                max_bytes=self.image_max_bytes,
-                label=label,
-            )
-            staged = checked_key(f"{self._staging}{candidate.product_id}/{variant}.jpg", "staged key")
-        except CogVideoValidationError as exc:
-            raise _Rejected(str(exc)) from None
-        self._client.put_object(
-            Bucket=self.s3_bucket,
-            Key=staged,
-            Body=jpeg,
-            ContentType="image/jpeg",
-            Metadata={"source-key": quote(candidate.key, safe="/"), "framing": self._made.preparation(variant) or ""},
-        )
-        self._written_keys.append(staged)
-        return self._uri(staged)
-
     # ------------------------------------------------------------------ listing
-    def _interval(self, context: Context) -> tuple[datetime, datetime] | None:
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        if start is None or end is None:
-            self.log.warning("only_new_in_data_interval: this run has no data interval; all images are taken")
-            return None
-        return start, end
-
-    def _list_candidates(self, context: Context) -> tuple[list[CatalogImage], dict[str, Listed], list[dict[str, str]]]:
-        """The images to consider (sorted by key), the sidecars listed beside them, and the refusals."""
-        interval = self._interval(context) if self.only_new_in_data_interval else None
-        paginator = self._client.get_paginator("list_objects_v2")
-        candidates: list[CatalogImage] = []
-        sidecars: dict[str, Listed] = {}
-        rejected: list[dict[str, str]] = []
-        seen: dict[str, str] = {}
-        ignored = 0
-        old = 0
-        for page in paginator.paginate(Bucket=self.s3_bucket, Prefix=self.prefix):
-            self._requests["list"] += 1
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.startswith(self._staging):
-                    continue
-                ext = posixpath.splitext(key)[1]
-                if ext.lower() == SIDECAR_EXTENSION:
-                    sidecars[key] = Listed.from_listing(obj)
-                if ext.lower() not in IMAGE_EXTENSIONS:
-                    is_ours = ext.lower() == SIDECAR_EXTENSION or key == self.catalog_key or key.endswith("/")
-                    ignored += 0 if is_ours else 1
-                    continue
-                if interval and not interval[0] <= obj["LastModified"] < interval[1]:
-                    old += 1
-                    continue
-                pid = product_id_of(key)
-                if pid in seen:
-                    reason = f"duplicate product_id {pid!r} (also {seen[pid]})"
-                    rejected.append({"product_id": pid, "image": self._uri(key), "reason": reason})
-                    continue
-                seen[pid] = self._uri(key)
-                candidates.append(CatalogImage.from_listing(obj, product_id=pid))
-        if ignored:
-            self.log.info("Ignored %d non-image file(s) under %s", ignored, self._uri(self.prefix))
-        if old:
-            self.log.info("Skipped %d image(s) not modified in the data interval %s", old, interval)
-        if self.processed_key_template:
-            fresh, processed = [], 0
-            for c in candidates:
-                try:  # the key rule of every key (s3.checked_key): a product id cannot walk out of the prefix
-                    output = checked_key(
-                        self.processed_key_template.format_map(PlaceholderValues({"product_id": c.product_id})),
-                        "processed_key_template",
-                    )
-                except CogVideoValidationError as exc:
-                    rejected.append({"product_id": c.product_id, "image": self._uri(c.key), "reason": str(exc)})
-                    continue
-                if self._exists(output):
-                    processed += 1
-                else:
-                    fresh.append(c)
-            if processed:
-                self.log.info("Skipped %d already processed product(s)", processed)
-            candidates = fresh
-        candidates.sort(key=lambda c: c.key)
-        return candidates, sidecars, rejected
-
     # ------------------------------------------------------------------ one product
-    def _sidecar(self, sidecar: Listed | None) -> dict[str, Any] | None:
-        """The sidecar's fields, read only when the listing showed one (None: there is none)."""
-        if sidecar is None:
-            return None
-        key = sidecar.key
-        try:
-            raw = get_or_none(self._client, self.s3_bucket, key, max_bytes=_MAX_SIDECAR_BYTES)
-            self._requests["sidecars"] += 1
-            if raw is None:
-                return None  # deleted since it was listed
-            self._read_keys.append(key)
-            data = json.loads(raw.decode("utf-8-sig"))
-        except ObjectTooLargeError as exc:
-            raise _Rejected(f"sidecar {exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise _Rejected(f"sidecar {self._uri(key)} is not valid JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise _Rejected(f"sidecar {self._uri(key)} must hold a JSON object, not {type(data).__name__}")
-        return without_signatures(data)
-
     @staticmethod
     def _fields(
         product_id: str, catalog: Mapping[str, Mapping[str, Any]], sidecar_fields: Mapping[str, Any] | None
@@ -632,13 +460,13 @@ class S3ProductImagesOperator(BaseOperator):
 
     def _prepare(
         self, candidate: CatalogImage, catalog: Mapping[str, Mapping[str, Any]], sidecar: Listed | None
-    ) -> _Prepared:
+    ) -> Prepared:
         if candidate.size > MAX_SOURCE_BYTES:
-            raise _Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
+            raise Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
         sidecar_fields = self._sidecar(sidecar)
         fields = self._fields(candidate.product_id, catalog, sidecar_fields)
         image_uri, reencoded, data, size = self._checked_image(candidate)
-        return _Prepared(
+        return Prepared(
             image=image_uri,
             reencoded=reencoded,
             fields=fields,
@@ -648,48 +476,6 @@ class S3ProductImagesOperator(BaseOperator):
             data=data,
             size=size,
         )
-
-    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, bytes, tuple[int, int]]:
-        """The S3 URI to send, whether it was re-encoded, the image's bytes as they arrived (hashed for
-        its fingerprint: a re-encode's bytes depend on the Pillow version) and its size as stored;
-        raises _Rejected if unusable."""
-        label = self._uri(candidate.key)
-        try:
-            data = self._read(candidate.key, MAX_SOURCE_BYTES)
-            self._requests["images"] += 1
-            self._read_keys.append(candidate.key)
-            info, reasons = sendable_as_is(data, self.image_max_bytes, label=label)
-        except ObjectTooLargeError as exc:
-            raise _Rejected(f"too big to be a product photo: {exc}") from None
-        except CogVideoValidationError as exc:
-            raise _Rejected(exc.reason) from None
-        if not reasons:
-            return label, False, data, (info.width, info.height)
-        try:  # within the pixel budget: inspect_image refused anything bigger from its header
-            jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
-        except CogVideoValidationError as exc:
-            raise _Rejected(exc.reason) from None
-        try:
-            staged = checked_key(f"{self._staging}{candidate.product_id}.jpg", "staged key")
-        except CogVideoValidationError as exc:
-            raise _Rejected(str(exc)) from None
-        self._client.put_object(
-            Bucket=self.s3_bucket,
-            Key=staged,
-            Body=jpeg,
-            ContentType="image/jpeg",
-            Metadata={"source-key": quote(candidate.key, safe="/")},
-        )
-        self._written_keys.append(staged)
-        self.log.info(
-            "%s: %s (%s) re-encoded to JPEG (%d bytes) at %s",
-            candidate.product_id,
-            info.format,
-            ", ".join(reasons),
-            len(jpeg),
-            self._uri(staged),
-        )
-        return self._uri(staged), True, data, (info.width, info.height)
 
     # ------------------------------------------------------------------ OpenLineage
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
@@ -704,14 +490,6 @@ class S3ProductImagesOperator(BaseOperator):
             inputs=[s3_dataset(self.s3_bucket, key) for key in dict.fromkeys(read)],
             outputs=[s3_dataset(self.s3_bucket, key) for key in dict.fromkeys(written)],
         )
-
-
-class _Rejected(Exception):
-    """One image cannot be used; the message is the reason reported to the user."""
-
-
-def _sidecar_key(image_key: str) -> str:
-    return posixpath.splitext(image_key)[0] + SIDECAR_EXTENSION
 
 
 __all__ = ["S3ProductImagesOperator"]

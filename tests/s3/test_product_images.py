@@ -240,9 +240,10 @@ def test_pillow_bomb_warning_and_error_are_rejections(s3: Any, bucket: str, monk
 def test_image_that_grew_after_listing_is_read_only_up_to_the_cap(
     s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_cogvideo.operators import product_images
+    from airflow_provider_cogvideo.operators import catalog_reads, product_images
 
     monkeypatch.setattr(product_images, "MAX_SOURCE_BYTES", 1 * MiB)
+    monkeypatch.setattr(catalog_reads, "MAX_SOURCE_BYTES", 1 * MiB)
     put(s3, bucket, "incoming/grows.png", image_bytes("PNG"))
     put(s3, bucket, "incoming/mug.png", image_bytes("PNG"))
     listed = S3ProductImagesOperator._list_candidates
@@ -261,7 +262,7 @@ def test_image_that_grew_after_listing_is_read_only_up_to_the_cap(
 
 
 def test_oversized_sidecar_and_catalog_are_refused(s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_cogvideo.operators import product_images
+    from airflow_provider_cogvideo.operators import catalog_reads
 
     put(s3, bucket, "incoming/a.png", image_bytes("PNG"))
     put(s3, bucket, "incoming/a.json", sidecar("A", notes="x" * (1 * MiB)))  # just over 1 MiB
@@ -272,7 +273,7 @@ def test_oversized_sidecar_and_catalog_are_refused(s3: Any, bucket: str, monkeyp
     assert rejected["reason"].startswith(f"sidecar s3://{bucket}/incoming/a.json holds")
     assert rejected["reason"].endswith(f"over the limit of {MiB} bytes")
 
-    monkeypatch.setattr(product_images, "_MAX_CATALOG_BYTES", 1024)
+    monkeypatch.setattr(catalog_reads, "_MAX_CATALOG_BYTES", 1024)
     put(s3, bucket, "incoming/catalog.csv", "product_id,title\n" + "b,Kettle\n" * 200)
     with pytest.raises(AirflowFailException, match=r"catalog .*catalog\.csv is unreadable: .* over the limit of 1024"):
         operator(bucket, catalog_key="incoming/catalog.csv").execute(make_context())
