@@ -361,6 +361,7 @@ __all__ = [
     "cleaned_answer",
     "planned_call_ceiling",
     "shown_fields",
+    "typical_call_chars",
     "user_message",
     "writer_key",
 ]
