@@ -9,6 +9,14 @@ become a video this run (``failed``, ``ambiguous`` or ``held`` with the request 
 ``reused`` video was paid, and the source image where one exists; above the cards the run's totals
 (videos, reused, failures, cost, time taken).
 
+**Formats and written prompts**: a video made for an ad format shows the format as a badge
+(``9:16 · 1080x1920``); a prompt written by the prompt writer says so above the prompt sent ("written
+by glm-4-plus", "from the cache", or "template's prompt: the writer fell back — <reason>"), with the
+template's prompt beneath it, smaller, when the two differ. When any product has more than one video in the run
+(several formats or variants), the cards are **grouped per product**: one ``<section class="product">``
+per product, headed by its title and id, its cards in the manifest's order; a run of one video per
+product keeps the plain grid.
+
 **Review** (the human review loop, :mod:`~airflow_provider_cogvideo.review`): a reviewer answers in
 Airflow's *Required actions* page, not here (the page has no scripts and no forms; an answer needs a
 signed-in Airflow user). So a card shows its review state, round and a link to its required action
@@ -53,11 +61,12 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_cogvideo.capabilities import MODEL_CAPABILITIES
-from airflow_provider_cogvideo.manifest import RowStatus, count_rows
+from airflow_provider_cogvideo.manifest import PROMPT_WRITING, RowStatus, count_rows
 from airflow_provider_cogvideo.redact import is_http_url, shorten
 from airflow_provider_cogvideo.review import ReviewMode, ReviewState
 from airflow_provider_cogvideo.s3 import parse_s3_uri
 from airflow_provider_cogvideo.sizes import human_size
+from airflow_provider_cogvideo.video_index import slug
 
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
 DEFAULT_TEMPLATE = TEMPLATES_DIR / "gallery.html"
@@ -123,9 +132,11 @@ once); above it, for none until played (the cover is the poster): 5,000 cards wo
 MAX_TEXT = 4000
 """Characters kept of any one text of the run (a runaway sidecar field cannot bloat the page)."""
 
-_NOT_OPTIONS = frozenset({"model", "prompt", "image_url", "request_id", "user_id"})
+_NOT_OPTIONS = frozenset({"model", "prompt", "image_url", "request_id", "user_id", PROMPT_WRITING})
 """Fields of the request summary shown elsewhere on the card (or not at all), not as options."""
 _SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+WRITING_SOURCES = ("writer", "fallback", "dry_run")
+"""A prompt writing's ``source`` values (the card's ``writing_source``; any other reads as ``other``)."""
 
 
 def quote_path(path: str) -> str:
@@ -342,8 +353,40 @@ def _page_review(review: Any) -> dict[str, Any] | None:
     }
 
 
-def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> dict[str, Any]:
-    """One product's card (see :func:`gallery_context` for the fields)."""
+def _format_badge(row: Mapping[str, Any], request: Mapping[str, Any]) -> str | None:
+    """A row's ad format as its badge (``9:16 · 1080x1920``: the name, then the size or aspect ratio sent,
+    from the row's ``options``, else its request), or None when the video was made for no format."""
+    name = text(row.get("format"), 40)
+    if name is None:
+        return None
+    options = row.get("options") if isinstance(row.get("options"), Mapping) else {}
+    sent = next((v for source in (options, request) for k in ("size", "aspect_ratio") if (v := source.get(k))), None)
+    shown = text(sent, 40)
+    return f"{name} · {shown}" if shown and shown != name else name
+
+
+def _writing(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """How a row's prompt was written, as the card says it, and the source as a CSS class (None, None
+    without a writing)."""
+    writing = row.get(PROMPT_WRITING)
+    if not isinstance(writing, Mapping):
+        return None, None
+    source, model = text(writing.get("source"), 40), text(writing.get("model"), 200) or "the prompt writer"
+    cached = " (from the cache)" if writing.get("cached") is True else ""
+    if source == "writer":
+        label = f"written by {model}{cached}"
+    elif source == "fallback":
+        reason = text(writing.get("reason"), 1000)
+        label = f"template's prompt: the writer fell back{cached}" + (f" — {reason}" if reason else "")
+    elif source == "dry_run":
+        label = f"to be written by {model} (dry run: not written)"
+    else:
+        label = f"prompt writing: {source or 'unknown'}"
+    return label, source if source in WRITING_SOURCES else "other"
+
+
+def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None, index: int = 1) -> dict[str, Any]:
+    """One product's card, the ``index``-th of the page (see :func:`gallery_context` for the fields)."""
     status = text(row.get("status"), 40) or "unknown"
     status = _LEGACY_STATUSES.get(status, status)
     refused = status == RowStatus.REFUSED
@@ -355,8 +398,14 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
 
     sha256 = text(row.get("sha256"), 128)
     image, error = row.get("image"), row.get("error")
+    prompt = text(row.get("prompt") or request.get("prompt"))
+    writing, source = _writing(row)
+    template = text(row.get("template_prompt")) if writing else None
     return {
+        "index": index,
         "product_id": text(row.get("product_id"), 200) or "(no product id)",
+        "variant": text(row.get("variant"), 200),
+        "format": _format_badge(row, request),
         "title": text(row.get("title"), 500),
         "status": status,
         "status_label": STATUS_LABELS.get(status, status),
@@ -366,7 +415,10 @@ def _card(row: Mapping[str, Any], media_url: MediaUrl, currency: str | None) -> 
         "image_url": None if refused else media(image),
         "file_url": media(image) if refused else None,
         "image_uri": text(image),
-        "prompt": text(row.get("prompt") or request.get("prompt")),
+        "prompt": prompt,
+        "writing": writing,
+        "writing_source": source,
+        "template_prompt": template if template != prompt else None,
         "model": text(model, 200),
         "options": [
             (str(name), shown)
@@ -395,14 +447,16 @@ def gallery_context(
     links_expire_at: datetime | None = None,
     generated_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """What the template receives: ``{"page": {...}, "cards": [...]}``, every value plain text (or
-    None), numbers formatted, URLs checked.
+    """What the template receives: ``{"page": {...}, "cards": [...], "groups": [...]}``, every value
+    plain text (or None), numbers formatted, URLs checked.
 
     ``page``: ``title``, ``run_id``, ``plan`` (a dry run's plan), ``generated_at`` and
     ``links_expire_at`` (ISO text, UTC, or None), ``totals`` (a list of ``(label, value)`` for the
     totals bar: products, videos, reused, failed, ambiguous, held, waiting, refused, not submitted,
-    planned, cost, spent, time taken; zero counts of the rare statuses left out), ``counts`` (status
-    -> number: the manifest's ``counts``, or its rows counted when it has none), ``preload`` (what
+    planned, cost, spent, prompt writing (with a prompt writer), time taken; zero counts of the rare
+    statuses left out), ``grouped`` (whether the cards are shown per product: some product has more
+    than one card), ``counts`` (status -> number: the manifest's ``counts``, or its rows counted when
+    it has none), ``preload`` (what
     the video players load before they are played: ``metadata``, or ``none`` past
     :data:`PRELOAD_METADATA_MAX_CARDS` cards), ``review`` (None, or the document's review: ``mode``,
     ``mode_label``, ``run_id``, ``link`` (the review run's Required actions page, ``http(s)`` only, or
@@ -410,11 +464,18 @@ def gallery_context(
     not set and the mode asks reviewers, else None), ``counts`` (a list of ``(label, value)`` by review
     state)).
 
-    ``cards``, one per manifest row, in the manifest's order: ``product_id``, ``title``, ``status`` (a
+    ``cards``, one per manifest row, in the manifest's order: ``index`` (its position, from 1: the
+    card's ``id`` is ``product-<index>``), ``product_id``, ``variant``, ``format`` (the ad format's
+    badge, ``9:16 · 1080x1920``, or None), ``title``, ``status`` (a
     :class:`~airflow_provider_cogvideo.manifest.RowStatus` value; an old manifest's ``rejected`` reads
     as ``refused``), ``status_label``, ``video_url``, ``cover_url``, ``image_url`` (the source image,
     shown), ``file_url`` (a refused file, linked, not shown: it may not be an image at all),
-    ``video_uri``, ``image_uri``, ``prompt``, ``model``, ``options`` (list of ``(name, value)``),
+    ``video_uri``, ``image_uri``, ``prompt`` (the prompt sent), ``writing`` (how a prompt writer made
+    it: ``written by <model>``, with `` (from the cache)`` when the cache held it, ``template's prompt:
+    the writer fell back — <reason>``, a dry run's ``to be written by <model> ...``; None without a
+    writer), ``writing_source`` (``writer``, ``fallback``, ``dry_run``, ``other`` or None: for CSS),
+    ``template_prompt`` (the template's prompt, when written and not the prompt sent, else None),
+    ``model``, ``options`` (list of ``(name, value)``),
     ``duration``, ``size``, ``sha256``, ``sha256_short``, ``price`` (a reused video's: nothing this
     run, and what it cost when paid), ``reason`` (an error, or why a product waits), ``reused`` (when
     and by which run a reused video was paid), ``request_id``, ``check`` (what to do about an
@@ -426,10 +487,17 @@ def gallery_context(
     ``at``, ``job_id``), ``published`` (``video_uri``, ``video_url``, ``cover_uri``, ``sha256``, or
     None), ``videos`` (earlier rounds' videos: ``round``, ``video_uri``, ``video_url``, ``cover_url``,
     ``job_id``, ``prompt``)).
+
+    ``groups``, the cards per product, each product where its first row is, its cards in the
+    manifest's order: ``product_id``, ``title`` (its first card's with one), ``anchor`` (the section's
+    ``id``: ``group-<slug of the product id>``; None for rows without a product id, each a group of
+    its own) and ``cards``. The default template shows them when ``page.grouped``.
     """
     currency = text(document.get("currency"), 10)
     rows = document.get("products") or []
-    cards = [_card(row, media_url, currency) for row in rows if isinstance(row, Mapping)]
+    mappings = [row for row in rows if isinstance(row, Mapping)]
+    cards = [_card(row, media_url, currency, n) for n, row in enumerate(mappings, start=1)]
+    groups = _groups(mappings, cards)
     counts = _counts(document, cards)
     plan = bool(document.get("plan"))
     run_id = text(document.get("dag_run"), 250)
@@ -447,6 +515,8 @@ def gallery_context(
     spent = _money(document.get("actual_price"), currency)
     if spent and not plan:
         totals.append(("Submits paid", spent))
+    if writing := _writing_total(document, currency, plan):
+        totals.append(("Prompt writing", writing))
     taken = human_seconds(document.get("elapsed_seconds"))
     totals.append(("Time taken", taken or "not recorded"))
     default_title = f"Product videos: {run_id}" if run_id else "Product videos"
@@ -461,9 +531,47 @@ def gallery_context(
             "counts": counts,
             "preload": "metadata" if len(cards) <= PRELOAD_METADATA_MAX_CARDS else "none",
             "review": _page_review(document.get("review")),
+            "grouped": any(len(group["cards"]) > 1 for group in groups),
         },
         "cards": cards,
+        "groups": groups,
     }
+
+
+def _groups(rows: list[Mapping[str, Any]], cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cards per product (see :func:`gallery_context`)."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for n, (row, card) in enumerate(zip(rows, cards, strict=True)):
+        product = row.get("product_id")
+        key = str(product) if product is not None else n  # no product id: a group of its own
+        if key not in groups:
+            anchor = f"group-{slug(str(product))}" if product is not None else None
+            groups[key] = {"product_id": card["product_id"], "title": None, "anchor": anchor, "cards": []}
+        group = groups[key]
+        group["cards"].append(card)
+        group["title"] = group["title"] or card["title"]
+    return list(groups.values())
+
+
+def _writing_total(document: Mapping[str, Any], currency: str | None, plan: bool) -> str | None:
+    """The totals bar's prompt writing: this run's calls and their cost (a dry run: the most they could
+    cost) and how many prompts came from the cache; None without a prompt writer."""
+    writing = document.get("writing")
+    if not isinstance(writing, Mapping):
+        return None
+
+    def cost(amount: Any) -> str | None:  # a writing costs fractions of a cent: not rounded to 2 places
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            return None
+        return f"{amount:g} {currency or ''}".strip()
+
+    cached = f"{_number(writing.get('cached')) or 0} from the cache"
+    if plan:
+        planned = document.get("estimated_writing")
+        ceiling = cost(planned.get("ceiling")) if isinstance(planned, Mapping) else None
+        return f"at most {ceiling} · {cached}" if ceiling else cached
+    calls = f"{_number(writing.get('calls')) or 0} call(s)"
+    return " · ".join(part for part in (calls, cost(writing.get("price")), cached) if part)
 
 
 def _counts(document: Mapping[str, Any], cards: list[dict[str, Any]]) -> dict[str, int]:

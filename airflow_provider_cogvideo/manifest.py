@@ -22,8 +22,21 @@ XCom pull each, and Airflow's "all map indexes" answer (``XCom.get_all``) return
 their indexes. So every record names its product: an upload's and a generate result's ``metadata``,
 an error record's own ``product_id``/``variant`` (:data:`~.failures.SUBJECT_FIELDS`).
 
+**Formats and written prompts** (ad formats and the prompt writer, when the run used them): every
+paid row names its ad format (``format``, the format's name: ``"9:16"``, ``"tiktok"``) and the request
+options it sent (``options``: ``{"size": "1080x1920"}``), each only when the item had one. An
+``uploaded`` or ``planned`` row whose request summary carries a ``prompt_writing`` also has
+``template_prompt`` (the template's prompt ingestion rendered, always given with a writing, even when
+the writer fell back to it: a reader compares it with ``prompt``, the prompt sent) and ``prompt_writing``
+(:data:`WRITING_FIELDS` of the request's: how the prompt was written, what it cost, the cache object's
+URI; never the cache key or the template prompt again), lifted out of the row's ``request``.
+
 **Counts are computed once** (``counts``, by status, every status present) and read by the gallery;
-the per-status top-level counts stay for the readers of earlier manifests.
+the per-status top-level counts stay for the readers of earlier manifests. The prompt writer's cost is
+kept apart from the videos' (``total_price`` is what the videos cost): ``estimated_writing`` is the run
+plan's ``writing`` (``model``, ``calls_at_most``, ``ceiling``, ``currency``: counted in
+``estimated_price``), ``writing`` the writings of this run's rows (:func:`writing_totals`); both None
+when the run had no writer. ``actual_price`` (the budget ledger's) counts the writings it paid.
 
 Pure and cheap: no Airflow, no boto3, no I/O; below the gallery, which names the statuses with
 :class:`RowStatus`. The one Airflow-specific value it does not import, a dry run's ``task_status``
@@ -111,6 +124,64 @@ NO_RECORD = (
 )
 """The reason of a paid item that neither produced a result nor recorded why."""
 
+PROMPT_WRITING = "prompt_writing"
+"""In a generate result's request summary and in a manifest row: how the prompt sent was written (the
+generate step's :data:`~.operators.prompt_writing.WRITING`, named here, a layer below it)."""
+WRITING_FIELDS = ("source", "model", "cached", "calls", "tokens", "price", "currency", "reason", "ceiling", "cache")
+"""What a row keeps of its request's ``prompt_writing`` (those it has): ``source`` (``writer``,
+``fallback`` or, in a dry run, ``dry_run``), ``model``, ``cached`` (found in the cache: paid by an earlier
+try or run), ``calls``, ``tokens``, ``price`` and ``currency`` of the writing, ``reason`` (why the writer
+fell back), ``ceiling`` (a dry run's: the most a writing would cost) and ``cache`` (the cache object's URI)."""
+
+
+def row_writing(request: Any) -> dict[str, Any] | None:
+    """A row's ``prompt_writing``: the request summary's, cut to :data:`WRITING_FIELDS`; None without one."""
+    writing = request.get(PROMPT_WRITING) if isinstance(request, Mapping) else None
+    if not isinstance(writing, Mapping):
+        return None
+    return {name: writing[name] for name in WRITING_FIELDS if name in writing}
+
+
+def _result_fields(item: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """An uploaded or planned row's ``prompt``, ``request`` and, with a writer, ``template_prompt`` and
+    ``prompt_writing`` (module docstring)."""
+    request = result.get("request")
+    writing = row_writing(request)
+    if writing is None:
+        return {"prompt": result.get("prompt"), "request": request}
+    template = item["prompt"] if "prompt" in item else request[PROMPT_WRITING].get("template_prompt")
+    return {
+        "prompt": result.get("prompt"),
+        "template_prompt": template,
+        "prompt_writing": writing,
+        "request": {name: value for name, value in request.items() if name != PROMPT_WRITING},
+    }
+
+
+def writing_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the rows' writings cost this run: ``calls``, ``tokens`` and ``price`` (in the document's
+    currency) summed over the writings done by this run, ``cached`` the number found in the cache
+    (paid by an earlier try or run: not counted again). A dry run's planned writing counts nothing;
+    a writing whose tokens or price are unknown (a model without a list price) adds 0 to them."""
+    calls = tokens = cached = 0
+    price = 0.0
+    for row in rows:
+        writing = row.get(PROMPT_WRITING)
+        if not isinstance(writing, Mapping) or writing.get("source") == "dry_run":
+            continue
+        if writing.get("cached"):
+            cached += 1
+            continue
+        calls += _count(writing.get("calls"))
+        tokens += _count(writing.get("tokens"))
+        paid = writing.get("price")
+        price += float(paid) if isinstance(paid, (int, float)) and not isinstance(paid, bool) else 0.0
+    return {"calls": calls, "tokens": tokens, "price": round(price, 6), "cached": cached}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
 
 def _paid_row(
     item: Mapping[str, Any],
@@ -129,6 +200,10 @@ def _paid_row(
         "image": source_image_of(item),
         "fingerprint": metadata.get("fingerprint"),
     }
+    if metadata.get("format") is not None:
+        known["format"] = metadata["format"]
+    if isinstance(item.get("options"), Mapping) and item["options"]:
+        known["options"] = dict(item["options"])
     if upload is not None:
         return {
             **known,
@@ -139,8 +214,7 @@ def _paid_row(
             "size": upload.get("size"),
             "job_id": upload.get("id"),
             "model": upload.get("model"),
-            "prompt": upload.get("prompt"),
-            "request": upload.get("request"),
+            **_result_fields(item, upload),
             "price": upload.get("price"),
             # What the service was sent (a re-encoded image is the staged JPEG): a regeneration sends it again.
             "sent_image": item.get("image"),
@@ -150,8 +224,7 @@ def _paid_row(
             **known,
             "status": RowStatus.PLANNED.value,
             "model": planned.get("model"),
-            "prompt": planned.get("prompt"),
-            "request": planned.get("request"),
+            **_result_fields(item, planned),
             "price": planned.get("price"),
         }
     if estimate.get("refused"):
@@ -213,13 +286,15 @@ def build_manifest(
     :param catalog: ingestion's rows of products not mapped (``reused``, ``held``, ``rejected_by_review``,
         ``waiting``).
     :param refused: the images ingestion refused (``product_id``, ``image``, ``reason``).
-    :param estimate: the plan's ``price``, ``currency``, ``budget``, ``refused``.
+    :param estimate: the plan's ``price``, ``currency``, ``budget``, ``refused`` and ``writing`` (the
+        prompt writer's share of the price: ``model``, ``calls_at_most``, ``ceiling``, ``currency``, or None).
     :param spend: the budget ledger's entries (``paid``: list price of the submits each task sent).
     :param reads: ingestion's S3 requests by kind.
     """
     estimate = estimate or {}
     by_upload, by_plan, by_error = _by_subject(uploads), _by_subject(planned), _by_subject(errors)
     rows: list[dict[str, Any]] = []
+    written: list[dict[str, Any]] = []  # this run's rows with a prompt writing (not a reused video's)
     total, currency = 0.0, None
     for item in items:
         if not isinstance(item, Mapping):
@@ -229,6 +304,8 @@ def build_manifest(
         upload, dry_run = (by_upload.get(key), by_plan.get(key)) if key else (None, None)
         error = by_error.get(key) if key else None
         rows.append(_paid_row(item, upload=upload, planned=dry_run, error=error, estimate=estimate))
+        if isinstance(rows[-1].get(PROMPT_WRITING), Mapping):
+            written.append(rows[-1])
         priced = upload or dry_run  # this run's price; a reused video was paid by the run that made it
         if priced is not None:
             total += float(priced.get("price") or 0.0)
@@ -259,13 +336,16 @@ def build_manifest(
         "actual_price": round(actual, 4),
         "budget": estimate.get("budget"),
         "currency": currency or estimate.get("currency"),
+        "estimated_writing": estimate.get("writing"),
+        "writing": writing_totals(written) if written or estimate.get("writing") else None,
         "reads": dict(reads or {}),
     }
 
 
 def summary_line(document: Mapping[str, Any]) -> str:
     """The run's totals in one log line: cost, what was made, reused, waiting and held (and rejected by
-    review, when any was), what went wrong."""
+    review, when any was), what went wrong; and, with a prompt writer, what the writings cost (a dry
+    run: at most)."""
     counts = document.get("counts") or count_rows(document.get("products") or [])
     currency = document.get("currency") or ""
     total = float(document.get("total_price") or 0.0)
@@ -278,15 +358,33 @@ def summary_line(document: Mapping[str, Any]) -> str:
     if document.get("plan"):
         return (
             f"Dry run: this run would cost {total:.2f} {currency} (list price) for "
-            f"{counts.get(RowStatus.PLANNED.value, 0)} videos; {carried}; nothing was sent"
+            f"{counts.get(RowStatus.PLANNED.value, 0)} videos; {carried}{_writing_clause(document)}; nothing was sent"
         )
     actual = float(document.get("actual_price") or 0.0)
     return (
         f"Total cost of this run: {total:.2f} {currency} (list price) for {counts.get(RowStatus.UPLOADED.value, 0)} "
         f"videos (submits sent: {actual:.2f}); {carried}; {counts.get(RowStatus.FAILED.value, 0)} failed, "
         f"{counts.get(RowStatus.AMBIGUOUS.value, 0)} ambiguous, {counts.get(RowStatus.NOT_SUBMITTED.value, 0)} "
-        f"not submitted, {counts.get(RowStatus.REFUSED.value, 0)} image(s) refused"
+        f"not submitted, {counts.get(RowStatus.REFUSED.value, 0)} image(s) refused{_writing_clause(document)}"
     )
+
+
+def _writing_clause(document: Mapping[str, Any]) -> str:
+    """``summary_line``'s part about the prompt writer ("" without one)."""
+    writing = document.get("writing")
+    if not isinstance(writing, Mapping):
+        return ""
+    currency = document.get("currency") or ""
+    cached = f"{writing.get('cached', 0)} from the cache"
+    if document.get("plan"):
+        planned = document.get("estimated_writing")
+        if not isinstance(planned, Mapping):
+            return f"; prompt writing: {cached}"
+        return (
+            f"; prompt writing by {planned.get('model')}: at most {_number(planned.get('ceiling'))} {currency} "
+            f"for {planned.get('calls_at_most')} writing(s), {cached}"
+        )
+    return f"; prompt writing: {writing.get('calls', 0)} call(s), {_number(writing.get('price'))} {currency}, {cached}"
 
 
 def budget_refusal(document: Mapping[str, Any], estimate: Mapping[str, Any] | None) -> str | None:
@@ -304,11 +402,15 @@ def budget_refusal(document: Mapping[str, Any], estimate: Mapping[str, Any] | No
 
 __all__ = [
     "NO_RECORD",
+    "PROMPT_WRITING",
+    "WRITING_FIELDS",
     "RowStatus",
     "ambiguous_check",
     "budget_refusal",
     "build_manifest",
     "count_rows",
+    "row_writing",
     "subject",
     "summary_line",
+    "writing_totals",
 ]

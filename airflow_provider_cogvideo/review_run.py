@@ -50,9 +50,11 @@ def _subject(row: Mapping[str, Any]) -> tuple[str, str]:
 def video_of(entry: IndexEntry, *, title: Any, image: Any, review: Mapping[str, Any]) -> dict[str, Any]:
     """An indexed video in the shape of a transfer result (what the review, publish and regenerate
     tasks read), its ``metadata`` what the transfer needs to index a regeneration under the same
-    input fingerprint, with the ``awaiting`` marker a regeneration's entry carries."""
+    input fingerprint, with the ``awaiting`` marker a regeneration's entry carries; for a video made
+    for an ad format also the format's ``format`` (name) and ``format_text`` (what a prompt writer
+    reads of it), as ingestion's items have them."""
     bucket = entry.bucket
-    return {
+    video = {
         "id": entry.job_id,
         "model": entry.model,
         "prompt": entry.prompt,
@@ -72,6 +74,17 @@ def video_of(entry: IndexEntry, *, title: Any, image: Any, review: Mapping[str, 
             "review": dict(review),
         },
     }
+    shape = _format(entry)
+    for name, recorded in (("format", "name"), ("format_text", "text")):
+        if shape.get(recorded) is not None:
+            video["metadata"][name] = shape[recorded]
+    return video
+
+
+def _format(entry: IndexEntry) -> Mapping[str, Any]:
+    """The ad format the entry's video was made for (``name``, ``options``, ``fit``, ``text``), or ``{}``."""
+    shape = entry.inputs.get("format")
+    return shape if isinstance(shape, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -108,9 +121,10 @@ def plan_reviews(
     link_of: Callable[[int], str | None],
 ) -> ReviewPlan:
     """The review run's items, one per video to review, in map-index order (``link_of(i)`` is the
-    required action of item ``i``). Each item: ``video`` (:func:`video_of`), ``image`` and ``prompt``
-    (what a regeneration sends), ``budget`` (:func:`budget_left`) and ``auto`` (``"approve"`` when the
-    mode publishes without asking, else None)."""
+    required action of item ``i``). Each item: ``video`` (:func:`video_of`), ``image``, ``prompt`` and
+    ``options`` (what a regeneration sends: ``options`` are the request options of the video's ad format,
+    ``{"size": "1080x1920"}``, so it is made at the same size; ``{}`` without a format), ``budget``
+    (:func:`budget_left`) and ``auto`` (``"approve"`` when the mode publishes without asking, else None)."""
     rows = [dict(row) for row in document.get("products") or () if isinstance(row, Mapping)]
     skipped = {"reviewed": 0, "not_indexed": 0, "over_cap": 0}
     items: list[dict[str, Any]] = []
@@ -152,6 +166,7 @@ def plan_reviews(
                 "video": video_of(entry, title=row.get("title"), image=row.get("image"), review=review),
                 "image": row.get("sent_image") or row.get("image"),
                 "prompt": entry.prompt,
+                "options": dict(options) if isinstance(options := _format(entry).get("options"), Mapping) else {},
                 "budget": left,
                 "auto": "approve" if mode is ReviewMode.PUBLISH_ALL else None,
             }

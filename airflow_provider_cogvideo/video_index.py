@@ -69,6 +69,8 @@ REVIEW_MARKER = "review"
 """The key, in a paid item's ``metadata``, of the review its entry starts with (a regenerated video's
 ``awaiting`` marker: the entry's ``review``). Like :data:`INDEX_INPUTS`, it is the index's, never
 object metadata, and no part of the video's key or fingerprint."""
+WRITING_FIELDS = ("source", "model", "template_prompt")
+"""What an entry keeps of its upload's ``request["prompt_writing"]`` (how the prompt was written)."""
 INDEX_DIR = ".index"
 """The index's own folder under the root: a slug never holds ``.``, so no product can collide with it."""
 
@@ -264,7 +266,12 @@ class IndexEntry(_Record):
     ``review``: the review decisions remembered for this fingerprint, None until a review run records
     one (entries written before reviews existed read as None): ``{"state", "job_id", "run_id",
     "until", "decisions", "published"}``. It counts only for the video whose ``job_id`` it names
-    (``review.entry_review_state``, a layer up: the index stores a review, it does not judge it)."""
+    (``review.entry_review_state``, a layer up: the index stores a review, it does not judge it).
+
+    ``writing``: how the prompt was written, when a prompt writer wrote it (:data:`WRITING_FIELDS` of the
+    upload's ``request["prompt_writing"]``), else None (entries written before writers existed too), so
+    a later run's reused row still says where its prompt came from. With formats, ``inputs["format"]``
+    is ``{"name", "options", "fit", "text"}``."""
 
     product_id: str
     variant: str
@@ -281,11 +288,13 @@ class IndexEntry(_Record):
     prompt: str | None
     inputs: dict[str, Any]
     review: dict[str, Any] | None = None
+    writing: dict[str, Any] | None = None
 
     def reused_row(self, title: str | None, image: str | None) -> dict[str, Any]:
         """The catalog row of a product this run reuses: it costs 0 now; ``paid_price`` is what the
-        paying run spent."""
-        return {
+        paying run spent. With a written prompt also ``template_prompt`` and ``prompt_writing``
+        (``source``, ``model``), with a format ``format`` (its name), as a paid row has them."""
+        row = {
             "product_id": self.product_id,
             "variant": self.variant,
             "status": "reused",
@@ -305,6 +314,12 @@ class IndexEntry(_Record):
             "paid_at": self.paid_at,
             "fingerprint": self.fingerprint,
         }
+        if self.writing is not None:
+            row["template_prompt"] = self.writing.get("template_prompt")
+            row["prompt_writing"] = {"source": self.writing.get("source"), "model": self.writing.get("model")}
+        if isinstance(shape := self.inputs.get("format"), Mapping) and shape.get("name") is not None:
+            row["format"] = shape["name"]
+        return row
 
 
 @dataclass(frozen=True)
@@ -550,10 +565,13 @@ def entry_from_upload(
     """The entry of a video the transfer stored: ``result`` is the generate result it was given,
     whose ``metadata`` (from ingestion) carries ``product_id``, ``variant``, ``fingerprint`` and
     :data:`INDEX_INPUTS`; a :data:`REVIEW_MARKER` there (a regenerated video's ``awaiting`` marker, so
-    that no other run asks about it mid-review) is copied to the entry, no part of its key or fingerprint."""
+    that no other run asks about it mid-review) is copied to the entry, no part of its key or fingerprint,
+    and so is (its :data:`WRITING_FIELDS`) the ``prompt_writing`` of its ``request``, as ``writing``."""
     product_id, variant, fingerprint, inputs = _indexed_fields(result)
     price = result.get("price")
     review = (result.get("metadata") or {}).get(REVIEW_MARKER)
+    request = result.get("request")
+    writing = request.get("prompt_writing") if isinstance(request, Mapping) else None
     return IndexEntry(
         product_id=product_id,
         variant=variant,
@@ -573,6 +591,7 @@ def entry_from_upload(
         review={**review, "job_id": str(result["id"]) if result.get("id") else None}
         if isinstance(review, Mapping)
         else None,
+        writing={name: writing.get(name) for name in WRITING_FIELDS} if isinstance(writing, Mapping) else None,
     )
 
 
@@ -586,6 +605,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES",
     "MAX_ENTRY_BYTES",
     "REVIEW_MARKER",
+    "WRITING_FIELDS",
     "Hold",
     "IndexEntry",
     "IndexLocation",

@@ -658,3 +658,187 @@ def test_a_reencoded_products_card_names_the_image_it_arrived_as() -> None:
     ]
     page = render_gallery({"products": rows}, lambda uri: uri.rsplit("/", 1)[-1])
     assert "staging" not in page
+
+
+# ------------------------------------------------------------------ ad formats and written prompts
+
+WRITTEN_ATTACK = 'A mug <script>window.__written_pwned = 1</script> & "steam"'
+
+
+def _writing(source: str, **more: Any) -> dict[str, Any]:
+    """A manifest row's ``prompt_writing``."""
+    return {"source": source, "model": "glm-4-plus", "cached": False, "calls": 1, "price": 0.004, **more}
+
+
+def formats_run(**overrides: Any) -> dict[str, Any]:
+    """A run of two formats with a prompt writer, as the manifest task records it: the mug's two videos
+    are not next to each other in the rows (a reused one comes after the paid ones)."""
+    vertical = _row(
+        "mug",
+        "uploaded",
+        variant="9x16",
+        title="Mug",
+        format="9:16",
+        options={"size": "1080x1920"},
+        video="s3://out/v/mug/9x16.mp4",
+        prompt=WRITTEN_ATTACK,
+        template_prompt="mug turning",
+        prompt_writing=_writing("writer"),
+        request={"model": "cogvideox-3", "size": "1080x1920", "prompt": WRITTEN_ATTACK},
+    )
+    cup = _row(
+        "cup",
+        "failed",
+        variant="9x16",
+        title="Cup",
+        format="9:16",
+        options={"size": "1080x1920"},
+        error="generate failed",
+    )
+    lamp = _row(
+        "lamp",
+        "uploaded",
+        variant="16x9",
+        format="16:9",
+        options={"size": "1920x1080"},
+        prompt="lamp turning",
+        template_prompt="lamp turning",
+        prompt_writing=_writing("fallback", reason="the chat model timed out <b>twice</b>"),
+        # A full request summary (an earlier manifest's) shows no prompt_writing among the options.
+        request={"model": "cogvideox-3", "size": "1920x1080", "prompt_writing": {"source": "fallback"}},
+    )
+    landscape = _row(
+        "mug",
+        "reused",
+        variant="16x9",
+        title="Mug",
+        format="16:9",
+        video="s3://out/v/mug/16x9.mp4",
+        prompt="A mug on marble, landscape",
+        template_prompt="mug turning",
+        prompt_writing={"source": "writer", "model": "glm-4-plus"},
+    )
+    cached = _row(
+        "cup",
+        "uploaded",
+        variant="16x9",
+        title="Cup",
+        format="16:9",
+        options={"size": "1920x1080"},
+        prompt="A cup, landscape",
+        template_prompt="cup turning",
+        prompt_writing=_writing("writer", cached=True),
+    )
+    document = {
+        "dag_run": RUN,
+        "plan": False,
+        "products": [vertical, cup, lamp, cached, landscape],
+        "currency": "CNY",
+        "total_price": 3.0,
+        "writing": {"calls": 2, "tokens": 900, "price": 0.008, "cached": 1},
+    }
+    return {**document, **overrides}
+
+
+def test_a_written_prompt_says_who_wrote_it_above_the_templates_prompt() -> None:
+    cards = gallery_context(formats_run(), presigned)["cards"]
+    vertical, cup, lamp, cached, landscape = cards
+    assert {k: vertical[k] for k in ("prompt", "writing", "writing_source", "template_prompt", "format")} == {
+        "prompt": WRITTEN_ATTACK,
+        "writing": "written by glm-4-plus",
+        "writing_source": "writer",
+        "template_prompt": "mug turning",
+        "format": "9:16 · 1080x1920",
+    }
+    assert (cached["writing"], cached["template_prompt"]) == ("written by glm-4-plus (from the cache)", "cup turning")
+    # The writer fell back: the template's prompt was sent, so it is not shown twice.
+    assert (lamp["writing"], lamp["writing_source"], lamp["template_prompt"]) == (
+        "template's prompt: the writer fell back — the chat model timed out <b>twice</b>",
+        "fallback",
+        None,
+    )
+    assert lamp["options"] == [("size", "1920x1080")]
+    assert (landscape["writing"], landscape["template_prompt"], landscape["format"]) == (
+        "written by glm-4-plus",
+        "mug turning",
+        "16:9",  # a reused row names its format, not the size it was sent at
+    )
+    assert (cup["writing"], cup["template_prompt"], cup["format"]) == (None, None, "9:16 · 1080x1920")
+    assert [c["index"] for c in cards] == [1, 2, 3, 4, 5]
+    plain = gallery_context(manifest(), presigned)["cards"][0]
+    assert (plain["writing"], plain["writing_source"], plain["template_prompt"], plain["format"]) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    dry_run = _row("pot", "planned", prompt="pot", template_prompt="pot", prompt_writing={"source": "dry_run"})
+    assert gallery_context({"products": [dry_run]}, presigned)["cards"][0]["writing"] == (
+        "to be written by the prompt writer (dry run: not written)"
+    )
+
+    page = render_gallery(formats_run(), presigned)
+    assert html5_errors(page) == []
+    mug = _card_html(page, "mug")
+    assert (
+        '<p class="writing writing-writer">written by glm-4-plus</p>\n'
+        '<blockquote class="prompt">A mug &lt;script&gt;window.__written_pwned = 1&lt;/script&gt; &amp; '
+        "&#34;steam&#34;</blockquote>\n"
+        '<p class="template-prompt"><span class="label">template</span> mug turning</p>'
+    ) in mug
+    assert '<span class="format-badge">9:16 · 1080x1920</span>' in mug
+    assert "<script" not in page and "<b>" not in page
+    assert (
+        '<p class="writing writing-fallback">template&#39;s prompt: the writer fell back — the chat model timed '
+        "out &lt;b&gt;twice&lt;/b&gt;</p>"
+    ) in page
+
+
+def test_the_cards_of_a_product_with_several_videos_are_grouped() -> None:
+    context = gallery_context(formats_run(), presigned)
+    assert context["page"]["grouped"] is True
+    groups = [(g["product_id"], g["title"], g["anchor"], [c["index"] for c in g["cards"]]) for g in context["groups"]]
+    assert groups == [
+        ("mug", "Mug", "group-mug", [1, 5]),
+        ("cup", "Cup", "group-cup", [2, 4]),
+        ("lamp", None, "group-lamp", [3]),
+    ]
+    page = render_gallery(formats_run(), presigned)
+    assert html5_errors(page) == []
+    sections = re.findall(r'<section class="product" id="([^"]+)" data-product-id="([^"]+)">\n<h2>(.*?)</h2>', page)
+    assert sections == [
+        ("group-mug", "mug", "Mug <code>mug</code>"),
+        ("group-cup", "cup", "Cup <code>cup</code>"),
+        ("group-lamp", "lamp", "lamp"),
+    ]
+    mug = re.search(r'<section class="product" id="group-mug".*?</section>', page, re.DOTALL)[0]
+    cards = re.findall(r'<article class="card status-(\w+)" id="(product-\d)" data-product-id="mug"', mug)
+    assert cards == [("uploaded", "product-1"), ("reused", "product-5")], "both of the mug's videos, in row order"
+    assert re.findall(r"<h3>([^<]*)</h3>", mug) == ["9x16", "16x9"]
+    assert '<main class="grouped">' in page and page.count("<article ") == 5
+
+
+def test_a_run_of_one_video_per_product_keeps_the_plain_grid() -> None:
+    rows = [_row("mug", "uploaded", variant="9x16", format="9:16"), _row("cup", "uploaded", variant="9x16")]
+    context = gallery_context({"products": rows}, presigned)
+    assert context["page"]["grouped"] is False
+    assert [len(g["cards"]) for g in context["groups"]] == [1, 1]
+    page = render_gallery({"products": rows}, presigned)
+    assert "<main>\n<article " in page and "<section" not in page and "<h3>" not in page
+    assert 'Product <code>mug</code> · variant <code>9x16</code> <span class="format-badge">9:16</span>' in page
+    assert html5_errors(page) == []
+    # Rows without a product id are never one product.
+    nameless = [{"status": "refused", "error": "x"}, {"status": "refused", "error": "y"}]
+    assert gallery_context({"products": nameless}, presigned)["page"]["grouped"] is False
+
+
+def test_the_totals_show_what_the_prompt_writing_cost() -> None:
+    assert dict(gallery_context(formats_run(), presigned)["page"]["totals"])["Prompt writing"] == (
+        "2 call(s) · 0.008 CNY · 1 from the cache"
+    )
+    planned = {"model": "glm-4-plus", "calls_at_most": 2, "ceiling": 0.05, "currency": "CNY"}
+    plan = formats_run(plan=True, estimated_writing=planned, writing={"calls": 0, "price": 0.0, "cached": 1})
+    assert dict(gallery_context(plan, presigned)["page"]["totals"])["Prompt writing"] == (
+        "at most 0.05 CNY · 1 from the cache"
+    )
+    assert "Prompt writing" not in dict(gallery_context(manifest(), presigned)["page"]["totals"])

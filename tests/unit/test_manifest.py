@@ -312,3 +312,185 @@ def test_summary_line_names_products_rejected_by_review_when_there_are_any() -> 
     )
     dry_run = build(plan=True, items=[], catalog=[REJECTED])
     assert "0 held, 1 rejected by review; nothing was sent" in summary_line(dry_run)
+
+
+# ------------------------------------------------------------------ ad formats and written prompts
+
+CACHE = "s3://out/videos/.prompts/"
+
+
+def writing(source: str = "writer", *, cached: bool = False, **more: Any) -> dict[str, Any]:
+    """A request summary's ``prompt_writing``, as the generate step records it."""
+    return {
+        "prompt": "A glossy mug turns on marble, vertical",
+        "source": source,
+        "model": "glm-4-plus",
+        "key": "k" * 32,
+        "calls": 1,
+        "tokens": 800,
+        "price": 0.004,
+        "currency": "CNY",
+        "reason": None,
+        "cached": cached,
+        "template_prompt": "mug turning",
+        "cache": f"{CACHE}{'k' * 32}.json",
+        **more,
+    }
+
+
+def formatted(pid: str, name: str, variant: str, size: str) -> dict[str, Any]:
+    """An item of one ad format, with a prompt writer, as ingestion hands it on."""
+    extra = {"format": name, "format_text": f"{name} ({size})", "prompt_writer": "k" * 32}
+    return {**item(pid, variant, **extra), "options": {"size": size}}
+
+
+def written_upload(pid: str, variant: str, prompt_writing: dict[str, Any], prompt: str) -> dict[str, Any]:
+    request = {"model": "cogvideox-3", "prompt": prompt, "size": "1080x1920", "prompt_writing": prompt_writing}
+    return upload(pid, variant, prompt=prompt, request=request)
+
+
+def test_rows_of_formats_and_written_prompts() -> None:
+    items = [
+        formatted("mug", "9:16", "9x16", "1080x1920"),
+        formatted("mug", "16:9", "16x9", "1920x1080"),
+        formatted("cup", "tiktok", "tiktok", "1080x1920"),
+        formatted("lamp", "9:16", "9x16", "1080x1920"),
+    ]
+    fallback = writing("fallback", prompt=None, reason="the writer's answer was empty", calls=2, tokens=90, price=0.001)
+    document = build(
+        items=items,
+        uploads=[
+            written_upload("mug", "9x16", writing(), "A glossy mug turns on marble, vertical"),
+            written_upload("mug", "16x9", writing(cached=True, price=0.005), "A glossy mug, landscape"),
+            written_upload("cup", "tiktok", fallback, "cup turning"),
+        ],
+        errors=[error("lamp", "generate failed", variant="9x16")],
+        estimate={
+            "price": 4.1,
+            "currency": "CNY",
+            "budget": None,
+            "refused": False,
+            "paid": 4,
+            "writing": {"model": "glm-4-plus", "calls_at_most": 4, "ceiling": 0.1, "currency": "CNY"},
+        },
+    )
+    rows = rows_by_id(document)
+    assert rows["mug", "9x16"] == {
+        "product_id": "mug",
+        "variant": "9x16",
+        "title": "Mug",
+        "image": "s3://products/incoming/mug.png",
+        "fingerprint": "fp-mug-9x16",
+        "format": "9:16",
+        "options": {"size": "1080x1920"},
+        "status": "uploaded",
+        "video": "s3://out/videos/mug/9x16/abc-job-mug.mp4",
+        "cover": "s3://out/videos/mug/9x16/abc-job-mug.png",
+        "sha256": "ab" * 32,
+        "size": 4096,
+        "job_id": "job-mug",
+        "model": "cogvideox-3",
+        "prompt": "A glossy mug turns on marble, vertical",
+        "template_prompt": "mug turning",
+        # Cut to what a reader needs: no cache key, no second copy of the prompts.
+        "prompt_writing": {
+            "source": "writer",
+            "model": "glm-4-plus",
+            "cached": False,
+            "calls": 1,
+            "tokens": 800,
+            "price": 0.004,
+            "currency": "CNY",
+            "reason": None,
+            "cache": f"{CACHE}{'k' * 32}.json",
+        },
+        # Lifted out of the request: one place says how the prompt was written.
+        "request": {"model": "cogvideox-3", "prompt": "A glossy mug turns on marble, vertical", "size": "1080x1920"},
+        "price": 1.0,
+        "sent_image": "s3://products/incoming/mug.png",
+    }
+    landscape = rows["mug", "16x9"]
+    assert (landscape["format"], landscape["options"], landscape["prompt_writing"]["cached"]) == (
+        "16:9",
+        {"size": "1920x1080"},
+        True,
+    )
+    cup = rows["cup", "tiktok"]
+    assert (cup["format"], cup["prompt"], cup["template_prompt"]) == ("tiktok", "cup turning", "cup turning")
+    assert (cup["prompt_writing"]["source"], cup["prompt_writing"]["reason"]) == (
+        "fallback",
+        "the writer's answer was empty",
+    )
+    lamp = rows["lamp", "9x16"]
+    assert (lamp["status"], lamp["format"], lamp["options"]) == ("failed", "9:16", {"size": "1080x1920"})
+    assert "prompt_writing" not in lamp and "template_prompt" not in lamp
+    # The plan's writing ceiling as the estimate recorded it; what the writings did, summed: a cached one
+    # was paid by an earlier run (not counted again), the fallback's calls were paid all the same.
+    assert document["estimated_writing"] == {
+        "model": "glm-4-plus",
+        "calls_at_most": 4,
+        "ceiling": 0.1,
+        "currency": "CNY",
+    }
+    assert document["writing"] == {"calls": 3, "tokens": 890, "price": 0.005, "cached": 1}
+    assert (document["total_price"], document["estimated_price"]) == (3.0, 4.1)  # videos only; estimate: all
+    assert summary_line(document).endswith(
+        "1 failed, 0 ambiguous, 0 not submitted, 0 image(s) refused; prompt writing: 3 call(s), 0.005 CNY, "
+        "1 from the cache"
+    )
+
+
+def test_a_dry_runs_rows_say_the_prompt_would_be_written() -> None:
+    planned_writing = {
+        "source": "dry_run",
+        "model": "glm-4-plus",
+        "key": "k" * 32,
+        "ceiling": 0.025,
+        "currency": "CNY",
+        "template_prompt": "mug turning",
+    }
+    request = {"model": "cogvideox-3", "prompt": "mug turning", "size": "1080x1920", "prompt_writing": planned_writing}
+    planned = [
+        {**upload("mug", "9x16", prompt="mug turning", request=request), "task_status": "DRY_RUN", "id": None},
+        {
+            **written_upload("mug", "16x9", writing(cached=True), "A glossy mug, landscape"),
+            "task_status": "DRY_RUN",
+            "id": None,
+        },
+    ]
+    estimate = {"price": 2.05, "currency": "CNY", "budget": None, "refused": False, "paid": 2}
+    estimate["writing"] = {"model": "glm-4-plus", "calls_at_most": 2, "ceiling": 0.05, "currency": "CNY"}
+    items = [formatted("mug", "9:16", "9x16", "1080x1920"), formatted("mug", "16:9", "16x9", "1920x1080")]
+    document = build(plan=True, items=items, planned=planned, estimate=estimate)
+    vertical, landscape = document["products"]
+    assert {k: vertical[k] for k in ("status", "format", "options", "prompt", "template_prompt", "prompt_writing")} == {
+        "status": "planned",
+        "format": "9:16",
+        "options": {"size": "1080x1920"},
+        "prompt": "mug turning",
+        "template_prompt": "mug turning",
+        "prompt_writing": {"source": "dry_run", "model": "glm-4-plus", "currency": "CNY", "ceiling": 0.025},
+    }
+    assert vertical["request"] == {"model": "cogvideox-3", "prompt": "mug turning", "size": "1080x1920"}
+    assert (landscape["prompt"], landscape["prompt_writing"]["source"], landscape["prompt_writing"]["cached"]) == (
+        "A glossy mug, landscape",
+        "writer",
+        True,
+    )
+    assert document["writing"] == {"calls": 0, "tokens": 0, "price": 0.0, "cached": 1}  # nothing written
+    assert summary_line(document) == (
+        "Dry run: this run would cost 2.00 CNY (list price) for 2 videos; 0 reused, 0 waiting for a later run, "
+        "0 held; prompt writing by glm-4-plus: at most 0.05 CNY for 2 writing(s), 1 from the cache; nothing was sent"
+    )
+
+
+def test_rows_not_submitted_keep_their_format_and_a_run_without_a_writer_has_no_writing() -> None:
+    estimate = {"price": 9.0, "currency": "CNY", "budget": 1.0, "refused": True, "paid": 1}
+    document = build(items=[formatted("mug", "amazon", "amazon", "1920x1080")], estimate=estimate)
+    (row,) = document["products"]
+    assert (row["status"], row["format"], row["options"]) == ("not_submitted", "amazon", {"size": "1920x1080"})
+    assert (document["estimated_writing"], document["writing"]) == (None, None)
+    plain = build(items=[item("mug")], uploads=[upload("mug")])
+    assert "format" not in plain["products"][0] and "options" not in plain["products"][0]
+    assert (plain["estimated_writing"], plain["writing"]) == (None, None)
+    assert "prompt writing" not in summary_line(plain)

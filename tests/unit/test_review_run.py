@@ -181,6 +181,7 @@ def test_uploaded_and_reused_videos_with_no_review_are_asked_about_in_order(s3: 
         },
         "image": "s3://products/incoming/mug.png",
         "prompt": "A mug turns slowly.",
+        "options": {},
         "budget": 6.5,
         "auto": None,
     }
@@ -283,6 +284,28 @@ def test_review_off_or_a_dry_run_asks_about_nothing(s3: Any, mode: ReviewMode, m
     rows = [uploaded_row(mug)]
     reviews = plan(manifest(*rows, **more), load_index(s3, LOCATION), mode=mode)
     assert (reviews.items, reviews.marked, reviews.rows) == ([], [], rows)
+
+
+FORMAT = {"name": "9:16", "options": {"size": "1080x1920"}, "fit": "pad", "text": "9:16 vertical (1080x1920)"}
+
+
+def test_a_video_of_an_ad_format_is_regenerated_in_that_format(s3: Any) -> None:
+    """The review item carries the format's request options (a regeneration is made at the same size)
+    and its video's metadata the format, as ingestion's item had them (the prompt writer reads the text)."""
+    mug = paid(s3, "mug")
+    vertical = dataclasses.replace(mug, inputs={**mug.inputs, "format": FORMAT})
+    write_entry(s3, LOCATION, vertical)
+    (item,) = plan(manifest(uploaded_row(vertical)), load_index(s3, LOCATION)).items
+    assert item["options"] == {"size": "1080x1920"}
+    assert {k: item["video"]["metadata"][k] for k in ("format", "format_text", "index_inputs")} == {
+        "format": "9:16",
+        "format_text": "9:16 vertical (1080x1920)",
+        "index_inputs": {**mug.inputs, "format": FORMAT},
+    }
+    item["options"]["size"] = "720x1280"
+    assert vertical.inputs["format"]["options"] == {"size": "1080x1920"}, "a copy: the entry is not changed"
+    (plain,) = plan(manifest(uploaded_row(paid(s3, "cup"))), load_index(s3, LOCATION)).items
+    assert plain["options"] == {} and not {"format", "format_text"} & set(plain["video"]["metadata"])
 
 
 def test_at_most_max_reviews_are_asked_about_the_rest_next_run(s3: Any) -> None:

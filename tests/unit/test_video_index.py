@@ -559,3 +559,66 @@ def test_a_fresh_index_object_knows_nothing() -> None:
     assert index.find("p", "default", "f") is None
     assert index.held("p", "default") is None
     assert index.compacted_document()["objects"] == {}
+
+
+# ---------------------------------------------------------------- formats and written prompts
+
+WRITING = {"source": "writer", "model": "glm-4-plus", "template_prompt": "A red mug turns"}
+FORMAT = {"name": "9:16", "options": {"size": "1080x1920"}, "fit": "pad", "text": "9:16 vertical (1080x1920)"}
+
+
+def test_an_entry_keeps_how_its_prompt_was_written_and_an_old_one_reads_without(s3: Any, calls: Counter[str]) -> None:
+    inputs = {"image": {"key": "products/sku-1.png", "size": 5, "etag": "e", "sha256": "s"}, "format": FORMAT}
+    written = {
+        "prompt": "A glossy red mug on marble",
+        "source": "writer",
+        "model": "glm-4-plus",
+        "key": "k" * 32,
+        "calls": 1,
+        "tokens": 800,
+        "price": 0.004,
+        "cached": False,
+        "template_prompt": "A red mug turns",
+        "cache": "s3://product-videos/videos/.prompts/kkk.json",
+    }
+    result = {
+        "id": "job-1",
+        "model": "cogvideox-3",
+        "prompt": "A glossy red mug on marble",
+        "request": {"model": "cogvideox-3", "size": "1080x1920", "prompt_writing": written},
+        "metadata": {"product_id": "sku-1", "variant": "9x16", "fingerprint": fp(1), "index_inputs": inputs},
+    }
+    video = StoredObject(LOCATION.video_key("sku-1", "9x16", fp(1), "job-1"), 1, "e")
+    entry = entry_from_upload(location=LOCATION, result=result, video=video, cover=None, run_id="r", paid_at=PAID_AT)
+    assert entry.writing == WRITING  # the origin of the prompt, not the writing's cost or cache key
+    assert entry.to_json()["writing"] == WRITING
+    assert IndexEntry.from_json(json.loads(json.dumps(entry.to_json()))) == entry
+    # Its key and fingerprint are the same with or without a writing.
+    without = entry_from_upload(
+        location=LOCATION, result={**result, "request": {}}, video=video, cover=None, run_id="r", paid_at=PAID_AT
+    )
+    assert without.writing is None and dataclasses.replace(entry, writing=None) == without
+    old = {k: v for k, v in make_entry(1).to_json().items() if k != "writing"}  # written before writers existed
+    assert IndexEntry.from_json(old) == make_entry(1) and make_entry(1).writing is None
+    assert IndexEntry.from_json({**make_entry(1).to_json(), "writing": "glm-4-plus"}) is None  # malformed
+    # Through the S3 index and its compacted document.
+    stored = put_video(s3, dataclasses.replace(make_entry(1), writing=WRITING, inputs=inputs))
+    known = [(*write_entry(s3, LOCATION, stored), stored.to_json())]
+    compact(s3, LOCATION, known=known)
+    calls.clear()
+    assert load_index(s3, LOCATION).find("sku-1", "default", fp(1)) == stored
+    assert calls == Counter({"GetObject": 1, "ListObjectsV2": 1}), "from the document alone"
+
+
+def test_a_reused_row_says_how_its_prompt_was_written_and_its_format() -> None:
+    entry = dataclasses.replace(make_entry(1), writing=WRITING, inputs={**make_entry(1).inputs, "format": FORMAT})
+    row = entry.reused_row("Red mug", None)
+    assert {k: row[k] for k in ("prompt", "template_prompt", "prompt_writing", "format")} == {
+        "prompt": "prompt 1",
+        "template_prompt": "A red mug turns",
+        "prompt_writing": {"source": "writer", "model": "glm-4-plus"},
+        "format": "9:16",
+    }
+    assert set(row) - set(make_entry(1).reused_row("Red mug", None)) == {"template_prompt", "prompt_writing", "format"}
+    plain = make_entry(1).reused_row("Red mug", None)
+    assert not {"template_prompt", "prompt_writing", "format"} & set(plain)
