@@ -5,7 +5,10 @@ a dry run plans and sends nothing; a run over its budget pays nothing; then the 
 again and again: the first run pays what the cap lets it, the second the products left waiting, the
 third nothing (no image read, a complete manifest), and after one image is replaced, one sidecar
 changed and one product added, exactly those three; a product whose submit was left ambiguous is held
-by the next run. Every manifest row with a video points at the exact bytes in S3.
+by the next run. Then the catalog in two ad formats with the prompt writer on: one paid job and one
+chat call per (product, format), written prompts in the manifest and the gallery; the next run pays
+nothing and calls the chat model zero times. Every manifest row with a video points at the exact bytes
+in S3.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from airflow_provider_cogvideo.demo import OUTPUT_BUCKET, PIPELINE_DAG_ID, pipeline_dag_file
 from airflow_provider_cogvideo.emulator import EmulatorConfig, running_emulator
@@ -80,11 +85,14 @@ def test_a_catalog_day_after_day_pays_once_per_video(tmp_path: Path) -> None:
         env.install_dags(pipeline_dag_file())
         env.migrate()
 
-        def run(conf: dict[str, Any] | None = None) -> tuple[str, dict[str, Any], int]:
-            """One run: its state, its manifest, and the submits it sent."""
+        def run(conf: dict[str, Any] | None = None, **settings: str) -> tuple[str, dict[str, Any], int]:
+            """One run (``settings``: environment variables its DAG file reads): its state, its manifest,
+            and the submits it sent."""
             before = emulator.stats()["submits"]
             argv = env.command("dags", "test", PIPELINE_DAG_ID, "-c", json.dumps(conf or {}))
-            done = subprocess.run(argv, env=env.env(), capture_output=True, text=True, timeout=300, check=False)
+            done = subprocess.run(
+                argv, env={**env.env(), **settings}, capture_output=True, text=True, timeout=300, check=False
+            )
             ((state,),) = env.query(
                 "SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", PIPELINE_DAG_ID
             )
@@ -174,3 +182,35 @@ def test_a_catalog_day_after_day_pays_once_per_video(tmp_path: Path) -> None:
         held = next(r for r in day5["products"] if r["status"] == "held")
         assert held["request_id"] == next(r for r in day4["products"] if r["status"] == "ambiguous")["request_id"]
         _assert_exact_bytes(s3, day5)
+
+        # Two ad formats, the prompt writer on (and a cap that lets every item through): each (product,
+        # format) is one paid job of its format's size, its prompt written once by the chat model; the
+        # held product's hold is its default video's, not its formats'.
+        formats = {"formats": ["9:16", "16:9"]}
+        writer = {"COGVIDEO_PIPELINE_PROMPT_WRITER": "on", "AIRFLOW__CORE__MAX_MAP_LENGTH": "16"}
+        chats = emulator.stats()["chat_calls"]
+        state, day6, sent = run(formats, **writer)
+        pairs = {(p, v) for p in ids for v in ("9x16", "16x9")}
+        assert (state, sent) == ("success", len(pairs)), day6["counts"]
+        assert emulator.stats()["chat_calls"] - chats == len(pairs), "one writing per (product, format)"
+        rows = {(r["product_id"], r["variant"]): r for r in day6["products"]}
+        assert set(rows) == pairs and {r["status"] for r in rows.values()} == {"uploaded"}
+        assert Counter(r["job_id"] for r in rows.values()).most_common(1)[0][1] == 1, "one job each"
+        sizes = {"9x16": "1080x1920", "16x9": "1920x1080"}
+        gallery = s3.get_object(Bucket=OUTPUT_BUCKET, Key=parse_s3_uri(day6["gallery"])[1])["Body"].read().decode()
+        for (_, variant), row in rows.items():
+            assert row["request"]["size"] == sizes[variant], row
+            assert row["prompt_writing"]["source"] == "writer" and row["prompt_writing"]["model"] == "glm-4-plus"
+            assert row["template_prompt"] and row["prompt"] != row["template_prompt"], row
+            assert str(escape(row["prompt"])) in gallery, "the written prompt is on the gallery's card"
+        _assert_exact_bytes(s3, day6)
+
+        # The next day, nothing changed: nothing paid, no chat call, every (product, format) reused.
+        state, day7, sent = run(formats, **writer)
+        assert (state, sent) == ("success", 0)
+        assert emulator.stats()["chat_calls"] - chats == len(pairs), "no chat call on an unchanged catalog"
+        assert {(r["product_id"], r["variant"]): r["status"] for r in day7["products"]} == dict.fromkeys(
+            pairs, "reused"
+        )
+        assert day7["reads"]["images"] == 0
+        _assert_exact_bytes(s3, day7)

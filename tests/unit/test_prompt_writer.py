@@ -142,7 +142,7 @@ def test_cleaned_answer_fits_512_at_a_word_boundary() -> None:
 def test_cost_ceiling_counts_every_character_the_image_and_max_tokens() -> None:
     writer = PromptWriter.from_value({})
     body = chat_body(writer, INPUTS)
-    chars, images = body_chars(body)
+    chars, _ = body_chars(body)
     assert call_price_ceiling(writer, "CNY", body) == pytest.approx((chars + writer.max_tokens) * 5.0 / 1e6)
     vision = PromptWriter.from_value({"model": "glm-4v-flash"})
     assert call_price_ceiling(vision, "CNY", chat_body(vision, INPUTS, "data:x")) == 0.0, "free model"
@@ -177,5 +177,5 @@ def test_written_prompt_round_trips_and_damaged_ones_are_refused() -> None:
 
 def test_product_fields_leave_out_what_ingestion_adds() -> None:
     assert INDEX_INPUTS in RUN_METADATA
-    metadata = {"product_id": "p", "title": "T", "variant": "9x16", "fingerprint": "f", INDEX_INPUTS: {}, "format": "9:16"}
+    metadata = {"product_id": "p", "title": "T", "variant": "9x16", "fingerprint": "f", INDEX_INPUTS: {}}
     assert product_fields(metadata) == {"product_id": "p", "title": "T"}

@@ -207,3 +207,30 @@ def test_the_newest_note_reaches_the_prompt_whole_when_older_ones_are_long() -> 
     assert rejection_notes(decisions) == "keep the steam; remove the logo"
     assert rejection_notes(decisions[:1]) == first, "a note alone is whole up to the cap"
     assert rejection_notes([decision(1, "regenerating", "a"), decision(2, "regenerating", "b")]) == "a; b"
+
+
+def test_with_a_prompt_writer_the_notes_go_to_the_writer_and_win_over_the_template(make_conn, moto_s3) -> None:
+    """The writer rewrites the product's prompt with the notes (its key includes them, so a resumed try
+    finds the same writing); the note template's revision is only its fallback."""
+    from airflow_provider_cogvideo.emulator import DEFAULT_TEST_KEY, EmulatorConfig, running_emulator
+    from airflow_provider_cogvideo.operators.prompt_writing import WRITING
+    from airflow_provider_cogvideo.xcom import XCOM_REQUEST
+
+    moto_s3.create_bucket(Bucket="out")
+    with running_emulator(EmulatorConfig(duration=30, seed=1, unlimited=True)) as handle:
+        make_conn(password=DEFAULT_TEST_KEY, extra={"base_url": handle.base_url})
+        sent = []
+        for _ in range(2):  # a second try renders and writes again: the cache answers
+            op = regenerate(prompt_writer={}, video_index="s3://out/videos/", aws_conn_id="aws_test")
+            context = {"ti": ReviewRunTI(op.task_id, 0, DECISIONS), "params": {"prompt": PROMPT}}
+            op.render_template_fields(context)
+            with pytest.raises(TaskDeferred):
+                op.execute({**context, "task_state_store": FakeStateStore()})
+            sent.append(context["ti"].board[(op.task_id, 0, XCOM_REQUEST)])
+        stats = handle.emulator.stats()
+    writing = sent[0][WRITING]
+    assert writing["source"] == "writer" and writing["template_prompt"] == PROMPT
+    assert "Adjusted as asked: too dark; no text on the mug" in sent[0]["prompt"], "the notes reached the writer"
+    assert REVISION not in sent[0]["prompt"], "the note template is not applied when the writer writes"
+    assert sent[1]["prompt"] == sent[0]["prompt"] and sent[1][WRITING]["cached"] is True
+    assert (stats["chat_calls"], stats["submits"]) == (1, 2)
