@@ -10,7 +10,8 @@ back; several review runs may wait at once. Trigger it by hand with the ``manife
   own row on the Required actions page), its rounds unrolled (DAGs are acyclic):
   ``review_1`` → Approve → ``publish_1`` (server-side copy to ``publish_bucket``/``publish_prefix`` and
   one ``PUBLISHED_VIDEOS`` asset event); Reject → ``regenerate_1`` (the note folded into the prompt,
-  paid within the pipeline run's budget, crash-safe) → ``upload_1`` → ``review_2`` → ... After
+  or, with the pipeline's ``PROMPT_WRITER``, sent to the writer; the video's ad format again; paid
+  within the pipeline run's budget, crash-safe) → ``upload_1`` → ``review_2`` → ... After
   ``MAX_REVIEW_ROUNDS`` regenerations a reject ends the product ``rejected_by_review``.
 * ``record`` (runs whatever happened) writes every decision on the videos' index entries and into the
   run's manifest and gallery.
