@@ -112,16 +112,24 @@ async def _gate(request: Request, op: Operation) -> ApiKey:
     return key
 
 
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError:
+        raise WireError("1210", "请求参数错误。The request body is not valid JSON") from None
+
+
+def _refuse_blocked(emu: Emulator, text: str | None) -> None:
+    """The content filter: a request holding a blocked word is refused (1301), as the service does."""
+    if emu.faults.blocked(text):
+        raise WireError("1301", "系统检测到输入或生成内容可能包含不安全或敏感内容。Unsafe or sensitive content")
+
+
 async def submit(request: Request) -> Response:
     emu = _emulator(request)
     key = await _gate(request, "submit")
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise WireError("1210", "请求参数错误。The request body is not valid JSON") from None
-    req = validate_submit(body)
-    if emu.faults.blocked(req.prompt):
-        raise WireError("1301", "系统检测到输入或生成内容可能包含不安全或敏感内容。Unsafe or sensitive content")
+    req = validate_submit(await _json_body(request))
+    _refuse_blocked(emu, req.prompt)
     limit = None if emu.config.unlimited else TIER_CONCURRENCY[key.tier]
     fault = emu.faults.current
     failure = (fault.fail_code, fault.fail_reason) if fault.fail_reason else None
@@ -161,13 +169,8 @@ async def chat(request: Request) -> Response:
     the request alone (see :mod:`.chat`), the same in every emulator whatever its seed."""
     emu = _emulator(request)
     await _gate(request, "chat")
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        raise WireError("1210", "请求参数错误。The request body is not valid JSON") from None
-    req = validate_chat(body)
-    if emu.faults.blocked(req.all_text):
-        raise WireError("1301", "系统检测到输入或生成内容可能包含不安全或敏感内容。Unsafe or sensitive content")
+    req = validate_chat(await _json_body(request))
+    _refuse_blocked(emu, req.all_text)
     answer = chat_answer(req, int(time.time()))
     emu.tasks.count_chat(answer["usage"]["total_tokens"])
     return JSONResponse(answer)

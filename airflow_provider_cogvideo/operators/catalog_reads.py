@@ -217,27 +217,16 @@ class CatalogReadsMixin:
             jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
         except CogVideoValidationError as exc:
             raise Rejected(exc.reason) from None
-        try:
-            staged = checked_key(f"{self._staging}{candidate.product_id}.jpg", "staged key")
-        except CogVideoValidationError as exc:
-            raise Rejected(str(exc)) from None
-        self._client.put_object(
-            Bucket=self.s3_bucket,
-            Key=staged,
-            Body=jpeg,
-            ContentType="image/jpeg",
-            Metadata={"source-key": quote(candidate.key, safe="/")},
-        )
-        self._written_keys.append(staged)
+        staged = self._stage(candidate, f"{candidate.product_id}.jpg", jpeg)
         self.log.info(
             "%s: %s (%s) re-encoded to JPEG (%d bytes) at %s",
             candidate.product_id,
             info.format,
             ", ".join(reasons),
             len(jpeg),
-            self._uri(staged),
+            staged,
         )
-        return self._uri(staged), True, data, (info.width, info.height)
+        return staged, True, data, (info.width, info.height)
 
     def _framed(self, candidate: CatalogImage, prepared: Prepared, variant: str) -> str:
         """The image to send for ``variant``: the product's, or, for a format it does not fit (or one it
@@ -245,7 +234,6 @@ class CatalogReadsMixin:
         choice = self._made.choice(variant)
         if choice is None or (not prepared.reencoded and already_framed(*prepared.size, choice.width, choice.height)):
             return prepared.image
-        label = self._uri(candidate.key)
         try:
             jpeg = framed_jpeg(
                 prepared.data,
@@ -253,9 +241,17 @@ class CatalogReadsMixin:
                 choice.height,
                 fit=self._made.fit,
                 max_bytes=self.image_max_bytes,
-                label=label,
+                label=self._uri(candidate.key),
             )
-            staged = checked_key(f"{self._staging}{candidate.product_id}/{variant}.jpg", "staged key")
+        except CogVideoValidationError as exc:
+            raise Rejected(str(exc)) from None
+        framing = self._made.preparation(variant) or ""
+        return self._stage(candidate, f"{candidate.product_id}/{variant}.jpg", jpeg, framing=framing)
+
+    def _stage(self, candidate: CatalogImage, name: str, jpeg: bytes, **metadata: str) -> str:
+        """Write a JPEG made from ``candidate`` under the staging prefix; its ``s3://`` URI."""
+        try:
+            staged = checked_key(f"{self._staging}{name}", "staged key")
         except CogVideoValidationError as exc:
             raise Rejected(str(exc)) from None
         self._client.put_object(
@@ -263,7 +259,7 @@ class CatalogReadsMixin:
             Key=staged,
             Body=jpeg,
             ContentType="image/jpeg",
-            Metadata={"source-key": quote(candidate.key, safe="/"), "framing": self._made.preparation(variant) or ""},
+            Metadata={"source-key": quote(candidate.key, safe="/"), **metadata},
         )
         self._written_keys.append(staged)
         return self._uri(staged)
