@@ -33,7 +33,8 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.extras import require_extra, require_extra_for_operator
-from airflow_provider_cogvideo.gallery import MediaUrl, relative_media, render_gallery
+from airflow_provider_cogvideo.gallery import relative_media, render_gallery
+from airflow_provider_cogvideo.gallery_cards import MediaUrl
 from airflow_provider_cogvideo.operators.s3_hook import S3HookMixin
 from airflow_provider_cogvideo.s3 import checked_key, checked_key_template, parse_s3_uri, read_capped, s3_uri
 from airflow_provider_cogvideo.validation import bounded, seconds

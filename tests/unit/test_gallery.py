@@ -26,12 +26,11 @@ from airflow_provider_cogvideo.gallery import (
     BASE_URL_NOTICE,
     DEFAULT_TEMPLATE,
     gallery_context,
-    human_seconds,
     mapped_media,
     relative_media,
     render_gallery,
-    safe_url,
 )
+from airflow_provider_cogvideo.gallery_cards import human_seconds, safe_url
 from airflow_provider_cogvideo.links import signed_url_expiry
 
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cogvideo.gallery import STATUS_LABELS
+from airflow_provider_cogvideo.gallery_cards import STATUS_LABELS
 from airflow_provider_cogvideo.manifest import (
     NO_RECORD,
     RowStatus,
