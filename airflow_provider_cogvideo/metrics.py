@@ -27,6 +27,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "cogvideo.render_time": ("timer", "from the submit to the poll that saw the job succeed"),
     "cogvideo.list_price.<currency>": ("counter", "list price of accepted submits, in hundredths (CNY, USD)"),
     "cogvideo.dry_runs": ("counter", "dry runs (validated and priced, nothing sent)"),
+    "cogvideo.prompt_writes": ("counter", "prompts written by the chat model (tags model, source: writer or fallback)"),
+    "cogvideo.prompt_cache_hits": ("counter", "prompts found already written beside the video index (no chat call)"),
     "cogvideo.resume.<decision>": (
         "counter",
         "crash-safe retry decisions: fresh_submit, reconnect_attempt, reconnect_success, "

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_cogvideo import metrics
 from airflow_provider_cogvideo.capabilities import endpoint_currency
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.products import product_fields
@@ -137,6 +138,9 @@ class PromptWritingMixin:
         if written is None:
             written = self._write(writer, inputs, key, ledger, ceiling, currency, image)
             cache.put(written)
+            metrics.incr("cogvideo.prompt_writes", model=written.model, source=written.source)
+        else:
+            metrics.incr("cogvideo.prompt_cache_hits", model=written.model)
         self.log.info(
             "Prompt %s (%s, %s): %s",
             "from the cache" if cached else "written",

@@ -62,7 +62,11 @@ def cached(s3) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="v/.prompts/").get("Contents", [])]
 
 
-def test_written_once_then_found_by_every_later_run(emulator, s3) -> None:
+def test_written_once_then_found_by_every_later_run(emulator, s3, monkeypatch) -> None:
+    from airflow_provider_cogvideo import metrics
+
+    counted: list[tuple[str, dict]] = []
+    monkeypatch.setattr(metrics, "incr", lambda name, count=1, **tags: counted.append((name, tags)))
     first = run(operator())
     writing = first[WRITING]
     assert writing["source"] == "writer" and not writing["cached"] and writing["calls"] == 1
@@ -78,6 +82,11 @@ def test_written_once_then_found_by_every_later_run(emulator, s3) -> None:
     second = run(operator())
     assert second["prompt"] == first["prompt"] and second[WRITING]["cached"] is True
     assert emulator.emulator.stats()["chat_calls"] == 1, "no second chat call"
+    writes = [(name, tags) for name, tags in counted if name.startswith("cogvideo.prompt")]
+    assert writes == [
+        ("cogvideo.prompt_writes", {"model": "glm-4-plus", "source": "writer"}),
+        ("cogvideo.prompt_cache_hits", {"model": "glm-4-plus"}),
+    ]
 
 
 def test_ingestions_key_names_the_writing(emulator, s3) -> None:
