@@ -119,6 +119,14 @@ class PromptWritingMixin:
         """``prepared`` with the written prompt and the summary's ``prompt_writing`` (module docstring)."""
         writer = checked_writer(self.prompt_writer)
         if writer is None:
+            metadata = rendered_none(self.metadata) or {}
+            if isinstance(metadata, Mapping) and metadata.get(WRITER_KEY):
+                # Its fingerprint promises a written prompt: a template's video filed under it would be
+                # reused by every later run as if it were the written one.
+                raise AirflowFailException(
+                    "Invalid CogVideo request: the item was fingerprinted with a prompt writer (metadata "
+                    f"{WRITER_KEY!r}: ingestion's prompt_writer) but this task has no prompt_writer; give it the same"
+                )
             return prepared
         inputs = self._writer_inputs(prepared)
         key = self._writer_key(writer, inputs)

@@ -136,3 +136,9 @@ def test_options_set_the_size_and_unknown_options_are_refused(emulator, s3) -> N
     assert sent["size"] == "1080x1920"
     with pytest.raises(AirflowFailException, match="options"):
         run(operator(prompt_writer=None, options={"prompt": "sneaky"}))
+
+
+def test_an_item_fingerprinted_with_a_writer_is_not_paid_without_one(emulator, s3) -> None:
+    with pytest.raises(AirflowFailException, match="fingerprinted with a prompt writer"):
+        run(operator(prompt_writer=None, metadata={**METADATA, "prompt_writer": "abc123"}))
+    assert emulator.emulator.stats()["submits"] == 0
