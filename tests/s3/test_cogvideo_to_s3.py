@@ -631,6 +631,7 @@ def test_an_indexed_video_is_stored_under_the_index_then_its_entry(
         "prompt": "A red mug turns slowly",
         "inputs": INPUTS,
         "review": None,
+        "writing": None,  # no prompt writer
     }
     assert video_head["ContentLength"] == len(VIDEO)
     tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=video_key)["TagSet"]}
