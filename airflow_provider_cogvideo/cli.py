@@ -63,7 +63,8 @@ def _build_emulator(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="inject faults, repeatable: e.g. submit_error_rate=0.1, error_codes=500,1305, fail_rate=1, "
-        "blocked_prompts=violence, delay_seconds=2, truncate_rate=0.5, retry_after=3; after the job is created: "
+        "blocked_prompts=violence, delay_seconds=2, truncate_rate=0.5, retry_after=3, chat_error_rate=0.2; "
+        "after the job is created: "
         "submit_created_error_rate=0.2, submit_created_error_codes=502,504, submit_lost_rate=0.1, "
         "submit_malformed_id_rate=0.1, malformed_id_kinds=slash,empty "
         "(see airflow_provider_cogvideo.emulator.FaultConfig)",
