@@ -74,7 +74,10 @@ PRODUCT_ID = (
     " / {{ " + _METADATA + "['variant'] }}{% endif %}"
 )
 """The label of a mapped product task in the grid: its product id (and variant: ``sku-1 / 9x16``)."""
-FORMATS_TEXT = "{{ params.formats | join(',') if params.formats and params.formats is not string else params.formats }}"
+FORMATS_TEXT = (
+    "{{ params.formats | join(',') if params.formats is not none and params.formats is not string "
+    "else params.formats }}"
+)
 """The ``formats`` param as the comma-separated text ingestion reads (a list param renders as its repr)."""
 RUN_DAY = "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }}"
 """The run's day for S3 keys: its logical date, or when it has none (a manual run), ``run_after``."""

@@ -91,3 +91,29 @@ def test_review_dag_shape() -> None:
     assert RUN_VIDEOS in manifest.outlets
     assert manifest.review == "{{ params.review }}"
     assert manifest.params.get_param("review").schema["enum"] == ["required", "publish_all", "off"]
+
+
+@pytest.mark.parametrize(
+    ("param", "variants"),
+    [(None, []), ([], []), ("", []), (["9:16", "16:9"], ["9x16", "16x9"]), ("tiktok, amazon", ["tiktok", "amazon"])],
+)
+def test_the_formats_param_reaches_ingestion_as_text_it_reads(param: object, variants: list[str]) -> None:
+    """A list param would render as its repr ("['9:16']"): the pipeline joins it for ingestion."""
+    from jinja2 import Environment
+
+    from airflow_provider_cogvideo.demo.product_video_pipeline import FORMATS_TEXT
+    from airflow_provider_cogvideo.formats import checked_formats
+
+    rendered = Environment().from_string(FORMATS_TEXT).render(params={"formats": param})
+    assert [choice.variant for choice in checked_formats(rendered, "cogvideox-3")] == variants
+
+
+def test_pipeline_settings_read_the_prompt_writer_setting() -> None:
+    from airflow_provider_cogvideo.demo.pipeline_settings import _prompt_writer
+
+    assert _prompt_writer("") is None and _prompt_writer("off") is None
+    assert _prompt_writer("on") == {}
+    assert _prompt_writer('{"model": "glm-4-flash", "instructions": "warm"}') == {
+        "model": "glm-4-flash",
+        "instructions": "warm",
+    }
