@@ -382,7 +382,7 @@ def _writing_clause(document: Mapping[str, Any]) -> str:
             return f"; prompt writing: {cached}"
         return (
             f"; prompt writing by {planned.get('model')}: at most {_number(planned.get('ceiling'))} {currency} "
-            f"for {planned.get('calls_at_most')} writing(s), {cached}"
+            f"for at most {planned.get('calls_at_most')} call(s), {cached}"
         )
     return f"; prompt writing: {writing.get('calls', 0)} call(s), {_number(writing.get('price'))} {currency}, {cached}"
 

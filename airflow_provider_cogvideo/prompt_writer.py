@@ -19,7 +19,8 @@ decides "already made" from the listing without reading or writing any prompt.
 
 **Cost** (:func:`call_price_ceiling`): a call's ceiling is every character sent counted as a token
 (a GLM token is at least one character), plus :data:`IMAGE_TOKENS_CEILING` per image, plus
-``max_tokens``, at the model's list price (:mod:`.chat_models`). A model without a known price costs
+``max_tokens``, at the model's list price (:mod:`.chat_models`); a writing's (:func:`writing_ceiling`)
+is ``attempts`` calls. A model without a known price costs
 the writer's stated ``max_price_per_call``; with neither, a run with a budget refuses to start.
 """
 
@@ -308,24 +309,32 @@ def body_chars(body: Mapping[str, Any]) -> tuple[int, int]:
     return chars, images
 
 
+def token_ceiling(writer: PromptWriter, body: Mapping[str, Any]) -> int:
+    """The most tokens one call with ``body`` can be billed for (module docstring)."""
+    chars, images = body_chars(body)
+    return chars + images * IMAGE_TOKENS_CEILING + writer.max_tokens
+
+
+def counted_tokens(usage: Any, ceiling: int) -> int:
+    """The tokens a call is counted for: its answer's ``usage.total_tokens`` within 0 to ``ceiling``.
+    An answer reporting none, or a number the call cannot have used, counts the ceiling: a server's
+    number never makes a call cost more than it could, nor hides what it cost."""
+    total = usage.get("total_tokens") if isinstance(usage, Mapping) else None
+    if isinstance(total, int) and not isinstance(total, bool) and 0 <= total <= ceiling:
+        return total
+    return ceiling
+
+
+def call_price(writer: PromptWriter, currency: str | None, tokens: int) -> float | None:
+    """What a call of ``tokens`` costs: at the model's list price, else the writer's stated
+    ``max_price_per_call`` (None when neither is known)."""
+    per_token = writer.row.price_per_token(currency)
+    return writer.max_price_per_call if per_token is None else tokens * per_token
+
+
 def call_price_ceiling(writer: PromptWriter, currency: str | None, body: Mapping[str, Any]) -> float | None:
     """The most one call with ``body`` may cost (module docstring); None when it cannot be known."""
-    per_token = writer.row.price_per_token(currency)
-    if per_token is None:
-        return writer.max_price_per_call
-    chars, images = body_chars(body)
-    return (chars + images * IMAGE_TOKENS_CEILING + writer.max_tokens) * per_token
-
-
-def call_price(writer: PromptWriter, currency: str | None, usage: Any) -> float | None:
-    """What a call cost by its answer's ``usage`` (None: unknown price, or no usage reported)."""
-    per_token = writer.row.price_per_token(currency)
-    total = usage.get("total_tokens") if isinstance(usage, Mapping) else None
-    if per_token is None:
-        return writer.max_price_per_call
-    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        return None
-    return total * per_token
+    return call_price(writer, currency, token_ceiling(writer, body))
 
 
 def typical_call_chars(writer: PromptWriter) -> int:
@@ -335,13 +344,20 @@ def typical_call_chars(writer: PromptWriter) -> int:
     return body_chars(body)[0] + 4 * FIELD_MAX_CHARS
 
 
-def planned_call_ceiling(writer: PromptWriter, currency: str | None) -> float | None:
-    """The ceiling the run plan counts per writing, before the bodies are built."""
-    per_token = writer.row.price_per_token(currency)
-    if per_token is None:
-        return writer.max_price_per_call
+def writing_ceiling(writer: PromptWriter, currency: str | None, body: Mapping[str, Any]) -> float | None:
+    """The most one writing with ``body`` may cost: ``attempts`` calls at their ceiling (None: unknown)."""
+    per_call = call_price_ceiling(writer, currency, body)
+    return None if per_call is None else per_call * writer.attempts
+
+
+def planned_writing_ceiling(writer: PromptWriter, currency: str | None) -> float | None:
+    """The ceiling the run plan counts per writing, before the bodies are built: ``attempts`` calls
+    about a typical product (:func:`typical_call_chars`, the image for a vision model)."""
     images = 1 if writer.row.vision else 0
-    return math.fsum([(typical_call_chars(writer) + images * IMAGE_TOKENS_CEILING + writer.max_tokens) * per_token])
+    per_call = call_price(
+        writer, currency, typical_call_chars(writer) + images * IMAGE_TOKENS_CEILING + writer.max_tokens
+    )
+    return None if per_call is None else math.fsum([per_call] * writer.attempts)
 
 
 __all__ = [
@@ -359,9 +375,12 @@ __all__ = [
     "call_price_ceiling",
     "chat_body",
     "cleaned_answer",
-    "planned_call_ceiling",
+    "counted_tokens",
+    "planned_writing_ceiling",
     "shown_fields",
+    "token_ceiling",
     "typical_call_chars",
     "user_message",
     "writer_key",
+    "writing_ceiling",
 ]

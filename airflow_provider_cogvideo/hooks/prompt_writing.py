@@ -11,6 +11,10 @@ What can go wrong, and what each outcome means for the video that follows:
   task fails *before* any video is paid for, and its retry writes again. A run never pays for a video
   made from a fallback it took only because the chat endpoint was briefly down;
 * a refused key, an empty balance or a bad request: raised, not retried.
+
+What a call cost is its answer's ``usage`` at the model's list price, bounded by the call's ceiling
+(:func:`~airflow_provider_cogvideo.prompt_writer.counted_tokens`): an answer without usage, or with a
+number the call cannot have used, counts the ceiling.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from airflow_provider_cogvideo.prompt_writer import (
     call_price,
     chat_body,
     cleaned_answer,
+    counted_tokens,
+    token_ceiling,
     writer_key,
 )
 
@@ -60,6 +66,7 @@ def write_prompt(
     key = writer_key(checked, inputs)
     body = chat_body(checked, inputs, image)
     currency = endpoint_currency(hook.settings.base_url)
+    most = token_ceiling(checked, body)
     calls, tokens, price = 0, 0, 0.0
     price_known = True
     reason = "no attempt"
@@ -70,10 +77,9 @@ def write_prompt(
         except CogVideoContentPolicyError as exc:
             reason = f"refused by the content filter ({exc.code})"
             break
-        usage = answer.get("usage")
-        total = usage.get("total_tokens") if isinstance(usage, Mapping) else None
-        tokens += total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else 0
-        cost = call_price(checked, currency, usage)
+        counted = counted_tokens(answer.get("usage"), most)
+        tokens += counted
+        cost = call_price(checked, currency, counted)
         price_known = price_known and cost is not None
         price += cost or 0.0
         prompt = cleaned_answer(answer_text(answer))

@@ -13,7 +13,8 @@ Per try, in order:
 2. the cache beside the video index (:mod:`~airflow_provider_cogvideo.prompt_cache`): a hit is used as
    it is, so every try, resumed try and later run with the same inputs sends the very same request
    (the crash-safe job store finds its job by the request's fingerprint, which covers the prompt);
-3. on a miss: the call's cost ceiling is reserved in the run's budget (fails without calling over it),
+3. on a miss: the writing's cost ceiling (``attempts`` calls) is reserved in the run's budget (fails
+   without calling over it),
    the hook writes (:meth:`~airflow_provider_cogvideo.hooks.cogvideo.CogVideoHook.write_prompt`), what
    it cost is counted as paid, and the writing is stored *before* the video is submitted.
 
@@ -37,9 +38,9 @@ from airflow_provider_cogvideo.prompt_writer import (
     PromptWriter,
     WriterInputs,
     WrittenPrompt,
-    call_price_ceiling,
     chat_body,
     writer_key,
+    writing_ceiling,
 )
 from airflow_provider_cogvideo.validation import rendered_none
 from airflow_provider_cogvideo.video_index import DEFAULT_VARIANT, IndexLocation
@@ -135,7 +136,7 @@ class PromptWritingMixin:
         cached = written is not None
         currency = endpoint_currency(self.hook.settings.base_url)
         image = prepared.images[0].wire if prepared.images else None
-        ceiling = call_price_ceiling(writer, currency, chat_body(writer, inputs, image))
+        ceiling = writing_ceiling(writer, currency, chat_body(writer, inputs, image))
         if written is None and dry_run:
             self.log.info("Dry run: the prompt would be written by %s (at most %s %s)", writer.model, ceiling, currency)
             return prepared.with_prompt(

@@ -23,8 +23,9 @@ through without reading the other products' spend, since the plan already counte
 ``max_total_price`` for what retries and resubmits add beyond the estimate.
 
 With a ``prompt_writer`` (the generate step's), every item may also cost one writing: the plan counts
-each at its ceiling (:func:`~airflow_provider_cogvideo.prompt_writer.planned_call_ceiling`: a typical
-request's characters as tokens plus ``max_tokens``, at the chat model's list price), since which
+each at its ceiling (:func:`~airflow_provider_cogvideo.prompt_writer.planned_writing_ceiling`: a typical
+request's characters as tokens plus ``max_tokens``, at the chat model's list price, times the writer's
+``attempts``), since which
 writings the cache already holds is known only when each item runs. A writer model without a known
 price counts the writer's ``max_price_per_call``; with neither, a run with a budget is refused before
 anything is sent (the budget could not be enforced), and one without a budget goes on.
@@ -50,7 +51,7 @@ from airflow_provider_cogvideo.budget import SpendPlan, over_budget
 from airflow_provider_cogvideo.capabilities import DEFAULT_MODEL, canonical_model
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.mixins import CogVideoHookMixin
-from airflow_provider_cogvideo.prompt_writer import PromptWriter, planned_call_ceiling
+from airflow_provider_cogvideo.prompt_writer import PromptWriter, planned_writing_ceiling
 from airflow_provider_cogvideo.validation import checked_budget, rendered_none
 from airflow_provider_cogvideo.xcom import XCOM_ESTIMATE
 
@@ -166,14 +167,19 @@ class CogVideoRunPlanOperator(CogVideoHookMixin, BaseOperator):
         writer = self.prompt_writer
         if writer is None:
             return None, 0.0
-        ceiling = planned_call_ceiling(writer, currency)
+        ceiling = planned_writing_ceiling(writer, currency)
         if ceiling is None and budget is not None:
             raise AirflowFailException(
                 f"max_total_price is set but the prompt writer's model {writer.model!r} has no known price: set "
                 "prompt_writer.max_price_per_call (the most one writing may cost) or unset the budget; nothing was sent"
             )
         total = None if ceiling is None else ceiling * items
-        return {"model": writer.model, "calls_at_most": items, "ceiling": total, "currency": currency}, ceiling
+        return {
+            "model": writer.model,
+            "calls_at_most": items * writer.attempts,
+            "ceiling": total,
+            "currency": currency,
+        }, ceiling
 
 
 __all__ = ["CogVideoRunPlanOperator", "checked_items"]

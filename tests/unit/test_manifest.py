@@ -480,7 +480,8 @@ def test_a_dry_runs_rows_say_the_prompt_would_be_written() -> None:
     assert document["writing"] == {"calls": 0, "tokens": 0, "price": 0.0, "cached": 1}  # nothing written
     assert summary_line(document) == (
         "Dry run: this run would cost 2.00 CNY (list price) for 2 videos; 0 reused, 0 waiting for a later run, "
-        "0 held; prompt writing by glm-4-plus: at most 0.05 CNY for 2 writing(s), 1 from the cache; nothing was sent"
+        "0 held; prompt writing by glm-4-plus: at most 0.05 CNY for at most 2 call(s), 1 from the cache; "
+        "nothing was sent"
     )
 
 

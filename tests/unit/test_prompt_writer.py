@@ -21,9 +21,11 @@ from airflow_provider_cogvideo.prompt_writer import (
     call_price_ceiling,
     chat_body,
     cleaned_answer,
-    planned_call_ceiling,
+    counted_tokens,
+    planned_writing_ceiling,
     user_message,
     writer_key,
+    writing_ceiling,
 )
 from airflow_provider_cogvideo.video_index import INDEX_INPUTS
 
@@ -146,25 +148,43 @@ def test_cost_ceiling_counts_every_character_the_image_and_max_tokens() -> None:
     assert call_price_ceiling(writer, "CNY", body) == pytest.approx((chars + writer.max_tokens) * 5.0 / 1e6)
     vision = PromptWriter.from_value({"model": "glm-4v-flash"})
     assert call_price_ceiling(vision, "CNY", chat_body(vision, INPUTS, "data:x")) == 0.0, "free model"
-    assert call_price(writer, "CNY", {"total_tokens": 1000}) == pytest.approx(0.005)
-    assert call_price(writer, "CNY", {"total_tokens": "many"}) is None
+    assert call_price(writer, "CNY", 1000) == pytest.approx(0.005)
     assert IMAGE_TOKENS_CEILING > 0
+    assert writing_ceiling(writer, "CNY", body) == pytest.approx(3 * call_price_ceiling(writer, "CNY", body))
+
+
+@pytest.mark.parametrize(
+    ("usage", "counted"),
+    [
+        ({"total_tokens": 900}, 900),
+        ({"total_tokens": 0}, 0),
+        ({"total_tokens": 10**12}, 1000),
+        ({"total_tokens": -5}, 1000),
+        ({"total_tokens": "many"}, 1000),
+        ({"total_tokens": True}, 1000),
+        (None, 1000),
+    ],
+)
+def test_a_servers_token_count_is_kept_within_what_the_call_can_have_used(usage: object, counted: int) -> None:
+    assert counted_tokens(usage, 1000) == counted
 
 
 def test_unknown_price_is_the_stated_ceiling_or_none() -> None:
     unpriced = PromptWriter.from_value({"model": "glm-4-air-250414"})
     body = chat_body(unpriced, INPUTS)
-    assert call_price_ceiling(unpriced, "CNY", body) is None and planned_call_ceiling(unpriced, "CNY") is None
+    assert call_price_ceiling(unpriced, "CNY", body) is None and planned_writing_ceiling(unpriced, "CNY") is None
     stated = PromptWriter.from_value({"model": "glm-4-air-250414", "max_price_per_call": 0.02})
-    assert call_price_ceiling(stated, "CNY", body) == 0.02 == planned_call_ceiling(stated, "CNY")
-    assert call_price(stated, "CNY", {"total_tokens": 10}) == 0.02
-    assert planned_call_ceiling(PromptWriter(), "USD") is None, "no Z.AI price is known"
+    assert call_price_ceiling(stated, "CNY", body) == 0.02
+    assert planned_writing_ceiling(stated, "CNY") == pytest.approx(0.06), "three calls at most"
+    assert call_price(stated, "CNY", 10) == 0.02
+    assert writing_ceiling(stated, "CNY", body) == pytest.approx(0.06), "three calls at the stated ceiling"
+    assert planned_writing_ceiling(PromptWriter(), "USD") is None, "no Z.AI price is known"
 
 
 def test_planned_ceiling_covers_a_full_request() -> None:
     writer = PromptWriter.from_value({})
     full = dataclasses.replace(INPUTS, prompt="x" * 512)
-    assert planned_call_ceiling(writer, "CNY") >= call_price_ceiling(writer, "CNY", chat_body(writer, full))
+    assert planned_writing_ceiling(writer, "CNY") >= writing_ceiling(writer, "CNY", chat_body(writer, full))
 
 
 def test_written_prompt_round_trips_and_damaged_ones_are_refused() -> None:

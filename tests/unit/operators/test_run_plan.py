@@ -164,15 +164,15 @@ def test_the_items_and_the_budget_are_templated() -> None:
 
 
 def test_writings_are_counted_at_their_ceiling_in_the_estimate_and_each_share(api) -> None:
-    from airflow_provider_cogvideo.prompt_writer import PromptWriter, planned_call_ceiling
+    from airflow_provider_cogvideo.prompt_writer import PromptWriter, planned_writing_ceiling
 
-    ceiling = planned_call_ceiling(PromptWriter(), "CNY")
-    assert 0 < ceiling < 0.05, "a glm-4-plus writing is a fraction of a video's price"
+    ceiling = planned_writing_ceiling(PromptWriter(), "CNY")
+    assert 0 < ceiling < 0.1, "a glm-4-plus writing (three calls at most) is a fraction of a video's price"
     result, xcom = plan([item("a"), item("b")], max_total_price=5, prompt_writer={})
     assert xcom["estimate"]["price"] == pytest.approx(2 * (1.0 + ceiling))
     assert xcom["estimate"]["writing"] == {
         "model": "glm-4-plus",
-        "calls_at_most": 2,
+        "calls_at_most": 6,
         "ceiling": pytest.approx(2 * ceiling),
         "currency": "CNY",
     }
@@ -188,6 +188,6 @@ def test_an_unpriced_writer_is_refused_with_a_budget_and_priced_at_its_stated_ce
     _, xcom = plan(
         [item("a")], max_total_price=5, prompt_writer={"model": "glm-4-air-250414", "max_price_per_call": 0.1}
     )
-    assert xcom["estimate"]["price"] == pytest.approx(1.1)
+    assert xcom["estimate"]["price"] == pytest.approx(1.3), "the video and three calls at the stated ceiling"
     _, unbudgeted = plan([item("a")], prompt_writer={"model": "glm-4-air-250414"})
     assert unbudgeted["estimate"]["writing"]["ceiling"] is None and unbudgeted["estimate"]["price"] is None
