@@ -142,3 +142,19 @@ def test_an_item_fingerprinted_with_a_writer_is_not_paid_without_one(emulator, s
     with pytest.raises(AirflowFailException, match="fingerprinted with a prompt writer"):
         run(operator(prompt_writer=None, metadata={**METADATA, "prompt_writer": "abc123"}))
     assert emulator.emulator.stats()["submits"] == 0
+
+
+def test_a_vision_model_sees_the_image_sent(emulator, s3) -> None:
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (96, 64), (200, 30, 30)).save(png, format="PNG")
+    s3.put_object(Bucket=BUCKET, Key="in/mug.png", Body=png.getvalue())
+    image = f"s3://{BUCKET}/in/mug.png"
+    text = run(operator(image=image, prompt_writer={"model": "glm-4-flash"}))[WRITING]
+    vision = run(operator(image=image, prompt_writer={"model": "glm-4v-flash"}))[WRITING]
+    assert (text["source"], vision["source"]) == ("writer", "writer")
+    # The emulator bills 500 tokens per image part: the same request but for the photo.
+    assert vision["tokens"] - text["tokens"] > 400, (vision["tokens"], text["tokens"])
