@@ -24,6 +24,7 @@ JPEG, so a retried task sends, and fingerprints, the same image.
 from __future__ import annotations
 
 import io
+import math
 from typing import TYPE_CHECKING
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
@@ -78,6 +79,20 @@ def border_colour(img: PILImage.Image) -> tuple[int, int, int]:
     return r, g, b
 
 
+def decode_at_frame_scale(img: PILImage.Image, width: int, height: int, fit: str, orientation: int) -> None:
+    """Let a JPEG decode at the smallest of its DCT scales (1/2, 1/4, 1/8) that still covers the frame
+    (Pillow's ``draft``; before anything is decoded): a 12 MP phone photo framed to 1080x1920 decodes at
+    1500x2000, and its decode is most of the framing's time (benchmarks/README.md, section 10). The
+    frame is then resampled from at least as many pixels as it has, as before."""
+    if img.format != "JPEG":
+        return
+    stored_w, stored_h = img.size
+    shown_w, shown_h = (stored_h, stored_w) if orientation in (5, 6, 7, 8) else (stored_w, stored_h)
+    scale = (max if fit == "crop" else min)(width / shown_w, height / shown_h)
+    if scale < 0.5:
+        img.draft(img.mode, (math.ceil(stored_w * scale), math.ceil(stored_h * scale)))
+
+
 def _framed(img: PILImage.Image, width: int, height: int, fit: str) -> PILImage.Image:
     from PIL import Image, ImageOps
 
@@ -104,9 +119,10 @@ def framed_jpeg(data: bytes, width: int, height: int, *, fit: str, max_bytes: in
     for side in (width, height):
         if not isinstance(side, int) or isinstance(side, bool) or not 1 <= side <= MAX_FRAME_SIDE:
             raise ValueError(f"frame sides must be integers from 1 to {MAX_FRAME_SIDE}, got {width}x{height}")
-    inspect_image(data, label=label)
+    info = inspect_image(data, label=label)
     try:
         with open_image(data, label=label) as img:
+            decode_at_frame_scale(img, width, height, fit, info.orientation)
             rgb, icc = normalized_rgb(img)
         frame = _framed(rgb, width, height, fit)
         if icc:

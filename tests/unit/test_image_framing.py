@@ -161,3 +161,30 @@ def test_already_framed_compares_ratios_within_one_percent(
     source: tuple[int, int], frame: tuple[int, int], expected: bool
 ) -> None:
     assert already_framed(*source, *frame) is expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "orientation", "frame", "fit", "decoded"),
+    [
+        ((3000, 4000), 1, (1080, 1920), "pad", (1500, 2000)),  # scale 0.36: 1/2 still covers it
+        ((3000, 4000), 1, (1080, 1920), "crop", (1500, 2000)),  # scale 0.48
+        ((6000, 8000), 1, (1080, 1920), "pad", (1500, 2000)),  # scale 0.18: 1/4
+        ((4000, 3000), 6, (1080, 1920), "pad", (2000, 1500)),  # stored sideways, shown 3000x4000
+        ((1200, 1200), 1, (1080, 1920), "pad", (1200, 1200)),  # scale 0.9: decoded whole
+    ],
+)
+def test_a_large_jpeg_decodes_at_the_smallest_scale_covering_the_frame(
+    stored: tuple[int, int], orientation: int, frame: tuple[int, int], fit: str, decoded: tuple[int, int]
+) -> None:
+    from airflow_provider_cogvideo.image_framing import decode_at_frame_scale
+
+    out = io.BytesIO()
+    Image.new("RGB", stored, (120, 120, 120)).save(out, format="JPEG")
+    with Image.open(io.BytesIO(out.getvalue())) as img:
+        decode_at_frame_scale(img, *frame, fit, orientation)
+        assert img.size == decoded
+    png = io.BytesIO()
+    Image.new("RGB", stored, (120, 120, 120)).save(png, format="PNG")
+    with Image.open(io.BytesIO(png.getvalue())) as img:
+        decode_at_frame_scale(img, *frame, fit, orientation)
+        assert img.size == stored, "only JPEG decodes at a reduced scale"
