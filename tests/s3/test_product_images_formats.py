@@ -13,7 +13,8 @@ from PIL import Image
 from airflow_provider_cogvideo.operators.product_images import S3ProductImagesOperator
 from airflow_provider_cogvideo.product_variants import ProductVariants
 from airflow_provider_cogvideo.prompt_writer import PromptWriter
-from tests.s3.helpers import AWS_CONN_ID, make_context
+from tests.s3.helpers import make_context
+from tests.s3.test_product_images import operator as ingest
 
 TEMPLATE = "{title}: a product video of {product_id}."
 GENERATION = {"model": "cogvideox-3"}
@@ -26,18 +27,9 @@ def jpeg(size: tuple[int, int]) -> bytes:
 
 
 def operator(bucket: str, **kwargs: Any) -> S3ProductImagesOperator:
-    args: dict[str, Any] = {
-        "task_id": "ingest",
-        "s3_bucket": bucket,
-        "prefix": "incoming/",
-        "prompt_template": TEMPLATE,
-        "staging_prefix": "staged/",
-        "aws_conn_id": AWS_CONN_ID,
-        "generation": GENERATION,
-        "video_index": f"s3://{bucket}/videos/",
-        **kwargs,
-    }
-    return S3ProductImagesOperator(**args)
+    """test_product_images' ingestion, with a video index, generation settings and its own template."""
+    settings = {"prompt_template": TEMPLATE, "staging_prefix": "staged/", "generation": GENERATION}
+    return ingest(bucket, video_index=f"s3://{bucket}/videos/", **{**settings, **kwargs})
 
 
 def test_one_item_per_product_and_format_each_framed_and_sized(s3: Any, bucket: str) -> None:
