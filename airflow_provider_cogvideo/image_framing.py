@@ -28,7 +28,7 @@ import math
 from typing import TYPE_CHECKING
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.image_pixels import encode_jpeg, inspect_image, normalized_rgb, open_image
+from airflow_provider_cogvideo.image_pixels import ImageInfo, encode_jpeg, inspect_image, normalized_rgb, open_image
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -105,21 +105,26 @@ def _framed(img: PILImage.Image, width: int, height: int, fit: str) -> PILImage.
     )
 
 
-def framed_jpeg(data: bytes, width: int, height: int, *, fit: str, max_bytes: int, label: str) -> bytes:
+def framed_jpeg(
+    data: bytes, width: int, height: int, *, fit: str, max_bytes: int, label: str, info: ImageInfo | None = None
+) -> bytes:
     """The image in ``data`` as a JPEG of exactly ``width`` x ``height`` and at most ``max_bytes``.
 
     ``fit`` is ``"pad"`` (whole photo, bars of its border colour) or ``"crop"`` (cover, centre cut),
     see the module's docstring. Raises a validation error naming ``label`` when the image cannot be
     decoded (as :func:`~airflow_provider_cogvideo.image_pixels.inspect_image` does) or does not fit
     ``max_bytes`` at that size even at the encoder's lowest quality (a smaller frame would no longer
-    be the one the request asks for); ``fit`` is checked first (field ``fit``)."""
+    be the one the request asks for); ``fit`` is checked first (field ``fit``). ``info`` is
+    ``inspect_image``'s finding on these very bytes, when the caller already has it (ingestion, once per
+    product for all its formats); without it the bytes are inspected here (pixel budget first)."""
     from PIL import Image
 
     fit = checked_fit(fit)
     for side in (width, height):
         if not isinstance(side, int) or isinstance(side, bool) or not 1 <= side <= MAX_FRAME_SIDE:
             raise ValueError(f"frame sides must be integers from 1 to {MAX_FRAME_SIDE}, got {width}x{height}")
-    info = inspect_image(data, label=label)
+    if info is None:
+        info = inspect_image(data, label=label)
     try:
         with open_image(data, label=label) as img:
             decode_at_frame_scale(img, width, height, fit, info.orientation)

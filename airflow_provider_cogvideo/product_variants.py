@@ -27,10 +27,11 @@ from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.fingerprint import video_fingerprint
 from airflow_provider_cogvideo.formats import FormatChoice, checked_formats
 from airflow_provider_cogvideo.image_framing import DEFAULT_FIT, checked_fit
-from airflow_provider_cogvideo.products import checked_variants
+from airflow_provider_cogvideo.products import FORMAT, FORMAT_TEXT, WRITER_KEY, checked_variants
 from airflow_provider_cogvideo.prompt_writer import PromptWriter, WriterInputs, writer_key
+from airflow_provider_cogvideo.video_index import DEFAULT_VARIANT
 
-DEFAULT_VARIANTS = ("default",)
+DEFAULT_VARIANTS = (DEFAULT_VARIANT,)
 
 
 def format_text(choice: FormatChoice) -> str:
@@ -116,10 +117,10 @@ class ProductVariants:
         extra: dict[str, Any] = {}
         choice = self.choice(variant)
         if choice is not None:
-            extra.update(format=choice.format.name, format_text=format_text(choice))
+            extra.update({FORMAT: choice.format.name, FORMAT_TEXT: format_text(choice)})
         key = self.writer_key(variant, prompt, sha256, fields)
         if key is not None:
-            extra["prompt_writer"] = key
+            extra[WRITER_KEY] = key
         return extra
 
     def recorded_format(self, variant: str) -> dict[str, Any] | None:

@@ -28,11 +28,31 @@ from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.validation import bounded
 
+INDEX_INPUTS = "index_inputs"
+"""The key, in a paid item's ``metadata``, of what ingestion saw of its sources (its index entry's ``inputs``)."""
+REVIEW_MARKER = "review"
+"""The key, in a paid item's ``metadata``, of the review its index entry starts with (a regenerated
+video's ``awaiting`` marker: the entry's ``review``). Like :data:`INDEX_INPUTS`, it is the index's, never
+object metadata, and no part of the video's key or fingerprint."""
+WRITER_KEY = "prompt_writer"
+"""The key, in a paid item's ``metadata``, of the writer key its fingerprint was built from."""
+FORMAT, FORMAT_TEXT = "format", "format_text"
+"""The keys, in a paid item's ``metadata``, of its ad format's name and of the format as the writer reads it."""
 RUN_METADATA = frozenset(
-    {"source_image", "variant", "reencoded", "fingerprint", "index_inputs", "prompt_writer", "format", "format_text"}
+    {
+        "source_image",
+        "variant",
+        "reencoded",
+        "fingerprint",
+        INDEX_INPUTS,
+        REVIEW_MARKER,
+        WRITER_KEY,
+        FORMAT,
+        FORMAT_TEXT,
+    }
 )
-"""What ingestion adds to an item's ``metadata`` besides the product's fields (``index_inputs`` is
-:data:`~.video_index.INDEX_INPUTS`): none of it describes the product, so the prompt writer never sees it."""
+"""What ingestion (and a review run) add to an item's ``metadata`` besides the product's fields: none of
+it describes the product, so the prompt writer never sees it."""
 VARIANTS_RANGE = (1, 16)
 """``variants``: each is one paid video per product; a run's mapped items are products x variants."""
 
@@ -150,8 +170,13 @@ def checked_variants(variants: Sequence[str]) -> tuple[str, ...]:
 
 
 __all__ = [
+    "FORMAT",
+    "FORMAT_TEXT",
+    "INDEX_INPUTS",
+    "REVIEW_MARKER",
     "RUN_METADATA",
     "VARIANTS_RANGE",
+    "WRITER_KEY",
     "PlaceholderValues",
     "checked_generation",
     "checked_variants",

@@ -49,6 +49,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_cogvideo.errors import CogVideoValidationError
+from airflow_provider_cogvideo.products import INDEX_INPUTS, REVIEW_MARKER
 from airflow_provider_cogvideo.s3 import (
     MAX_KEY_BYTES,
     ObjectTooLargeError,
@@ -62,13 +63,7 @@ from airflow_provider_cogvideo.sizes import MiB
 INDEX_VERSION = 1
 """The version of entries, holds and the compacted document; another version is not read."""
 DEFAULT_VARIANT = "default"
-"""The one variant today; platform formats add more without reshaping keys or rows."""
-INDEX_INPUTS = "index_inputs"
-"""The key, in a paid item's ``metadata``, of what ingestion saw of its sources (the entry's ``inputs``)."""
-REVIEW_MARKER = "review"
-"""The key, in a paid item's ``metadata``, of the review its entry starts with (a regenerated video's
-``awaiting`` marker: the entry's ``review``). Like :data:`INDEX_INPUTS`, it is the index's, never
-object metadata, and no part of the video's key or fingerprint."""
+"""The variant of a product made once; named variants and ad formats add others without reshaping keys or rows."""
 WRITING_FIELDS = ("source", "model", "template_prompt")
 """What an entry keeps of its upload's ``request["prompt_writing"]`` (how the prompt was written)."""
 INDEX_DIR = ".index"

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cogvideo.chat_models import CHAT_MODELS, ChatModel
+from airflow_provider_cogvideo.emulator.validation import body_fields
 from airflow_provider_cogvideo.emulator.wire import WireError, invalid, missing
 
 MAX_MESSAGES = 50
@@ -96,9 +97,7 @@ class ChatRequest:
 
 def validate_chat(body: Any) -> ChatRequest:
     """Check one ``POST /chat/completions`` body; raise the error the service would answer."""
-    if not isinstance(body, dict):
-        raise WireError("1210", "Request body must be a JSON object (请求参数错误)")
-    fields = {k: v for k, v in body.items() if v is not None}
+    fields = body_fields(body)
 
     name = fields.get("model")
     if name is None:

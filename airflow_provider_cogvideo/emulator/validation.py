@@ -59,11 +59,16 @@ class SubmitRequest:
     request_id: str | None = None
 
 
-def validate_submit(body: Any) -> SubmitRequest:
-    """Check one ``POST /videos/generations`` body; raise the error the service would answer."""
+def body_fields(body: Any) -> dict[str, Any]:
+    """A request body's fields: a JSON object is required (1210), and JSON ``null`` means unset."""
     if not isinstance(body, dict):
         raise WireError("1210", "Request body must be a JSON object (请求参数错误)")
-    fields = {k: v for k, v in body.items() if v is not None}
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def validate_submit(body: Any) -> SubmitRequest:
+    """Check one ``POST /videos/generations`` body; raise the error the service would answer."""
+    fields = body_fields(body)
 
     model = fields.get("model")
     if model is None:

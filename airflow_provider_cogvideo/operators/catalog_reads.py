@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_cogvideo.catalog_plan import CatalogImage, Listed
 from airflow_provider_cogvideo.errors import CogVideoValidationError
 from airflow_provider_cogvideo.image_framing import already_framed, framed_jpeg
-from airflow_provider_cogvideo.image_pixels import normalized_jpeg, sendable_as_is
+from airflow_provider_cogvideo.image_pixels import ImageInfo, normalized_jpeg, sendable_as_is
 from airflow_provider_cogvideo.image_sources import MAX_SOURCE_BYTES
 from airflow_provider_cogvideo.products import PlaceholderValues, parse_catalog, product_id_of, without_signatures
 from airflow_provider_cogvideo.s3 import (
@@ -71,7 +71,8 @@ class Prepared:
     prompt: str | None
     data: bytes
     """The source image's bytes, framed per format (then dropped with the product)."""
-    size: tuple[int, int]
+    info: ImageInfo
+    """What Pillow found in them (read once, for every format)."""
 
 
 class CatalogReadsMixin:
@@ -197,9 +198,9 @@ class CatalogReadsMixin:
             raise Rejected(f"sidecar {self._uri(key)} must hold a JSON object, not {type(data).__name__}")
         return without_signatures(data)
 
-    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, bytes, tuple[int, int]]:
+    def _checked_image(self, candidate: CatalogImage) -> tuple[str, bool, bytes, ImageInfo]:
         """The S3 URI to send, whether it was re-encoded, the image's bytes as they arrived (hashed for
-        its fingerprint: a re-encode's bytes depend on the Pillow version) and its size as stored;
+        its fingerprint: a re-encode's bytes depend on the Pillow version) and what Pillow found in them;
         raises Rejected if unusable."""
         label = self._uri(candidate.key)
         try:
@@ -212,7 +213,7 @@ class CatalogReadsMixin:
         except CogVideoValidationError as exc:
             raise Rejected(exc.reason) from None
         if not reasons:
-            return label, False, data, (info.width, info.height)
+            return label, False, data, info
         try:  # within the pixel budget: inspect_image refused anything bigger from its header
             jpeg, _ = normalized_jpeg(data, self.image_max_bytes, label=label)
         except CogVideoValidationError as exc:
@@ -226,13 +227,16 @@ class CatalogReadsMixin:
             len(jpeg),
             staged,
         )
-        return staged, True, data, (info.width, info.height)
+        return staged, True, data, info
 
     def _framed(self, candidate: CatalogImage, prepared: Prepared, variant: str) -> str:
         """The image to send for ``variant``: the product's, or, for a format it does not fit (or one it
         was re-encoded for anyway), the source framed to the format, staged as ``<product>/<variant>.jpg``."""
         choice = self._made.choice(variant)
-        if choice is None or (not prepared.reencoded and already_framed(*prepared.size, choice.width, choice.height)):
+        if choice is None or (
+            not prepared.reencoded
+            and already_framed(prepared.info.width, prepared.info.height, choice.width, choice.height)
+        ):
             return prepared.image
         try:
             jpeg = framed_jpeg(
@@ -242,6 +246,7 @@ class CatalogReadsMixin:
                 fit=self._made.fit,
                 max_bytes=self.image_max_bytes,
                 label=self._uri(candidate.key),
+                info=prepared.info,
             )
         except CogVideoValidationError as exc:
             raise Rejected(str(exc)) from None

@@ -465,7 +465,7 @@ class S3ProductImagesOperator(CatalogReadsMixin, BaseOperator):
             raise Rejected(f"{human_size(candidate.size)} is too big to be a product photo")
         sidecar_fields = self._sidecar(sidecar)
         fields = self._fields(candidate.product_id, catalog, sidecar_fields)
-        image_uri, reencoded, data, size = self._checked_image(candidate)
+        image_uri, reencoded, data, info = self._checked_image(candidate)
         return Prepared(
             image=image_uri,
             reencoded=reencoded,
@@ -474,7 +474,7 @@ class S3ProductImagesOperator(CatalogReadsMixin, BaseOperator):
             sha256=hashlib.sha256(data).hexdigest(),
             prompt=self._prompt(candidate.product_id, fields),
             data=data,
-            size=size,
+            info=info,
         )
 
     # ------------------------------------------------------------------ OpenLineage

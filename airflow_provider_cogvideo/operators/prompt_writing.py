@@ -32,7 +32,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_cogvideo import metrics
 from airflow_provider_cogvideo.capabilities import endpoint_currency
 from airflow_provider_cogvideo.errors import CogVideoValidationError
-from airflow_provider_cogvideo.products import product_fields
+from airflow_provider_cogvideo.products import FORMAT_TEXT, WRITER_KEY, product_fields
 from airflow_provider_cogvideo.prompt_cache import PromptCache
 from airflow_provider_cogvideo.prompt_writer import (
     PromptWriter,
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from airflow_provider_cogvideo.budget import SpendLedger
     from airflow_provider_cogvideo.prepare import PreparedRequest
 
-WRITER_KEY = "prompt_writer"
-"""In an item's ``metadata``: the writer key ingestion built the video's fingerprint from."""
 WRITING = "prompt_writing"
 """In the request summary (XCom, results, manifest rows): how the prompt sent was written."""
 
@@ -93,7 +91,7 @@ class PromptWritingMixin:
             fields=product_fields(metadata),
             image_sha256=prepared.images[0].digest if prepared.images else None,
             variant=str(metadata.get("variant") or DEFAULT_VARIANT),
-            format=metadata.get("format_text"),
+            format=metadata.get(FORMAT_TEXT),
             note=self.writer_note(),
         )
 
@@ -134,22 +132,24 @@ class PromptWritingMixin:
         cache = self._prompt_cache()
         written = cache.get(key)
         cached = written is not None
-        currency = endpoint_currency(self.hook.settings.base_url)
-        image = prepared.images[0].wire if prepared.images else None
-        ceiling = writing_ceiling(writer, currency, chat_body(writer, inputs, image))
-        if written is None and dry_run:
-            self.log.info("Dry run: the prompt would be written by %s (at most %s %s)", writer.model, ceiling, currency)
-            return prepared.with_prompt(
-                prepared.request.prompt,
-                **{WRITING: {"source": "dry_run", "model": writer.model, "key": key, "ceiling": ceiling,
-                             "currency": currency, "template_prompt": inputs.prompt}},
-            )  # fmt: skip
-        if written is None:
+        if written is not None:
+            metrics.incr("cogvideo.prompt_cache_hits", model=written.model)
+        else:
+            currency = endpoint_currency(self.hook.settings.base_url)
+            image = prepared.images[0].wire if prepared.images else None
+            ceiling = writing_ceiling(writer, currency, chat_body(writer, inputs, image))
+            if dry_run:
+                self.log.info(
+                    "Dry run: the prompt would be written by %s (at most %s %s)", writer.model, ceiling, currency
+                )
+                return prepared.with_prompt(
+                    prepared.request.prompt,
+                    **{WRITING: {"source": "dry_run", "model": writer.model, "key": key, "ceiling": ceiling,
+                                 "currency": currency, "template_prompt": inputs.prompt}},
+                )  # fmt: skip
             written = self._write(writer, inputs, key, ledger, ceiling, currency, image)
             cache.put(written)
             metrics.incr("cogvideo.prompt_writes", model=written.model, source=written.source)
-        else:
-            metrics.incr("cogvideo.prompt_cache_hits", model=written.model)
         self.log.info(
             "Prompt %s (%s, %s): %s",
             "from the cache" if cached else "written",
@@ -193,4 +193,4 @@ class PromptWritingMixin:
         return written
 
 
-__all__ = ["WRITER_KEY", "WRITING", "PromptWritingMixin", "checked_writer"]
+__all__ = ["WRITING", "PromptWritingMixin", "checked_writer"]

@@ -27,7 +27,7 @@ from airflow_provider_cogvideo.prompt_writer import (
     writer_key,
     writing_ceiling,
 )
-from airflow_provider_cogvideo.video_index import INDEX_INPUTS
+from airflow_provider_cogvideo.video_index import INDEX_INPUTS, REVIEW_MARKER
 
 INPUTS = WriterInputs(
     prompt="Mug: keeps drinks hot. Product video in a minimal style.",
@@ -196,6 +196,13 @@ def test_written_prompt_round_trips_and_damaged_ones_are_refused() -> None:
 
 
 def test_product_fields_leave_out_what_ingestion_adds() -> None:
-    assert INDEX_INPUTS in RUN_METADATA
-    metadata = {"product_id": "p", "title": "T", "variant": "9x16", "fingerprint": "f", INDEX_INPUTS: {}}
+    assert {INDEX_INPUTS, REVIEW_MARKER} <= RUN_METADATA
+    metadata = {
+        "product_id": "p",
+        "title": "T",
+        "variant": "9x16",
+        "fingerprint": "f",
+        INDEX_INPUTS: {},
+        REVIEW_MARKER: {},
+    }
     assert product_fields(metadata) == {"product_id": "p", "title": "T"}
