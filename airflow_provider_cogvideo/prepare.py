@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from airflow_provider_cogvideo.capabilities import (
     DEFAULT_MODEL,
+    OPTION_COLUMNS,
     ModelCapabilities,
     canonical_model,
     capabilities_for,
@@ -38,7 +39,7 @@ from airflow_provider_cogvideo.image_pixels import ImageInfo, inspect_image, nor
 from airflow_provider_cogvideo.image_sources import ByteLimit, read_image_bytes, require_extras_for
 from airflow_provider_cogvideo.models import VideoGenerationRequest
 from airflow_provider_cogvideo.redact import is_http_url, redact_url
-from airflow_provider_cogvideo.validation import is_unset
+from airflow_provider_cogvideo.validation import is_unset, rendered_none
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,15 @@ def _literal(value: Any) -> bool:
     return isinstance(value, bool | int | float)
 
 
+def checked_options(options: Any) -> dict[str, Any]:
+    """``options`` as the request's options over the named arguments: a dict of the capability table's
+    option names only (``size``, ``fps``...); an unset value is left out."""
+    allowed = [name for name, _ in OPTION_COLUMNS]
+    if not isinstance(options, dict) or any(name not in allowed for name in options):
+        raise CogVideoValidationError("options", f"must be a dict of {allowed}, got {options!r}")
+    return {name: value for name, value in options.items() if rendered_none(value) is not None}
+
+
 def check_literal_options(model: Any, capability_overrides: Any, options: dict[str, Any]) -> None:
     """Check, when the DAG file is parsed, what it states literally: the model name and each option
     of the capability table (size, fps, duration, quality, Vidu's aspect ratio, style and movement).
@@ -196,6 +206,7 @@ __all__ = [
     "PreparedRequest",
     "WireImage",
     "check_literal_options",
+    "checked_options",
     "prepare_images",
     "prepare_request",
     "request_fingerprint",

@@ -56,7 +56,7 @@ from airflow_provider_cogvideo.mixins import CogVideoHookMixin
 from airflow_provider_cogvideo.models import TaskResult, VideoGenerationRequest
 from airflow_provider_cogvideo.operators.prompt_writing import PromptWritingMixin, checked_writer
 from airflow_provider_cogvideo.polling import DEFAULT_ERROR_BUDGET, DEFAULT_TIMEOUT
-from airflow_provider_cogvideo.prepare import PreparedRequest, check_literal_options, prepare_request
+from airflow_provider_cogvideo.prepare import PreparedRequest, check_literal_options, checked_options, prepare_request
 from airflow_provider_cogvideo.redact import redact_url
 from airflow_provider_cogvideo.triggers.cogvideo import (
     JOB_KEEPS_RUNNING,
@@ -82,6 +82,7 @@ from airflow_provider_cogvideo.xcom import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
 
 RATE_LIMIT_BACKOFF = Backoff(first=15.0, ceiling=300.0, jitter=(0.8, 1.2))
 """A submit refused with 429 (tier limit or overload): 15 s doubling to 300 s, +-20 % so that a
@@ -313,7 +314,9 @@ class CogVideoGenerateOperator(PromptWritingMixin, CogVideoHookMixin, BaseOperat
         self.max_total_price = max_total_price
         self.spend_plan = spend_plan
         self.durable = durable
-        check_literal_options(model, capability_overrides, {name: getattr(self, name) for name, _ in OPTION_COLUMNS})
+        named = {name: getattr(self, name) for name, _ in OPTION_COLUMNS}
+        given = checked_options(options) if isinstance(options, dict) else {}  # an XComArg or template: at run time
+        check_literal_options(model, capability_overrides, {**named, **given})
 
     # ------------------------------------------------------------------ building the request
     def build_request(self) -> PreparedRequest:
@@ -337,11 +340,7 @@ class CogVideoGenerateOperator(PromptWritingMixin, CogVideoHookMixin, BaseOperat
             raise AirflowFailException(f"CogVideo request not sent: {exc}") from None
 
     def _options(self) -> dict[str, Any]:
-        options = rendered_none(self.options) or {}
-        allowed = [name for name, _ in OPTION_COLUMNS]
-        if not isinstance(options, dict) or any(name not in allowed for name in options):
-            raise CogVideoValidationError("options", f"must be a dict of {allowed}, got {options!r}")
-        return {name: value for name, value in options.items() if rendered_none(value) is not None}
+        return checked_options(rendered_none(self.options) or {})
 
     def _model(self) -> str:
         return canonical_model(rendered_none(self.model) or DEFAULT_MODEL)

@@ -134,8 +134,10 @@ def test_settings_are_checked_when_the_dag_is_parsed() -> None:
 def test_options_set_the_size_and_unknown_options_are_refused(emulator, s3) -> None:
     sent = run(operator(prompt_writer=None, options={"size": "1080x1920"}))
     assert sent["size"] == "1080x1920"
+    op = operator(prompt_writer=None)
+    op.options = {"prompt": "sneaky"}  # as a mapped item or a template renders it, after parsing
     with pytest.raises(AirflowFailException, match="options"):
-        run(operator(prompt_writer=None, options={"prompt": "sneaky"}))
+        run(op)
 
 
 def test_an_item_fingerprinted_with_a_writer_is_not_paid_without_one(emulator, s3) -> None:
@@ -158,3 +160,11 @@ def test_a_vision_model_sees_the_image_sent(emulator, s3) -> None:
     assert (text["source"], vision["source"]) == ("writer", "writer")
     # The emulator bills 500 tokens per image part: the same request but for the photo.
     assert vision["tokens"] - text["tokens"] > 400, (vision["tokens"], text["tokens"])
+
+
+def test_literal_options_are_checked_when_the_dag_is_parsed() -> None:
+    with pytest.raises(ValueError, match="options"):
+        CogVideoGenerateOperator(task_id="g", prompt="x", options={"prompt": "sneaky"})
+    with pytest.raises(ValueError, match="size"):
+        CogVideoGenerateOperator(task_id="g", prompt="x", options={"size": "720x480"})  # not a cogvideox-3 size
+    CogVideoGenerateOperator(task_id="g", prompt="x", options={"size": "1080x1920"})
